@@ -1,0 +1,43 @@
+"""How the backend's pytest is run: arguments, coverage files and (for the matrix) shards.
+
+Coverage data goes to `.nox/coverage/` under a name per session, so shards of one machine do
+not overwrite each other and the `coverage` session can combine whatever it finds there.
+"""
+
+from __future__ import annotations
+
+import re
+
+import nox
+
+from noxlib import lifecycle
+from noxlib.paths import BACKEND_DIR, NOX_DIR
+
+COVERAGE_DIR = NOX_DIR / "coverage"
+COVERAGE_ARGS = ["--cov=src", "--cov-branch", "--cov-report=term-missing:skip-covered"]
+
+
+def coverage_file(session_name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", session_name).strip("-")
+    return str(COVERAGE_DIR / f".coverage.{slug}")
+
+
+def run(session: nox.Session, *, shard: str | None = None, extra_args: list[str] | None = None) -> None:
+    """Lease services, run pytest with the run's environment, clean up however it ends."""
+    posargs = [*(extra_args or []), *session.posargs]
+    coverage = "--no-cov" not in posargs
+    default_args = list(COVERAGE_ARGS) if coverage else []
+    if shard:
+        # A shard sees part of the code; only the combined report can judge the threshold.
+        default_args.append("--cov-fail-under=0")
+    COVERAGE_DIR.mkdir(parents=True, exist_ok=True)
+    with lifecycle.test_run(
+        posargs,
+        lifecycle.migrate_with_alembic(session.run),
+        log=session.log,
+        namespace_suffix=f"shard{shard.replace('/', 'of')}" if shard else None,
+        default_args=default_args,
+    ) as run:
+        env = dict(run.env, COVERAGE_FILE=coverage_file(session.name))
+        with session.chdir(BACKEND_DIR):
+            session.run("pytest", *run.pytest_args, env=env)

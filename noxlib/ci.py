@@ -1,0 +1,122 @@
+"""`nox -s ci`: every ci-tagged session, one after another, like the GitHub matrix runs them.
+
+`nox -t ci -l --json` is the one list: GitHub's matrix is printed from it (`--matrix`) and the
+local run walks it. Locally the test shards of every Python collapse into one unsharded `test`
+on the default Python (same tests, same threshold, a fraction of the start-up cost);
+`--full` runs every parametrization exactly as GitHub does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import nox
+
+from noxlib.errors import UserError
+from noxlib.paths import REPO_ROOT
+
+CI_TAG = "ci"
+SHARD_TAG = "shard"
+# Sessions that GitHub runs in their own job after the matrix (they need its artifacts).
+REPORT_TAG = "report"
+LOCAL_TEST_SESSION = "test"
+
+
+@dataclass
+class Outcome:
+    session: str
+    result: str
+    seconds: float
+
+
+def _nox(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nox", "--noxfile", str(REPO_ROOT / "noxfile.py"), *args]
+
+
+def _child_env() -> dict[str, str]:
+    # The parent already runs in the noxfile's script environment: no second re-exec.
+    return dict(os.environ, NOX_SCRIPT_MODE="none")
+
+
+def ci_sessions() -> list[dict]:
+    """The ci-tagged sessions as nox lists them (signature, python, tags, call_spec)."""
+    result = subprocess.run(
+        _nox("-t", CI_TAG, "-l", "--json"),
+        capture_output=True, text=True, cwd=REPO_ROOT, env=_child_env(), check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise UserError(f"could not list the ci sessions: {result.stderr.strip().splitlines()[-1:]}")
+    return json.loads(result.stdout)
+
+
+def github_matrix(sessions: list[dict]) -> dict:
+    """The matrix of per-session jobs: every ci session except the reports that follow it."""
+    return {
+        "include": [
+            {"session": entry["session"], "python": entry["python"] or None}
+            for entry in sessions
+            if REPORT_TAG not in entry.get("tags", [])
+        ]
+    }
+
+
+def local_plan(sessions: list[dict], *, full: bool) -> tuple[list[str], list[str]]:
+    """The sessions `nox -s ci` runs here, and notes on how that differs from GitHub."""
+    if full:
+        return [entry["session"] for entry in sessions], []
+    plan: list[str] = []
+    shards = [entry["session"] for entry in sessions if SHARD_TAG in entry.get("tags", [])]
+    for entry in sessions:
+        if SHARD_TAG in entry.get("tags", []):
+            if LOCAL_TEST_SESSION not in plan:
+                plan.append(LOCAL_TEST_SESSION)
+            continue
+        plan.append(entry["session"])
+    notes = []
+    if shards:
+        notes.append(
+            f"{len(shards)} test shards ran as one unsharded `{LOCAL_TEST_SESSION}` "
+            "(same tests, same threshold); `nox -s ci -- --full` runs them as GitHub does"
+        )
+    return plan, notes
+
+
+def run_session(signature: str) -> Outcome:
+    started = time.perf_counter()
+    print(f"\n━━━ nox -s {signature}", flush=True)
+    result = subprocess.run(_nox("-s", signature), cwd=REPO_ROOT, env=_child_env(), check=False)
+    return Outcome(signature, "passed" if result.returncode == 0 else "FAILED",
+                   time.perf_counter() - started)  # fmt: skip
+
+
+def summary(outcomes: list[Outcome], notes: list[str]) -> str:
+    width = max([len(o.session) for o in outcomes] + [len("session")])
+    lines = [f"{'session':<{width}}  {'result':<8}  seconds", f"{'-' * width}  {'-' * 8}  -------"]
+    lines += [f"{o.session:<{width}}  {o.result:<8}  {o.seconds:7.1f}" for o in outcomes]
+    total = sum(o.seconds for o in outcomes)
+    lines.append(f"{'total':<{width}}  {'':<8}  {total:7.1f}")
+    lines += [f"note: {note}" for note in notes]
+    return "\n".join(lines)
+
+
+def run(session: nox.Session) -> None:
+    """Entry point of the `ci` session."""
+    args = list(session.posargs)
+    unknown = [arg for arg in args if arg not in ("--full", "--matrix")]
+    if unknown:
+        raise UserError(f"nox -s ci: unknown option {unknown[0]}; use --full or --matrix.")
+    sessions = ci_sessions()
+    if "--matrix" in args:
+        print(json.dumps(github_matrix(sessions)))
+        return
+    plan, notes = local_plan(sessions, full="--full" in args)
+    outcomes = [run_session(signature) for signature in plan]
+    print("\n" + summary(outcomes, notes), flush=True)
+    failed = [o.session for o in outcomes if o.result != "passed"]
+    if failed:
+        session.error(f"{len(failed)} of {len(outcomes)} ci session(s) failed: {', '.join(failed)}")

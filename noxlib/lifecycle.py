@@ -1,0 +1,403 @@
+"""The test lifecycle: lease the services, give the run its own databases and bucket, clean up.
+
+Order matters and is the whole point of this module:
+1. Take a lease (start the services when none are up, join them when they are).
+2. Remove this namespace's leftovers from a crashed run, then clone the migrated template into
+   the test database and one database per xdist worker; create the bucket.
+3. Hand pytest the environment (DATABASE_URL, TEST_NAMESPACE, REDIS_URL, S3_*).
+4. Always — on success, failure, Ctrl+C or SIGTERM — drop what step 2 made and release the
+   lease; the last lease out stops services that a test run started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from filelock import FileLock
+
+from noxlib import buckets
+from noxlib.databases import DatabaseJanitor, migrations_hash
+from noxlib.errors import UserError
+from noxlib.leases import Lease, LeaseRegistry
+from noxlib.namespace import (
+    get_namespace,
+    get_s3_bucket,
+    get_test_db_name,
+    get_worker_db_name,
+    sanitize_namespace,
+)
+from noxlib.paths import BACKEND_DIR, REPO_ROOT, state_dir
+from noxlib.processes import current_process_identity
+from noxlib.services import ServiceBackend, ServiceUrls, select_backend
+
+MIGRATIONS_DIR = BACKEND_DIR / "alembic"
+Log = Callable[[str], None]
+
+
+# ----- output ------------------------------------------------------------------------------
+def mask(text: str, secrets: list[str]) -> str:
+    """Replace every secret in `text`; longest first so a secret's substring is not left over."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+@dataclass
+class Phases:
+    """One line per phase with its duration — the run's story in a handful of lines."""
+
+    log: Log
+    secrets: list[str] = field(default_factory=list)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[list[str]]:
+        details: list[str] = []
+        started = time.perf_counter()
+        yield details
+        elapsed = time.perf_counter() - started
+        self.log(mask(f"{name:<10} {' '.join(details)} ({elapsed:.2f}s)", self.secrets))
+
+
+# ----- signals -----------------------------------------------------------------------------
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl+C so every `finally` between here and nox runs its cleanup."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Turn SIGTERM into an exception for the duration, and exit 143 after cleanup when it came."""
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    except Terminated:
+        raise SystemExit(128 + signal.SIGTERM) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Cleanup must finish: a second Ctrl+C during it would leave databases behind."""
+    received: list[int] = []
+    handlers = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handlers[sig] = signal.signal(sig, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    if signal.SIGTERM in received:
+        raise Terminated
+    if signal.SIGINT in received:
+        raise KeyboardInterrupt
+
+
+# ----- leases ------------------------------------------------------------------------------
+@dataclass
+class ServiceLease:
+    backend: ServiceBackend
+    urls: ServiceUrls
+    lease: Lease
+    registry: LeaseRegistry
+    joined: bool
+
+
+def registry() -> LeaseRegistry:
+    return LeaseRegistry(state_dir())
+
+
+@contextlib.contextmanager
+def leased_services(
+    kind: str, namespace: str, *, keep: bool = False, log: Log = print
+) -> Iterator[ServiceLease]:
+    """Hold a lease on running services for the duration of the block.
+
+    `keep` marks the services as the developer's (infra/dev): no test run will stop them, only
+    `nox -s down`.
+    """
+    backend = select_backend()
+    leases = registry()
+    me = current_process_identity()
+    lease = Lease(pid=me.pid, create_time=me.create_time, namespace=namespace,
+                  backend=backend.name, kind=kind)  # fmt: skip
+    phases = Phases(log)
+    with phases.phase("backend") as details, leases.locked() as state:
+        if kind == "test":
+            busy = [other for other in state.others(lease) if other.namespace == namespace
+                    and other.kind == "test"]  # fmt: skip
+            if busy:
+                raise UserError(
+                    f"namespace {namespace} is in use by another test run (pid {busy[0].pid}); "
+                    "set WORKSPACE_ID (or BRANCH_NAME) to run in parallel."
+                )
+        recorded = state.services
+        if recorded and recorded.get("backend") != backend.name and state.leases:
+            raise UserError(
+                f"services are running on the {recorded['backend']} backend for other runs; "
+                f"unset FR_SERVICES or stop them with `nox -s down` first."
+            )
+        joined = backend.healthy()
+        if not joined:
+            backend.start()
+            state.services = {"backend": backend.name, "kept": keep, "started_by": kind}
+        elif not recorded:
+            # Running, but we do not know who started them: treat them as the developer's.
+            state.services = {"backend": backend.name, "kept": True, "started_by": "unknown"}
+        if keep and state.services:
+            state.services["kept"] = True
+        urls = backend.urls()
+        lease.ports = urls.ports()
+        state.leases.append(lease)
+        details.append(f"{backend.name} ({'joined' if joined else 'started'})")
+    service_lease = ServiceLease(backend, urls, lease, leases, joined)
+    try:
+        yield service_lease
+    finally:
+        with signals_deferred():
+            release(service_lease, log)
+
+
+def release(service_lease: ServiceLease, log: Log = print) -> None:
+    """Give the lease back; stop the services when this was the last lease of a test-started set."""
+    with service_lease.registry.locked() as state:
+        mine = [lease for lease in state.leases if lease.same_holder(service_lease.lease)]
+        state.leases = state.others(service_lease.lease)
+        services = state.services or {}
+        if not mine:
+            # Our lease vanished (a corrupted registry was reset): others may be unlisted too,
+            # so stopping anything now could pull services from under a live run.
+            log("warning: this run's lease was missing from the registry; services left running")
+            return
+        if state.leases or services.get("kept", True) or not service_lease.backend.owns_services:
+            return
+        started = time.perf_counter()
+        service_lease.backend.stop()
+        state.services = None
+        log(f"services   stopped (last lease out) ({time.perf_counter() - started:.2f}s)")
+
+
+def set_lease_template(service_lease: ServiceLease, template: str) -> set[str]:
+    """Record which template this run cloned; returns the templates live runs still need."""
+    with service_lease.registry.locked() as state:
+        for lease in state.leases:
+            if lease.same_holder(service_lease.lease):
+                lease.template = template
+        return {lease.template for lease in state.leases if lease.template}
+
+
+# ----- test runs ---------------------------------------------------------------------------
+def resolve_workers(args: list[str], default: str = "auto") -> tuple[int, list[str]]:
+    """How many xdist workers pytest will start, and the args with `auto` made explicit.
+
+    The lifecycle must create one database per worker before pytest starts, so `-n auto` is
+    resolved here (to the CPUs this process may use) instead of inside xdist.
+    """
+    args = list(args)
+    if "no:xdist" in args:
+        return 0, args
+    value, index, joined = None, None, False
+    for position, arg in enumerate(args):
+        if arg in ("-n", "--numprocesses") and position + 1 < len(args):
+            value, index = args[position + 1], position + 1
+        elif arg.startswith("--numprocesses="):
+            value, index, joined = arg.split("=", 1)[1], position, True
+        elif arg.startswith("-n") and len(arg) > 2 and not arg.startswith("--"):
+            value, index, joined = arg[2:], position, True
+    if value is None:
+        value = default
+        args = ["-n", value, *args]
+        index, joined = 1, False
+    if value in ("auto", "logical"):
+        count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        value = str(count or 1)
+    if not value.isdigit():
+        raise UserError(f"pytest -n expects a number or 'auto', got {value!r}.")
+    if int(value) > 999:
+        raise UserError("more than 999 xdist workers: worker database names would not fit.")
+    assert index is not None
+    args[index] = f"--numprocesses={value}" if joined else value
+    return int(value), args
+
+
+@dataclass
+class TestRun:
+    """What a test session needs from the lifecycle."""
+
+    namespace: str
+    env: dict[str, str]
+    pytest_args: list[str]
+    workers: int
+    urls: ServiceUrls
+
+
+def run_namespace(suffix: str | None = None) -> str:
+    namespace = get_namespace(REPO_ROOT)
+    if suffix:
+        namespace = f"{namespace}_{sanitize_namespace(suffix)}"
+    return namespace
+
+
+def app_environment(urls: ServiceUrls, database: str, namespace: str) -> dict[str, str]:
+    """The contract between the lifecycle and the apps: only these keys, always all of them."""
+    return {
+        "DATABASE_URL": urls.database_url(database, driver="postgresql+psycopg"),
+        "TEST_NAMESPACE": namespace,
+        "REDIS_URL": urls.redis_url,
+        "S3_ENDPOINT": urls.s3_endpoint,
+        "S3_ACCESS_KEY": urls.s3_access_key,
+        "S3_SECRET_KEY": urls.s3_secret_key,
+        "S3_REGION": urls.s3_region,
+        "S3_BUCKET": get_s3_bucket(namespace),
+    }
+
+
+def prepare_template(
+    service_lease: ServiceLease, janitor: DatabaseJanitor, migrate: Callable[[str], None]
+) -> tuple[str, bool]:
+    """The migrated template for the current migrations, built once and shared by all runs."""
+    schema_hash = migrations_hash(MIGRATIONS_DIR)
+    with FileLock(str(state_dir() / "template.lock")):
+        template, built = janitor.ensure_template(
+            schema_hash,
+            migrate,
+            lambda name: service_lease.urls.database_url(name, driver="postgresql+psycopg"),
+        )
+        needed = set_lease_template(service_lease, template)
+        janitor.drop_stale_templates(keep=needed | {template})
+    return template, built
+
+
+@contextlib.contextmanager
+def test_run(
+    posargs: list[str],
+    migrate: Callable[[str], None],
+    *,
+    log: Log = print,
+    namespace_suffix: str | None = None,
+    default_args: list[str] | None = None,
+) -> Iterator[TestRun]:
+    """Everything a pytest run needs, torn down however the run ends."""
+    with terminate_as_interrupt():
+        namespace = run_namespace(namespace_suffix)
+        workers, pytest_args = resolve_workers([*(default_args or []), *posargs])
+        with leased_services("test", namespace, log=log) as service_lease:
+            urls = service_lease.urls
+            phases = Phases(log, urls.secrets())
+            log(f"namespace  {namespace}")
+            janitor = DatabaseJanitor(urls.database_url(), namespace)
+            bucket = get_s3_bucket(namespace)
+            try:
+                with phases.phase("database") as details:
+                    leftovers = janitor.drop_all_own()
+                    template, built = prepare_template(service_lease, janitor, migrate)
+                    names = [get_test_db_name(namespace)] + [
+                        get_worker_db_name(namespace, f"gw{index}") for index in range(workers)
+                    ]
+                    for name in names:
+                        janitor.clone(template, name)
+                    details.append(
+                        f"{names[0]} + {workers} worker clone(s) of {template} "
+                        f"({'built' if built else 'reused'})"
+                        + (f"; removed {len(leftovers)} leftover(s)" if leftovers else "")
+                    )
+                with phases.phase("bucket") as details:
+                    buckets.create_bucket(urls, bucket)
+                    details.append(bucket)
+                log("ports      " + " ".join(f"{k}={v}" for k, v in urls.ports().items()))
+                env = app_environment(urls, names[0], namespace)
+                yield TestRun(namespace, env, pytest_args, workers, urls)
+            finally:
+                with signals_deferred(), phases.phase("cleanup") as details:
+                    dropped = janitor.drop_all_own()
+                    buckets.remove_bucket(urls, bucket)
+                    keys = delete_redis_keys(urls, namespace)
+                    details.append(f"dropped {len(dropped)} database(s), bucket, {keys} redis key(s)")
+
+
+def delete_redis_keys(urls: ServiceUrls, namespace: str) -> int:
+    """The app prefixes its Redis keys with the namespace; remove this run's."""
+    client = redis.Redis.from_url(urls.redis_url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{namespace}:*", count=500))
+        if keys:
+            client.delete(*keys)
+        return len(keys)
+    except redis.RedisError:
+        return 0
+    finally:
+        client.close()
+
+
+def migrate_with_alembic(run: Callable[..., Any]) -> Callable[[str], None]:
+    """A `migrate(database_url)` that runs `alembic upgrade head` from the backend directory."""
+
+    def migrate(database_url: str) -> None:
+        cwd = os.getcwd()
+        os.chdir(BACKEND_DIR)
+        try:
+            run("alembic", "upgrade", "head", env={"DATABASE_URL": database_url}, silent=True)
+        finally:
+            os.chdir(cwd)
+
+    return migrate
+
+
+# ----- services a developer keeps ----------------------------------------------------------
+def keep_services(log: Log = print) -> ServiceUrls:
+    """Start (or join) the services and mark them as the developer's: only `down` stops them."""
+    with leased_services("infra", run_namespace(), keep=True, log=log) as service_lease:
+        urls = service_lease.urls
+        secrets = urls.secrets()
+        log(mask(f"postgres   {urls.database_url()}", secrets))
+        log(f"redis      {urls.redis_url}")
+        log(f"s3         {urls.s3_endpoint} (access key {urls.s3_access_key})")
+        if service_lease.backend.name == "native":
+            log(f"passwords  in {state_dir() / 'native' / 'credentials.json'}")
+        return urls
+
+
+def down(log: Log = print, *, force: bool = False) -> None:
+    """Stop the services; refuse while another run holds a lease, unless forced."""
+    from noxlib.databases import drop_orphan_test_databases
+    from noxlib.services.native import NativeServices
+    from noxlib.services.probes import postgres_ready
+
+    leases = registry()
+    with leases.locked() as state:
+        for lease in state.pruned:
+            log(f"pruned     dead lease of pid {lease.pid} ({lease.namespace})")
+        if state.leases and not force:
+            holders = ", ".join(f"pid {lease.pid} ({lease.kind} {lease.namespace})" for lease in state.leases)
+            raise UserError(
+                f"{len(state.leases)} run(s) still use the services: {holders}; "
+                "wait for them to finish or run `nox -s down -- --force`."
+            )
+        recorded = (state.services or {}).get("backend")
+        backend = NativeServices() if recorded in (None, "native") else select_backend()
+        if backend.name == "native" and not NativeServices().running():
+            log("services   none running")
+        else:
+            urls = backend.urls()
+            if postgres_ready(urls):
+                live = [] if force else [lease.namespace for lease in state.leases]
+                orphans = drop_orphan_test_databases(urls.database_url(), live)
+                log(f"orphans    dropped {len(orphans)} test database(s)")
+            if backend.owns_services:
+                backend.stop()
+                log(f"services   stopped ({backend.name})")
+        state.services = None
+        if force:
+            state.leases = []

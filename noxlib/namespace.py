@@ -1,0 +1,155 @@
+"""Names of everything a run owns, derived from one namespace.
+
+Every database, bucket and container suffix of a run is derived here so that two branches,
+two worktrees of one branch, or two shards of one CI job never share a name. PostgreSQL cuts
+identifiers at 63 bytes without an error and S3 rejects bucket names outside its rules, so the
+limits are enforced here rather than discovered as collisions later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from noxlib.errors import UserError
+
+DB_PREFIX = "finance_report_test_"
+TEMPLATE_PREFIX = "finance_report_template_"
+BUCKET_PREFIX = "statements-"
+# PostgreSQL's NAMEDATALEN is 64: identifiers keep at most 63 bytes, longer ones are truncated.
+PG_MAX_IDENTIFIER = 63
+# The longest worker suffix a name must leave room for: "_gw999".
+WORKER_SUFFIX_RESERVE = len("_gw999")
+S3_MAX_BUCKET = 63
+HASH_LENGTH = 8
+
+_NON_WORD = re.compile(r"[^a-z0-9]+")
+_WORKER_ID = re.compile(r"^gw([0-9]{1,3})$")
+
+
+def short_hash(text: str, length: int = HASH_LENGTH) -> str:
+    """A stable hex digest, used wherever a name must stay distinct after being shortened."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:length]
+
+
+def sanitize_namespace(name: str) -> str:
+    """Turn any branch-like string into `[a-z0-9_]`, or "" when nothing usable is left.
+
+    ASCII punctuation becomes `_` (`feature/auth-v2` -> `feature_auth_v2`). Characters that
+    cannot be spelt in ASCII are dropped, and then a short hash of the original is appended so
+    that `café` and `cafè` do not end up as the same namespace.
+    """
+    lowered = name.lower()
+    ascii_only = lowered.encode("ascii", "ignore").decode("ascii")
+    cleaned = _NON_WORD.sub("_", ascii_only).strip("_")
+    if not cleaned:
+        return ""
+    if ascii_only != lowered:
+        cleaned = f"{cleaned}_{short_hash(name)}"
+    return cleaned
+
+
+def _fit(text: str, limit: int, separator: str) -> str:
+    """Shorten `text` to `limit` characters, keeping it unique with a hash of the full text."""
+    if len(text) <= limit:
+        return text
+    keep = limit - HASH_LENGTH - len(separator)
+    return f"{text[:keep].rstrip(separator)}{separator}{short_hash(text)}"
+
+
+def repo_path_hash(repo: Path | None = None) -> str:
+    """Eight hex digits that tell two checkouts (worktrees) of the same branch apart."""
+    path = (repo or Path.cwd()).resolve()
+    return short_hash(str(path))
+
+
+def _git_branch(repo: Path) -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--abbrev-ref", "HEAD"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    branch = result.stdout.strip()
+    if result.returncode != 0 or not branch or branch == "HEAD":
+        return None
+    return branch
+
+
+def get_namespace(repo: Path | None = None, environ: dict[str, str] | None = None) -> str:
+    """The run's namespace: `BRANCH_NAME` (+ `WORKSPACE_ID`), else git branch + checkout hash.
+
+    An explicit `BRANCH_NAME` is a promise from the caller (CI sets it), so one that sanitizes to
+    nothing is an error; a git branch is whatever the developer named it, so a branch made only
+    of symbols falls back to a hash of itself instead of failing the run.
+    """
+    env = os.environ if environ is None else environ
+    repo = (repo or Path.cwd()).resolve()
+    branch_name = env.get("BRANCH_NAME", "").strip()
+    if branch_name:
+        namespace = sanitize_namespace(branch_name)
+        if not namespace:
+            raise UserError(
+                f"BRANCH_NAME={branch_name!r} has no letters or digits to build a namespace from; "
+                "set BRANCH_NAME to a name like 'feature-auth'."
+            )
+        workspace = sanitize_namespace(env.get("WORKSPACE_ID", "").strip())
+        return f"{namespace}_{workspace}" if workspace else namespace
+
+    branch = _git_branch(repo)
+    if branch:
+        namespace = sanitize_namespace(branch) or f"branch_{short_hash(branch)}"
+        return f"{namespace}_{repo_path_hash(repo)}"
+
+    print(
+        "warning: no git branch found; using a namespace from the checkout path. "
+        "Set BRANCH_NAME to choose one.",
+        file=sys.stderr,
+    )
+    return f"default_{repo_path_hash(repo)}"
+
+
+def get_test_db_name(namespace: str) -> str:
+    """`finance_report_test_{ns}`, short enough that every worker suffix still fits in 63 bytes."""
+    limit = PG_MAX_IDENTIFIER - WORKER_SUFFIX_RESERVE - len(DB_PREFIX)
+    return f"{DB_PREFIX}{_fit(namespace, limit, '_')}"
+
+
+def get_worker_db_name(namespace: str, worker_id: str) -> str:
+    """The xdist worker's clone: the test database name plus `_gwN`.
+
+    The app side builds the same name by appending `_<PYTEST_XDIST_WORKER>` to the database in
+    DATABASE_URL, which is why the test database name reserves room for the suffix.
+    """
+    if worker_id in ("", "master"):
+        return get_test_db_name(namespace)
+    match = _WORKER_ID.match(worker_id)
+    if not match:
+        raise ValueError(f"xdist worker id must look like gw0..gw999, got {worker_id!r}")
+    return f"{get_test_db_name(namespace)}_{worker_id}"
+
+
+def get_s3_bucket(namespace: str) -> str:
+    """`statements-{ns}` under the S3 bucket rules (3-63 chars, [a-z0-9-], no IP shape)."""
+    body = re.sub(r"[^a-z0-9-]+", "-", namespace.lower().replace("_", "-"))
+    body = re.sub(r"-{2,}", "-", body).strip("-") or short_hash(namespace)
+    return f"{BUCKET_PREFIX}{_fit(body, S3_MAX_BUCKET - len(BUCKET_PREFIX), '-')}"
+
+
+def get_env_suffix(namespace: str) -> str:
+    """Suffix for container and deployment names (`-{ns}`)."""
+    return f"-{namespace}"
+
+
+def get_template_db_name(migrations_hash: str) -> str:
+    """Template databases are shared by every namespace whose migrations hash the same."""
+    return f"{TEMPLATE_PREFIX}{migrations_hash[:12]}"

@@ -1,0 +1,91 @@
+"""Where things live: the repository, and the per-user state shared by every checkout.
+
+Services, leases and templates are shared by all worktrees of one user (that is what makes the
+second run fast), so their state lives in the user's cache directory, not in the repository.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+import sys
+from functools import cache
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BACKEND_DIR = REPO_ROOT / "apps" / "backend"
+FRONTEND_DIR = REPO_ROOT / "apps" / "frontend"
+NOX_DIR = REPO_ROOT / ".nox"
+
+# PostgreSQL refuses to run as root; these accounts exist on most systems and images.
+UNPRIVILEGED_ACCOUNTS = ("postgres", "nobody")
+# Used when running as root and the service account cannot enter root's home (mode 0700).
+ROOT_FALLBACK_STATE_DIR = Path("/var/tmp/finance_report")
+
+
+def is_root() -> bool:
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+@cache
+def service_account() -> pwd.struct_passwd | None:
+    """The account PostgreSQL runs as when we are root; None when we are not root."""
+    if not is_root():
+        return None
+    for name in UNPRIVILEGED_ACCOUNTS:
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    return None
+
+
+def account_can_enter(path: Path, account: pwd.struct_passwd) -> bool:
+    """Whether `account` can traverse every directory from / down to `path` (as far as it exists)."""
+    current = Path(path).resolve()
+    chain = [current, *current.parents]
+    for directory in reversed(chain):
+        try:
+            info = directory.stat()
+        except FileNotFoundError:
+            break
+        if info.st_uid == account.pw_uid:
+            allowed = info.st_mode & stat.S_IXUSR
+        elif info.st_gid == account.pw_gid:
+            allowed = info.st_mode & stat.S_IXGRP
+        else:
+            allowed = info.st_mode & stat.S_IXOTH
+        if not allowed:
+            return False
+    return True
+
+
+def _default_state_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "finance_report"
+
+
+@cache
+def state_dir() -> Path:
+    """`FR_CACHE_DIR`, else `$XDG_CACHE_HOME/finance_report` (`~/.cache/finance_report`).
+
+    As root, PostgreSQL runs as an unprivileged account that usually cannot enter root's home;
+    rather than loosening permissions on a directory we do not own, the state moves to a
+    directory of our own under /var/tmp that the account can reach.
+    """
+    explicit = os.environ.get("FR_CACHE_DIR")
+    if explicit:
+        path = Path(explicit).expanduser()
+    else:
+        path = _default_state_dir()
+        account = service_account()
+        if account is not None and not account_can_enter(path, account):
+            print(
+                f"note: {account.pw_name!r} cannot enter {path.parent}; "
+                f"keeping service state in {ROOT_FALLBACK_STATE_DIR}",
+                file=sys.stderr,
+            )
+            path = ROOT_FALLBACK_STATE_DIR
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,175 @@
+"""Long-lived processes: started in one place, remembered by PID *and* start time, stopped politely.
+
+A PID alone is not an identity: after a crash or a reboot the number can belong to someone
+else's process. Every process we start is recorded with its start time, and we only ever signal
+a PID whose start time still matches — so a stale record can never kill a stranger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from noxlib.errors import ServiceError
+
+# psutil reports start times rounded to the clock tick; allow for that when comparing.
+_START_TIME_TOLERANCE = 0.05
+
+
+@dataclass(frozen=True)
+class TrackedProcess:
+    """A process we started: enough to find it again, and to know it is still the same one."""
+
+    name: str
+    pid: int
+    create_time: float
+
+    def is_running(self) -> bool:
+        try:
+            process = psutil.Process(self.pid)
+            if abs(process.create_time() - self.create_time) > _START_TIME_TOLERANCE:
+                return False
+            return process.status() != psutil.STATUS_ZOMBIE
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrackedProcess:
+        return cls(name=str(data["name"]), pid=int(data["pid"]), create_time=float(data["create_time"]))
+
+    @classmethod
+    def of_pid(cls, name: str, pid: int) -> TrackedProcess:
+        return cls(name=name, pid=pid, create_time=psutil.Process(pid).create_time())
+
+
+def start(
+    name: str,
+    argv: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+    detach: bool = True,
+) -> tuple[TrackedProcess, subprocess.Popen[bytes]]:
+    """Start `argv` with its output in `log_path` and return its tracked identity.
+
+    `detach` puts the process in its own session: Ctrl+C in the terminal signals the whole
+    foreground process group, and shared services must outlive the run that started them.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        try:
+            popen = subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(env) if env is not None else None,
+                cwd=cwd,
+                user=user,
+                start_new_session=detach,
+            )
+        except FileNotFoundError as error:
+            raise ServiceError(f"cannot start {name}: {argv[0]} not found") from error
+    try:
+        tracked = TrackedProcess.of_pid(name, popen.pid)
+    except psutil.NoSuchProcess as error:
+        raise ServiceError(f"{name} exited at once; see {log_path}") from error
+    return tracked, popen
+
+
+def stop(process: TrackedProcess, *, sig: int = signal.SIGTERM, timeout: float = 15.0) -> bool:
+    """Signal, wait, then kill — only if the PID is still the process we started.
+
+    Returns True when the process is gone afterwards (or was already gone).
+    """
+    if not process.is_running():
+        return True
+    try:
+        handle = psutil.Process(process.pid)
+        handle.send_signal(sig)
+        handle.wait(timeout=timeout)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.TimeoutExpired:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            handle.kill()
+            handle.wait(timeout=5)
+    return not process.is_running()
+
+
+def tail(path: Path, lines: int = 5) -> str:
+    """The last lines of a log, for error messages that point at the cause."""
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return " | ".join(line.strip() for line in text[-lines:] if line.strip())
+
+
+def wait_until(
+    ready: Callable[[], bool],
+    *,
+    what: str,
+    timeout: float,
+    process: TrackedProcess | None = None,
+    log_path: Path | None = None,
+    interval: float = 0.05,
+) -> None:
+    """Poll `ready` until it holds; fail early, with the log's tail, if the process died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if ready():
+            return
+        if process is not None and not process.is_running():
+            detail = f": {tail(log_path)}" if log_path else ""
+            raise ServiceError(f"{what} exited during start-up{detail}")
+        if time.monotonic() > deadline:
+            detail = f"; see {log_path}" if log_path else ""
+            raise ServiceError(f"{what} was not ready after {timeout:.0f}s{detail}")
+        time.sleep(interval)
+        interval = min(interval * 1.5, 0.5)
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # Servers bind with SO_REUSEADDR, so a port in TIME_WAIT after a restart is free to them.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
+    """`preferred` when nothing listens there, else a port the kernel says is free."""
+    if preferred and port_is_free(preferred, host):
+        return preferred
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
+        return True
+    return False
+
+
+def current_process_identity() -> TrackedProcess:
+    return TrackedProcess.of_pid("self", os.getpid())

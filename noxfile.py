@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nox_uv import session
 
 import noxlib.ci as local_ci  # noqa: E402
-from noxlib import backend_tests, lifecycle  # noqa: E402
+from noxlib import backend_tests, lifecycle, suite_tests  # noqa: E402
 from noxlib.errors import reported  # noqa: E402
 
 nox.needs_version = ">=2026.10.20"
@@ -86,4 +86,5 @@ def down(session: nox.Session) -> None:
 @session(python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"])
 def noxlib_test(session: nox.Session) -> None:
     """Test the suite itself: names, leases, databases, lifecycle, scripts and workflows."""
-    session.run("pytest", *(session.posargs or ["-n", "auto", "tests"]))
+    env = suite_tests.prepare_inner_runs(session)
+    session.run("pytest", *(session.posargs or suite_tests.DEFAULT_ARGS), env=env)

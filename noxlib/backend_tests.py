@@ -14,6 +14,13 @@ from noxlib import lifecycle
 from noxlib.paths import BACKEND_DIR, NOX_DIR
 
 COVERAGE_DIR = NOX_DIR / "coverage"
+INHERITED_PYTEST_VARIABLES = (
+    "PYTEST_XDIST_WORKER",
+    "PYTEST_XDIST_WORKER_COUNT",
+    "PYTEST_XDIST_TESTRUNUID",
+    "PYTEST_CURRENT_TEST",
+    "PYTEST_ADDOPTS",
+)
 COVERAGE_ARGS = ["--cov=src", "--cov-branch", "--cov-report=term-missing:skip-covered"]
 
 
@@ -22,8 +29,16 @@ def coverage_file(session_name: str) -> str:
     return str(COVERAGE_DIR / f".coverage.{slug}")
 
 
+def install_only(session: nox.Session) -> bool:
+    """`nox --install-only` prepares venvs; it must not start services or touch databases."""
+    # nox has no public accessor for this flag; session.run() itself reads the same attribute.
+    return bool(getattr(session._runner.global_config, "install_only", False))
+
+
 def run(session: nox.Session, *, shard: str | None = None, extra_args: list[str] | None = None) -> None:
     """Lease services, run pytest with the run's environment, clean up however it ends."""
+    if install_only(session):
+        return
     posargs = [*(extra_args or []), *session.posargs]
     coverage = "--no-cov" not in posargs
     default_args = list(COVERAGE_ARGS) if coverage else []
@@ -38,6 +53,9 @@ def run(session: nox.Session, *, shard: str | None = None, extra_args: list[str]
         namespace_suffix=f"shard{shard.replace('/', 'of')}" if shard else None,
         default_args=default_args,
     ) as run:
-        env = dict(run.env, COVERAGE_FILE=coverage_file(session.name))
+        env: dict[str, str | None] = dict(run.env, COVERAGE_FILE=coverage_file(session.name))
+        # A run started from inside another pytest (the suite's own tests) must not inherit
+        # that pytest's worker identity: the app would pick the wrong worker database.
+        env.update(dict.fromkeys(INHERITED_PYTEST_VARIABLES))
         with session.chdir(BACKEND_DIR):
             session.run("pytest", *run.pytest_args, env=env)

@@ -38,9 +38,14 @@ def _nox(*args: str) -> list[str]:
     return [sys.executable, "-m", "nox", "--noxfile", str(REPO_ROOT / "noxfile.py"), *args]
 
 
+# An activated venv's variables would point each child's uv at the wrong environment.
+_VENV_VARIABLES = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON")
+
+
 def _child_env() -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in _VENV_VARIABLES}
     # The parent already runs in the noxfile's script environment: no second re-exec.
-    return dict(os.environ, NOX_SCRIPT_MODE="none")
+    return dict(env, NOX_SCRIPT_MODE="none")
 
 
 def ci_sessions() -> list[dict]:

@@ -76,7 +76,15 @@ def state_dir() -> Path:
     """
     explicit = os.environ.get("FR_CACHE_DIR")
     if explicit:
-        path = Path(explicit).expanduser()
+        path = Path(explicit).expanduser().resolve()
+        account = service_account()
+        if account is not None and not account_can_enter(path, account):
+            from noxlib.errors import UserError
+
+            raise UserError(
+                f"FR_CACHE_DIR={explicit} is not reachable by the {account.pw_name!r} account that "
+                "PostgreSQL runs as under root; choose a directory it can enter, e.g. /var/tmp/finance_report."
+            )
     else:
         path = _default_state_dir()
         account = service_account()

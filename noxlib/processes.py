@@ -97,19 +97,22 @@ def stop(process: TrackedProcess, *, sig: int = signal.SIGTERM, timeout: float =
 
     Returns True when the process is gone afterwards (or was already gone).
     """
-    if not process.is_running():
-        return True
-    try:
-        handle = psutil.Process(process.pid)
-        handle.send_signal(sig)
-        handle.wait(timeout=timeout)
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.TimeoutExpired:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            handle.kill()
-            handle.wait(timeout=5)
+    for signal_to_send, wait in ((sig, timeout), (signal.SIGKILL, 5.0)):
+        if not process.is_running():
+            return True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal_to_send)
+        deadline = time.monotonic() + wait
+        while process.is_running() and time.monotonic() < deadline:
+            _reap(process.pid)
+            time.sleep(0.05)
     return not process.is_running()
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when the process is our own child, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError, OSError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 def tail(path: Path, lines: int = 5) -> str:

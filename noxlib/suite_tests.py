@@ -1,0 +1,27 @@
+"""Running the suite's own tests, which start whole `nox -s test` runs of their own.
+
+Those inner runs must not rebuild a venv under each other (two `uv venv --clear` on one
+directory race), nor touch the developer's `.nox/test`: their venv is prepared once, here,
+in a separate envdir, and every inner run reuses it with `-R`.
+"""
+
+from __future__ import annotations
+
+import nox
+
+from noxlib.paths import NOX_DIR
+
+INNER_ENVDIR = NOX_DIR / "suite-envs"
+DEFAULT_ARGS = ["-n", "auto", "--dist", "loadgroup", "tests"]
+# The outer session's venv variables would point the inner nox's uv at the wrong venv.
+OUTER_VENV_VARIABLES = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON")
+
+
+def prepare_inner_runs(session: nox.Session) -> dict[str, str | None]:
+    """Sync the inner `test` venv once; return the env that tells the tests where it is."""
+    clean: dict[str, str | None] = dict.fromkeys(OUTER_VENV_VARIABLES)
+    session.run(
+        "nox", "--envdir", str(INNER_ENVDIR), "-s", "test", "--install-only",
+        env={**clean, "NOX_SCRIPT_MODE": "none"},
+    )  # fmt: skip
+    return {"FR_SUITE_NOX_ENVDIR": str(INNER_ENVDIR)}

@@ -13,7 +13,9 @@
 # ///
 """Finance Report's development sessions. `nox -l` lists them; docs/development.md explains them.
 
-Each session is a sentence; the logic lives in noxlib/.
+Each session is a sentence; the logic lives in noxlib/. Tags say where a session runs:
+`ci` (GitHub's matrix and `nox -s ci`), `frontend`, `shard` (test shards), `report`
+(runs after the shards in GitHub).
 """
 
 from __future__ import annotations
@@ -22,14 +24,17 @@ import sys
 from pathlib import Path
 
 import nox
+from nox_uv import session
 
 # nox imports this file by path; noxlib sits beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nox_uv import session
 
-import noxlib.ci as local_ci  # noqa: E402
-from noxlib import backend_tests, lifecycle, suite_tests  # noqa: E402
-from noxlib.errors import reported  # noqa: E402
+import noxlib.ci as local_ci
+from noxlib import backend_tests, frontend, lifecycle, stack, suite_tests
+from noxlib import docs as docs_site
+from noxlib import env_keys as env_key_contract
+from noxlib import lint as lint_checks
+from noxlib.errors import reported
 
 nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv"
@@ -39,6 +44,15 @@ nox.options.sessions = ["lint", "test"]
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = nox.project.python_versions(PYPROJECT)
 DEFAULT_PYTHON = PYTHONS[0]
+SHARDS = [f"{index}/{backend_tests.SHARD_COUNT}" for index in range(1, backend_tests.SHARD_COUNT + 1)]
+
+
+# ----- everyday --------------------------------------------------------------------------------
+@session(python=DEFAULT_PYTHON, uv_groups=["backend"])
+@reported
+def dev(session: nox.Session) -> None:
+    """Run the app: services (kept), migrations, uvicorn --reload on :8000 (-- --frontend adds :3000)."""
+    stack.run_dev(session, frontend="--frontend" in session.posargs)
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["test"])
@@ -56,19 +70,22 @@ def ci(session: nox.Session) -> None:
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["lint"], tags=["ci"])
+@reported
 def lint(session: nox.Session) -> None:
-    """Check Python style and formatting with ruff."""
+    """Lint Python (ruff), workflows (actionlint, zizmor), shell, Dockerfiles and the compose file."""
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+    lint_checks.run(session)
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["lint"])
-def format(session: nox.Session) -> None:  # noqa: A001 - the session's name is the verb
+def format(session: nox.Session) -> None:
     """Fix what ruff can fix and format the code."""
     session.run("ruff", "check", "--fix", ".")
     session.run("ruff", "format", ".")
 
 
+# ----- services ----------------------------------------------------------------------------
 @session(python=False)
 @reported
 def infra(session: nox.Session) -> None:
@@ -79,8 +96,84 @@ def infra(session: nox.Session) -> None:
 @session(python=False)
 @reported
 def down(session: nox.Session) -> None:
-    """Stop the services infra/dev started; prune dead leases and orphan test databases."""
+    """Stop the services infra/dev started; prune dead leases and orphan test databases (-- --force)."""
     lifecycle.down(session.log, force="--force" in session.posargs)
+
+
+@session(python=DEFAULT_PYTHON, uv_groups=["backend"])
+@reported
+def boot(session: nox.Session) -> None:
+    """Run the backend's boot gates on isolated services (posargs: dry-run|critical|full; default full)."""
+    stack.run_boot(session, mode=session.posargs[0] if session.posargs else "full")
+
+
+# ----- the matrix --------------------------------------------------------------------------
+for _python in PYTHONS:
+
+    @session(name=f"test-{_python}", python=_python, uv_groups=["test"], tags=["ci", "shard"])
+    @nox.parametrize("shard", SHARDS)
+    @reported
+    def test_shard(session: nox.Session, shard: str) -> None:
+        """One of the backend test shards on this Python, as one GitHub matrix job runs it."""
+        backend_tests.run(session, shard=shard)
+
+
+@session(python=DEFAULT_PYTHON, uv_groups=["test"], tags=["ci", "report"])
+@reported
+def coverage(session: nox.Session) -> None:
+    """Combine the test runs' coverage, enforce the branch threshold, write htmlcov/ and lcov."""
+    backend_tests.combine_coverage(session)
+
+
+@session(python=DEFAULT_PYTHON, uv_groups=["test"])
+@reported
+def durations(session: nox.Session) -> None:
+    """Re-record the test durations that balance the shards (apps/backend/test_durations.json)."""
+    backend_tests.refresh_durations(session)
+
+
+# ----- frontend ----------------------------------------------------------------------------
+@session(python=False, tags=["ci", "frontend"])
+@reported
+def frontend_lint(session: nox.Session) -> None:
+    """Lint the frontend with eslint (zero warnings)."""
+    frontend.npm_script(session, "lint")
+
+
+@session(python=False, tags=["ci", "frontend"])
+@reported
+def frontend_test(session: nox.Session) -> None:
+    """Run the frontend's vitest suite."""
+    frontend.npm_script(session, "test")
+
+
+@session(python=False, tags=["ci", "frontend"])
+@reported
+def frontend_build(session: nox.Session) -> None:
+    """Build the frontend for production (next build)."""
+    frontend.npm_script(session, "build")
+
+
+@session(python=False, tags=["frontend"])
+@reported
+def frontend_dev(session: nox.Session) -> None:
+    """Run the Next.js dev server on :3000 against the backend at BACKEND_URL."""
+    frontend.npm_script(session, "dev")
+
+
+# ----- docs and contracts ------------------------------------------------------------------
+@session(python=DEFAULT_PYTHON, uv_groups=["docs"], tags=["ci"])
+@reported
+def docs(session: nox.Session) -> None:
+    """Serve the docs with live reload in a terminal; build them strictly otherwise (-- build)."""
+    docs_site.run(session)
+
+
+@session(python=DEFAULT_PYTHON, uv_groups=["backend"], tags=["ci"])
+@reported
+def env_keys(session: nox.Session) -> None:
+    """Check the env-key contract: Settings, .env.example, the Vault template, frontend build args."""
+    env_key_contract.run(session)
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"])

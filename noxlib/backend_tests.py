@@ -2,18 +2,28 @@
 
 Coverage data goes to `.nox/coverage/` under a name per session, so shards of one machine do
 not overwrite each other and the `coverage` session can combine whatever it finds there.
+Shards are balanced by recorded durations (apps/backend/test_durations.json, refreshed by
+`nox -s durations`): greedy longest-first, ties broken by node id, so every machine computes
+the same split and the shards together run every collected test exactly once.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import statistics
+from pathlib import Path
 
 import nox
 
 from noxlib import lifecycle
-from noxlib.paths import BACKEND_DIR, NOX_DIR
+from noxlib.errors import UserError
+from noxlib.paths import BACKEND_DIR, NOX_DIR, REPO_ROOT
 
 COVERAGE_DIR = NOX_DIR / "coverage"
+DURATIONS_FILE = BACKEND_DIR / "test_durations.json"
+COVERAGE_RCFILE = BACKEND_DIR / "pyproject.toml"
+SHARD_COUNT = 4
 INHERITED_PYTEST_VARIABLES = (
     "PYTEST_XDIST_WORKER",
     "PYTEST_XDIST_WORKER_COUNT",
@@ -35,7 +45,13 @@ def install_only(session: nox.Session) -> bool:
     return bool(getattr(session._runner.global_config, "install_only", False))
 
 
-def run(session: nox.Session, *, shard: str | None = None, extra_args: list[str] | None = None) -> None:
+def run(
+    session: nox.Session,
+    *,
+    shard: str | None = None,
+    extra_args: list[str] | None = None,
+    output: Path | None = None,
+) -> None:
     """Lease services, run pytest with the run's environment, clean up however it ends."""
     if install_only(session):
         return
@@ -46,16 +62,111 @@ def run(session: nox.Session, *, shard: str | None = None, extra_args: list[str]
         # A shard sees part of the code; only the combined report can judge the threshold.
         default_args.append("--cov-fail-under=0")
     COVERAGE_DIR.mkdir(parents=True, exist_ok=True)
-    with lifecycle.test_run(
-        posargs,
+    workers, pytest_args = lifecycle.resolve_workers([*default_args, *posargs])
+    with lifecycle.isolated_run(
         lifecycle.migrate_with_alembic(session.run),
+        workers=workers,
         log=session.log,
         namespace_suffix=f"shard{shard.replace('/', 'of')}" if shard else None,
-        default_args=default_args,
     ) as run:
         env: dict[str, str | None] = dict(run.env, COVERAGE_FILE=coverage_file(session.name))
         # A run started from inside another pytest (the suite's own tests) must not inherit
         # that pytest's worker identity: the app would pick the wrong worker database.
         env.update(dict.fromkeys(INHERITED_PYTEST_VARIABLES))
         with session.chdir(BACKEND_DIR):
-            session.run("pytest", *run.pytest_args, env=env)
+            if shard:
+                selected = shard_node_ids(collect(session, env), read_durations(), shard)
+                session.log(f"shard      {shard}: {len(selected)} test(s)")
+                if not selected:
+                    return  # without node ids pytest would run the whole suite
+                pytest_args = [*pytest_args, *selected]
+            if output is None:
+                session.run("pytest", *pytest_args, env=env)
+            else:
+                output.write_text(session.run("pytest", *pytest_args, env=env, silent=True) or "")
+
+
+def collect(session: nox.Session, env: dict[str, str | None]) -> list[str]:
+    """The node ids pytest would run, in its order (needs the run's environment: conftest checks it)."""
+    output = session.run(
+        "pytest", "--collect-only", "-q", "--no-cov", "-p", "no:xdist", "-p", "no:cacheprovider",
+        env=env, silent=True,
+    )  # fmt: skip
+    return [line.strip() for line in (output or "").splitlines() if "::" in line and not line.startswith(" ")]
+
+
+def read_durations() -> dict[str, float]:
+    try:
+        return {str(k): float(v) for k, v in json.loads(DURATIONS_FILE.read_text()).items()}
+    except FileNotFoundError:
+        return {}
+    except (ValueError, AttributeError) as error:
+        raise UserError(
+            f"{DURATIONS_FILE} is not a JSON object of test id -> seconds; run `nox -s durations`."
+        ) from error
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+    match = re.fullmatch(r"([0-9]+)/([0-9]+)", shard)
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise UserError(f"shard {shard!r} must look like 2/4.")
+    return int(match[1]), int(match[2])
+
+
+def assign_shards(node_ids: list[str], durations: dict[str, float], total: int) -> list[list[str]]:
+    """Split tests into `total` groups of similar recorded time; deterministic for the same input.
+
+    Tests without a recorded time count as the median of the recorded ones, so a new test file
+    does not all land in one shard.
+    """
+    known = [durations[node] for node in node_ids if node in durations]
+    default = statistics.median(known) if known else 1.0
+    weight = {node: durations.get(node, default) for node in node_ids}
+    shards: list[list[str]] = [[] for _ in range(total)]
+    loads = [0.0] * total
+    for node in sorted(dict.fromkeys(node_ids), key=lambda n: (-weight[n], n)):
+        lightest = min(range(total), key=lambda i: (loads[i], i))
+        shards[lightest].append(node)
+        loads[lightest] += weight[node]
+    order = {node: position for position, node in enumerate(node_ids)}
+    return [sorted(shard, key=order.__getitem__) for shard in shards]
+
+
+def shard_node_ids(node_ids: list[str], durations: dict[str, float], shard: str) -> list[str]:
+    index, total = parse_shard(shard)
+    return assign_shards(node_ids, durations, total)[index - 1]
+
+
+_DURATION_LINE = re.compile(r"^\s*([0-9.]+)s (?:setup|call|teardown)\s+(\S.*::.*)$")
+
+
+def refresh_durations(session: nox.Session) -> None:
+    """Run the whole suite once and record each test's setup + call + teardown time."""
+    report = NOX_DIR / "durations.txt"
+    run(session, extra_args=["--no-cov", "--durations=0", "--durations-min=0", "-q"], output=report)
+    durations: dict[str, float] = {}
+    for line in report.read_text().splitlines():
+        if match := _DURATION_LINE.match(line):
+            node = match[2].strip()
+            durations[node] = round(durations.get(node, 0.0) + float(match[1]), 4)
+    if not durations:
+        raise UserError("pytest reported no durations; nothing recorded.")
+    DURATIONS_FILE.write_text(json.dumps(dict(sorted(durations.items())), indent=1) + "\n")
+    session.log(f"recorded {len(durations)} test durations in {DURATIONS_FILE.relative_to(REPO_ROOT)}")
+
+
+def combine_coverage(session: nox.Session) -> None:
+    """Combine every coverage data file under .nox/coverage, enforce the threshold, write reports."""
+    data = sorted(COVERAGE_DIR.glob(".coverage.*"))
+    if not data and not (COVERAGE_DIR / ".coverage").exists():
+        raise UserError("no coverage data in .nox/coverage; run `nox -s test` (or the shards) first.")
+    combined = COVERAGE_DIR / ".coverage"
+    rc = f"--rcfile={COVERAGE_RCFILE}"
+    env = {"COVERAGE_FILE": str(combined)}
+    if data:
+        # Combining consumes the parts, so a later run never mixes in a stale shard's data.
+        session.run("coverage", "combine", rc, *map(str, data), env=env)
+    session.run("coverage", "html", rc, "-d", str(REPO_ROOT / "htmlcov"), env=env)
+    session.run("coverage", "lcov", rc, "-o", str(REPO_ROOT / "coverage.lcov"), env=env)
+    session.run("coverage", "xml", rc, "-o", str(REPO_ROOT / "coverage.xml"), env=env)
+    session.run("coverage", "report", rc, "--skip-covered", env=env)

@@ -62,3 +62,16 @@ def bucket_exists(urls: ServiceUrls, bucket: str) -> bool:
     except ClientError:
         return False
     return True
+
+
+def ensure_bucket(urls: ServiceUrls, bucket: str) -> None:
+    """Create `bucket` when missing and keep what is in it (the dev app's uploads)."""
+    if bucket_exists(urls, bucket):
+        return
+    try:
+        _client(urls).create_bucket(Bucket=bucket)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+            raise ServiceError(f"cannot create bucket {bucket}: {error}") from error
+    except BotoCoreError as error:
+        raise ServiceError(f"cannot create bucket {bucket}: {error}") from error

@@ -9,6 +9,7 @@ keep a crashed run's database alive. The guard refuses any name outside this run
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import time
@@ -78,9 +79,7 @@ class DatabaseJanitor:
         return [name for name in self.list_databases() if self.owns(name)]
 
     def _is_ready_template(self, connection: psycopg.Connection, name: str) -> bool:
-        row = connection.execute(
-            "SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)
-        ).fetchone()
+        row = connection.execute("SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)).fetchone()
         return bool(row and row[0])
 
     # ----- templates -----------------------------------------------------------------------
@@ -107,9 +106,7 @@ class DatabaseJanitor:
         with self._connect() as connection:
             _terminate(connection, name)
             connection.execute(
-                sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
-                    sql.Identifier(name)
-                )
+                sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(sql.Identifier(name))
             )
         return name, True
 
@@ -123,9 +120,7 @@ class DatabaseJanitor:
             ).fetchall():
                 if name in keep or not _TEMPLATE_NAME.match(name):
                     continue
-                connection.execute(
-                    sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name))
-                )
+                connection.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
                 _drop(connection, name)
                 dropped.append(name)
         return dropped
@@ -134,9 +129,7 @@ class DatabaseJanitor:
     def clone(self, template: str, name: str) -> None:
         """Create `name` as a copy of `template` (replacing a leftover of the same name)."""
         self._assert_owned(name)
-        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-            sql.Identifier(name), sql.Identifier(template)
-        )
+        statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
         with self._connect() as connection:
             _drop(connection, name)
             for attempt in range(_CLONE_RETRIES):
@@ -163,6 +156,17 @@ class DatabaseJanitor:
         return names
 
 
+def ensure_database(admin_url: str, name: str) -> bool:
+    """Create `name` when missing (the dev database); True when it was created now."""
+    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as connection:
+        if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return False
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+            connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            return True
+    return False
+
+
 def drop_orphan_test_databases(admin_url: str, live_namespaces: Iterable[str]) -> list[str]:
     """Drop test databases whose namespace holds no live lease (`nox -s down`'s reaping)."""
     live_prefixes = [get_test_db_name(namespace) for namespace in live_namespaces]
@@ -172,9 +176,7 @@ def drop_orphan_test_databases(admin_url: str, live_namespaces: Iterable[str]) -
         ).fetchall()
     names = [row[0] for row in rows]
     orphans = [
-        name
-        for name in names
-        if not any(name == prefix or name.startswith(prefix + "_gw") for prefix in live_prefixes)
+        name for name in names if not any(name == prefix or name.startswith(prefix + "_gw") for prefix in live_prefixes)
     ]
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as connection:
         for name in orphans:
@@ -183,15 +185,12 @@ def drop_orphan_test_databases(admin_url: str, live_namespaces: Iterable[str]) -
 
 
 def _drop(connection: psycopg.Connection, name: str) -> None:
-    connection.execute(
-        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    )
+    connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def _terminate(connection: psycopg.Connection, name: str) -> None:
     connection.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        "WHERE datname = %s AND pid <> pg_backend_pid()",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
         (name,),
     )
 

@@ -50,10 +50,12 @@ KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 ENV_LINE = re.compile(rf"^(?P<key>{KEY_PATTERN})=(?P<value>.*)$")
 # Next.js inlines only these two spellings at build time; destructuring `process.env` yields
 # undefined in the browser, so it is not a way to read a public key and is not looked for.
-NEXT_PUBLIC_READ = re.compile(
-    r"process\.env\.(NEXT_PUBLIC_[A-Za-z0-9_]+)"
-    r"|process\.env\[\s*['\"`](NEXT_PUBLIC_[A-Za-z0-9_]+)['\"`]\s*\]"
+# Server-side code reads other keys the same way; those only count as "used" for the warning.
+ENV_READ = re.compile(
+    rf"process\.env\.({KEY_PATTERN})"
+    rf"|process\.env\[\s*['\"`]({KEY_PATTERN})['\"`]\s*\]"
 )
+PUBLIC_PREFIX = "NEXT_PUBLIC_"
 # A read mentioned in a comment ("keep `process.env.NEXT_PUBLIC_NAME` literal") is not a read.
 # Whole comment lines are skipped; stripping comments inside a line would need a JS parser,
 # since `//` and `/*` also occur in strings such as URLs and globs.
@@ -168,9 +170,7 @@ def _read_text(path: Path, shown: str, problems: list[Problem]) -> str | None:
     """Read a file as UTF-8, turning the ways it can be malformed into problems, not tracebacks."""
     raw = path.read_bytes()
     if raw.startswith(b"\xef\xbb\xbf"):
-        problems.append(
-            Problem(f"{shown}:1", "starts with a UTF-8 byte-order mark; save it without")
-        )
+        problems.append(Problem(f"{shown}:1", "starts with a UTF-8 byte-order mark; save it without"))
         raw = raw[3:]
     try:
         text = raw.decode("utf-8")
@@ -181,9 +181,7 @@ def _read_text(path: Path, shown: str, problems: list[Problem]) -> str | None:
     crlf_lines = [number for number, line in enumerate(text.split("\n"), 1) if line.endswith("\r")]
     if crlf_lines:
         more = f" (and {len(crlf_lines) - 1} more lines)" if len(crlf_lines) > 1 else ""
-        problems.append(
-            Problem(f"{shown}:{crlf_lines[0]}", f"has CRLF line endings{more}; convert to LF")
-        )
+        problems.append(Problem(f"{shown}:{crlf_lines[0]}", f"has CRLF line endings{more}; convert to LF"))
     return text.replace("\r\n", "\n")
 
 
@@ -238,9 +236,7 @@ def _record_key_line(line: str, number: int, shown: str, result: EnvFile) -> Non
     if quote_problem:
         result.problems.append(Problem(where, f"{key}: {quote_problem}"))
     if key in result.keys:
-        result.problems.append(
-            Problem(where, f"duplicate key {key} (first on line {result.keys[key]}); keep one")
-        )
+        result.problems.append(Problem(where, f"duplicate key {key} (first on line {result.keys[key]}); keep one"))
         return
     result.keys[key] = number
 
@@ -272,9 +268,7 @@ def parse_ctmpl(path: Path, root: Path) -> EnvFile:
         match = ENV_LINE.match(line)
         if match is None:
             source = original_lines[number - 1].strip()
-            result.problems.append(
-                Problem(f"{shown}:{number}", f"cannot parse {source!r}; expected KEY=<template>")
-            )
+            result.problems.append(Problem(f"{shown}:{number}", f"cannot parse {source!r}; expected KEY=<template>"))
             continue
         key = match["key"]
         if key in result.keys:
@@ -294,9 +288,7 @@ def settings_fields_from_json(text: str, source: str) -> list[SettingsField]:
     try:
         entries = json.loads(text)
     except json.JSONDecodeError as error:
-        raise SettingsUnavailableError(
-            f"{source}:{error.lineno}: not valid JSON ({error.msg})"
-        ) from None
+        raise SettingsUnavailableError(f"{source}:{error.lineno}: not valid JSON ({error.msg})") from None
     if not isinstance(entries, list):
         raise SettingsUnavailableError(f"{source}: expected a JSON list of fields")
     fields: list[SettingsField] = []
@@ -307,9 +299,7 @@ def settings_fields_from_json(text: str, source: str) -> list[SettingsField]:
         if isinstance(env, str):
             env = [env]
         if not isinstance(env, list) or not env or not all(isinstance(n, str) for n in env):
-            raise SettingsUnavailableError(
-                f'{source}: field {entry["field"]!r} has no "env" list of names'
-            )
+            raise SettingsUnavailableError(f'{source}: field {entry["field"]!r} has no "env" list of names')
         default = entry.get("default")
         has_default = (
             "default" in entry
@@ -343,9 +333,7 @@ def read_settings_fields(
     if settings_json is not None:
         if not settings_json.is_file():
             raise SettingsUnavailableError(f"--settings-json {settings_json}: no such file")
-        return settings_fields_from_json(
-            settings_json.read_text(encoding="utf-8"), str(settings_json)
-        )
+        return settings_fields_from_json(settings_json.read_text(encoding="utf-8"), str(settings_json))
     command = [python or sys.executable, "-m", "src.config", "--fields-json"]
     backend = root / BACKEND_DIR
     if not backend.is_dir():
@@ -360,8 +348,8 @@ def read_settings_fields(
     return settings_fields_from_json(completed.stdout, "python -m src.config --fields-json")
 
 
-def find_frontend_public_reads(root: Path) -> dict[str, str]:
-    """Every NEXT_PUBLIC_* key the frontend source reads, with where it is first read."""
+def find_frontend_env_reads(root: Path) -> dict[str, str]:
+    """Every `process.env` key the frontend source reads, with where it is first read."""
     frontend = root / FRONTEND_DIR
     found: dict[str, str] = {}
     if not frontend.is_dir():
@@ -376,10 +364,15 @@ def find_frontend_public_reads(root: Path) -> dict[str, str]:
             for number, line in enumerate(text.splitlines(), 1):
                 if line.lstrip().startswith(COMMENT_LINE_STARTS):
                     continue
-                for match in NEXT_PUBLIC_READ.finditer(line):
+                for match in ENV_READ.finditer(line):
                     key = match.group(1) or match.group(2)
                     found.setdefault(key, f"{_display(path, root)}:{number}")
     return dict(sorted(found.items()))
+
+
+def public_reads(env_reads: dict[str, str]) -> dict[str, str]:
+    """The NEXT_PUBLIC_* subset: the keys `next build` inlines into the browser bundle."""
+    return {key: where for key, where in env_reads.items() if key.startswith(PUBLIC_PREFIX)}
 
 
 def read_dockerfile_args(path: Path, root: Path) -> tuple[set[str], list[Problem]]:
@@ -485,9 +478,7 @@ def _env_example_snippet(settings_field: SettingsField | None, key: str) -> str:
     """A `.env.example` line for a key: its default, blank for secrets, with its description."""
     if settings_field is None:
         return f"{key}="
-    value = (
-        "" if settings_field.secret or settings_field.default is None else settings_field.default
-    )
+    value = "" if settings_field.secret or settings_field.default is None else settings_field.default
     if isinstance(value, bool):
         value = str(value).lower()
     elif isinstance(value, list | dict):
@@ -502,9 +493,7 @@ def _settings_snippet(key: str) -> str:
     return f'    {key.lower()}: str = Field(default="", validation_alias="{key}")'
 
 
-def check_vault_template(
-    root: Path, ctmpl: Path | None, env_names: dict[str, SettingsField]
-) -> RuleResult:
+def check_vault_template(root: Path, ctmpl: Path | None, env_names: dict[str, SettingsField]) -> RuleResult:
     """Every key the Vault template renders must be read by `Settings`, or it is dead config."""
     result = RuleResult("vault-template", "every key secrets.ctmpl renders is a Settings env name")
     explicit = ctmpl is not None
@@ -516,10 +505,7 @@ def check_vault_template(
             result.status = "FAIL"
             result.problems.append(Problem(shown, "--ctmpl file not found"))
         else:
-            result.note = (
-                f"{shown} not found (the infra submodule is not checked out); "
-                "check it with --ctmpl PATH"
-            )
+            result.note = f"{shown} not found (the infra submodule is not checked out); check it with --ctmpl PATH"
         return result
     template = parse_ctmpl(path, root)
     result.note = f"checked {shown}"
@@ -534,9 +520,7 @@ def check_vault_template(
                     f"rendered by {shown}:{line}; add a Settings field or drop it from there",
                 )
             )
-    result.comparisons.append(
-        (f"{shown} keys", sorted(template.keys), "Settings env names", sorted(env_names))
-    )
+    result.comparisons.append((f"{shown} keys", sorted(template.keys), "Settings env names", sorted(env_names)))
     result.fail_if_needed()
     return result
 
@@ -563,9 +547,7 @@ def check_settings_defaults(fields: Sequence[SettingsField]) -> RuleResult:
     return result
 
 
-def check_settings_in_env_example(
-    fields: Sequence[SettingsField], env_example: EnvFile
-) -> RuleResult:
+def check_settings_in_env_example(fields: Sequence[SettingsField], env_example: EnvFile) -> RuleResult:
     """Every `Settings` field must be named in `.env.example` under one of its env names."""
     result = RuleResult("settings-in-env-example", "every Settings env name is in .env.example")
     result.problems.extend(env_example.problems)
@@ -584,16 +566,12 @@ def check_settings_in_env_example(
                     f"read by Settings.{settings_field.name}",
                 )
             )
-    result.comparisons.append(
-        ("Settings env names", sorted(expected), ".env.example keys", sorted(env_example.keys))
-    )
+    result.comparisons.append(("Settings env names", sorted(expected), ".env.example keys", sorted(env_example.keys)))
     result.fail_if_needed()
     return result
 
 
-def check_frontend_public_keys(
-    root: Path, reads: dict[str, str], env_example: EnvFile
-) -> RuleResult:
+def check_frontend_public_keys(root: Path, reads: dict[str, str], env_example: EnvFile) -> RuleResult:
     """Every NEXT_PUBLIC_* the frontend reads must reach `next build`: example, ARG, compose.
 
     Next.js inlines NEXT_PUBLIC_* values at build time, so a key that is not a Docker build
@@ -601,8 +579,7 @@ def check_frontend_public_keys(
     """
     result = RuleResult(
         "frontend-public-keys",
-        "every NEXT_PUBLIC_* the frontend reads is in .env.example, a Dockerfile ARG "
-        "and a compose build arg",
+        "every NEXT_PUBLIC_* the frontend reads is in .env.example, a Dockerfile ARG and a compose build arg",
     )
     if not reads:
         result.note = "the frontend reads no NEXT_PUBLIC_* keys"
@@ -643,9 +620,7 @@ def _check_dockerfile_args(root: Path, reads: dict[str, str], result: RuleResult
                 )
             )
     public_declared = sorted(name for name in declared if name.startswith("NEXT_PUBLIC_"))
-    result.comparisons.append(
-        ("frontend NEXT_PUBLIC_* reads", sorted(reads), "Dockerfile ARGs", public_declared)
-    )
+    result.comparisons.append(("frontend NEXT_PUBLIC_* reads", sorted(reads), "Dockerfile ARGs", public_declared))
 
 
 def _check_compose_build_args(root: Path, reads: dict[str, str], result: RuleResult) -> None:
@@ -660,20 +635,14 @@ def _check_compose_build_args(root: Path, reads: dict[str, str], result: RuleRes
         return
     service, build = find_frontend_build(compose)
     if service is None:
-        result.problems.append(
-            Problem(str(COMPOSE_FILE), "no service builds apps/frontend; cannot check build args")
-        )
+        result.problems.append(Problem(str(COMPOSE_FILE), "no service builds apps/frontend; cannot check build args"))
         return
     passed = build_arg_names(build)
     target = f"{COMPOSE_FILE} (services.{service}.build.args)"
     for key, where in reads.items():
         if key not in passed:
-            result.missing.append(
-                Missing(key, target, f"        {key}: ${{{key}:-}}", f"read at {where}")
-            )
-    result.comparisons.append(
-        ("frontend NEXT_PUBLIC_* reads", sorted(reads), f"{service} build args", sorted(passed))
-    )
+            result.missing.append(Missing(key, target, f"        {key}: ${{{key}:-}}", f"read at {where}"))
+    result.comparisons.append(("frontend NEXT_PUBLIC_* reads", sorted(reads), f"{service} build args", sorted(passed)))
 
 
 def unused_env_example_warnings(
@@ -689,8 +658,7 @@ def unused_env_example_warnings(
         used |= set(COMPOSE_REFERENCE.findall(compose_path.read_text(errors="replace")))
     shown = _display(env_example.path, root)
     return [
-        f"{shown}:{line}: {key} is not read by Settings, the frontend or {COMPOSE_FILE}; "
-        "remove it or use it"
+        f"{shown}:{line}: {key} is not read by Settings, the frontend or {COMPOSE_FILE}; remove it or use it"
         for key, line in env_example.keys.items()
         if key not in used
     ]
@@ -704,14 +672,14 @@ def run_checks(
     """Run every rule against the repository at `root` and the given `Settings` fields."""
     env_names = {name: settings_field for settings_field in fields for name in settings_field.env}
     env_example = parse_env_file(root / ENV_EXAMPLE, root)
-    reads = find_frontend_public_reads(root)
+    env_reads = find_frontend_env_reads(root)
     rules = [
         check_vault_template(root, ctmpl, env_names),
         check_settings_defaults(fields),
         check_settings_in_env_example(fields, env_example),
-        check_frontend_public_keys(root, reads, env_example),
+        check_frontend_public_keys(root, public_reads(env_reads), env_example),
     ]
-    warnings = unused_env_example_warnings(root, env_example, env_names, reads)
+    warnings = unused_env_example_warnings(root, env_example, env_names, env_reads)
     return Report(rules, warnings)
 
 
@@ -727,8 +695,7 @@ def format_report(report: Report, *, diff: bool = False, fix: bool = False) -> s
             lines.append(f"    {rule.note}")
         lines.extend(f"    {problem}" for problem in rule.problems)
         lines.extend(
-            f"    missing {item.key} -> add to {item.into}"
-            + (f"  ({item.why})" if item.why else "")
+            f"    missing {item.key} -> add to {item.into}" + (f"  ({item.why})" if item.why else "")
             for item in rule.missing
         )
         if diff and rule.status == "FAIL":
@@ -753,9 +720,7 @@ def _format_diffs(rule: RuleResult) -> Iterable[str]:
     for expected_label, expected, actual_label, actual in rule.comparisons:
         # Only the keys that matter to this comparison: extra keys elsewhere are not drift.
         relevant = sorted(set(actual) & set(expected))
-        diff = difflib.unified_diff(
-            expected, relevant, fromfile=expected_label, tofile=actual_label, lineterm="", n=0
-        )
+        diff = difflib.unified_diff(expected, relevant, fromfile=expected_label, tofile=actual_label, lineterm="", n=0)
         yield from (f"    {line}" for line in diff)
 
 
@@ -800,15 +765,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="read Settings fields from this file instead of `python -m src.config --fields-json`",
     )
-    parser.add_argument(
-        "--python", help="interpreter with the backend installed (default: this one)"
-    )
-    parser.add_argument(
-        "--diff", action="store_true", help="show each failed comparison as a diff of key lists"
-    )
-    parser.add_argument(
-        "--fix", action="store_true", help="print the snippets to add, grouped by file"
-    )
+    parser.add_argument("--python", help="interpreter with the backend installed (default: this one)")
+    parser.add_argument("--diff", action="store_true", help="show each failed comparison as a diff of key lists")
+    parser.add_argument("--fix", action="store_true", help="print the snippets to add, grouped by file")
     return parser
 
 

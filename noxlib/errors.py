@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-F = TypeVar("F", bound=Callable[..., Any])
+from typing import Any
 
 
 class UserError(Exception):
@@ -22,7 +20,7 @@ class ServiceError(UserError):
     """A service did not start, answer or stop as expected."""
 
 
-def reported(func: F) -> F:
+def reported[F: Callable[..., Any]](func: F) -> F:
     """Decorate a nox session so a `UserError` ends it with its one-line message."""
 
     @functools.wraps(func)

@@ -68,7 +68,8 @@ class RegistryState:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"leases": [asdict(lease) for lease in self.leases], "services": self.services}, indent=2
+            {"leases": [asdict(lease) for lease in self.leases], "services": self.services},
+            indent=2,
         )
 
 

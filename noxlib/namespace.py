@@ -111,8 +111,7 @@ def get_namespace(repo: Path | None = None, environ: dict[str, str] | None = Non
         return f"{namespace}_{repo_path_hash(repo)}"
 
     print(
-        "warning: no git branch found; using a namespace from the checkout path. "
-        "Set BRANCH_NAME to choose one.",
+        "warning: no git branch found; using a namespace from the checkout path. Set BRANCH_NAME to choose one.",
         file=sys.stderr,
     )
     return f"default_{repo_path_hash(repo)}"
@@ -148,6 +147,19 @@ def get_s3_bucket(namespace: str) -> str:
 def get_env_suffix(namespace: str) -> str:
     """Suffix for container and deployment names (`-{ns}`)."""
     return f"-{namespace}"
+
+
+DEV_DB_PREFIX = "finance_report_dev_"
+
+
+def get_dev_db_name(namespace: str) -> str:
+    """The database `nox -s dev` runs the app on: per namespace, so two branches never share a schema."""
+    return f"{DEV_DB_PREFIX}{_fit(namespace, PG_MAX_IDENTIFIER - len(DEV_DB_PREFIX), '_')}"
+
+
+def get_dev_bucket(namespace: str) -> str:
+    """The dev app's bucket; distinct from the test bucket, which test runs delete when they end."""
+    return get_s3_bucket(f"dev_{namespace}")
 
 
 def get_template_db_name(migrations_hash: str) -> str:

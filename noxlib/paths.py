@@ -21,7 +21,7 @@ NOX_DIR = REPO_ROOT / ".nox"
 # PostgreSQL refuses to run as root; these accounts exist on most systems and images.
 UNPRIVILEGED_ACCOUNTS = ("postgres", "nobody")
 # Used when running as root and the service account cannot enter root's home (mode 0700).
-ROOT_FALLBACK_STATE_DIR = Path("/var/tmp/finance_report")
+ROOT_FALLBACK_STATE_DIR = Path("/var/tmp/finance_report")  # noqa: S108 - created and owned by us
 
 
 def is_root() -> bool:

@@ -12,6 +12,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -59,7 +61,7 @@ def start(
     name: str,
     argv: Sequence[str],
     *,
-    log_path: Path,
+    log_path: Path | None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     user: str | None = None,
@@ -69,14 +71,17 @@ def start(
 
     `detach` puts the process in its own session: Ctrl+C in the terminal signals the whole
     foreground process group, and shared services must outlive the run that started them.
+    Without a `log_path`, output goes to the terminal with every line prefixed by `name`, so
+    two servers in one terminal (`nox -s dev -- --frontend`) stay readable.
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    if log_path is not None:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") if log_path is not None else contextlib.nullcontext() as log:
         try:
             popen = subprocess.Popen(
                 list(argv),
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=log if log is not None else subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 env=dict(env) if env is not None else None,
                 cwd=cwd,
@@ -85,10 +90,12 @@ def start(
             )
         except FileNotFoundError as error:
             raise ServiceError(f"cannot start {name}: {argv[0]} not found") from error
+    if log is None:
+        _prefix_output(popen, name)
     try:
         tracked = TrackedProcess.of_pid(name, popen.pid)
     except psutil.NoSuchProcess as error:
-        raise ServiceError(f"{name} exited at once; see {log_path}") from error
+        raise ServiceError(f"{name} exited at once; see {log_path or 'the output above'}") from error
     return tracked, popen
 
 
@@ -113,6 +120,38 @@ def _reap(pid: int) -> None:
     """Collect the exit status when the process is our own child, so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def _prefix_output(popen: subprocess.Popen[bytes], name: str) -> None:
+    def pump() -> None:
+        assert popen.stdout is not None
+        for raw in iter(popen.stdout.readline, b""):
+            sys.stdout.write(f"{name:>8} | {raw.decode(errors='replace').rstrip()}\n")
+            sys.stdout.flush()
+
+    threading.Thread(target=pump, name=f"output-{name}", daemon=True).start()
+
+
+def stop_tree(process: TrackedProcess, *, sig: int = signal.SIGTERM, timeout: float = 15.0) -> bool:
+    """Stop a process we started and every process it started (reloaders, build workers).
+
+    Descendants are listed before the parent is signalled: once it dies they are reparented
+    and could no longer be told apart from strangers.
+    """
+    if not process.is_running():
+        return True
+    try:
+        children = psutil.Process(process.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        children = []
+    tracked = [process]
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            tracked.append(TrackedProcess(name=process.name, pid=child.pid, create_time=child.create_time()))
+    stopped = stop(process, sig=sig, timeout=timeout)
+    for descendant in tracked[1:]:
+        stopped = stop(descendant, sig=signal.SIGTERM, timeout=5.0) and stopped
+    return stopped
 
 
 def tail(path: Path, lines: int = 5) -> str:

@@ -39,8 +39,13 @@ def namespace() -> str:
 
 def test_guard_refuses_foreign_names(admin_url, namespace):
     janitor = DatabaseJanitor(admin_url, namespace)
-    for name in ("finance_report", f"finance_report_test_other_{namespace}", "postgres",
-                 f"finance_report_test_{namespace}x", f"finance_report_test_{namespace}_gw1000"):
+    for name in (
+        "finance_report",
+        f"finance_report_test_other_{namespace}",
+        "postgres",
+        f"finance_report_test_{namespace}x",
+        f"finance_report_test_{namespace}_gw1000",
+    ):
         assert not janitor.owns(name)
         with pytest.raises(NotOurDatabaseError):
             janitor.drop(name)
@@ -50,12 +55,19 @@ def test_guard_refuses_foreign_names(admin_url, namespace):
 
 def test_drop_all_own_leaves_app_and_other_namespaces(admin_url, namespace):
     other = f"finance_report_test_other_{namespace}"
-    for name in ("finance_report", other, f"finance_report_test_{namespace}",
-                 f"finance_report_test_{namespace}_gw0"):
+    for name in (
+        "finance_report",
+        other,
+        f"finance_report_test_{namespace}",
+        f"finance_report_test_{namespace}_gw0",
+    ):
         _create(admin_url, name)
     janitor = DatabaseJanitor(admin_url, namespace)
     dropped = janitor.drop_all_own()
-    assert sorted(dropped) == [f"finance_report_test_{namespace}", f"finance_report_test_{namespace}_gw0"]
+    assert sorted(dropped) == [
+        f"finance_report_test_{namespace}",
+        f"finance_report_test_{namespace}_gw0",
+    ]
     assert _exists(admin_url, "finance_report")
     assert _exists(admin_url, other)
     DatabaseJanitor(admin_url, f"other_{namespace}").drop_all_own()
@@ -94,9 +106,11 @@ def test_template_is_reused_until_a_migration_changes(admin_url, namespace, tmp_
     root = _migrations(tmp_path, f"# schema {namespace} v1\n")
     first_hash = migrations_hash(root)
     first, built = janitor.ensure_template(first_hash, migrate, lambda n: f"{base}/{n}")
-    assert built and len(calls) == 1
+    assert built
+    assert len(calls) == 1
     again, built = janitor.ensure_template(migrations_hash(root), migrate, lambda n: f"{base}/{n}")
-    assert (again, built) == (first, False) and len(calls) == 1
+    assert (again, built) == (first, False)
+    assert len(calls) == 1
 
     janitor.clone(first, f"finance_report_test_{namespace}_gw0")
     with psycopg.connect(f"{base}/finance_report_test_{namespace}_gw0") as c:
@@ -104,7 +118,9 @@ def test_template_is_reused_until_a_migration_changes(admin_url, namespace, tmp_
 
     root = _migrations(tmp_path, f"# schema {namespace} v2\n")
     second, built = janitor.ensure_template(migrations_hash(root), migrate, lambda n: f"{base}/{n}")
-    assert built and second != first and len(calls) == 2
+    assert built
+    assert second != first
+    assert len(calls) == 2
     assert first in janitor.drop_stale_templates(keep={second} | _live_templates(admin_url, first, second))
     assert not _exists(admin_url, first)
     assert _exists(admin_url, second)
@@ -115,8 +131,9 @@ def test_template_is_reused_until_a_migration_changes(admin_url, namespace, tmp_
 def _live_templates(admin_url, *mine):
     """Templates other tests of this run may be using right now must survive this test."""
     with psycopg.connect(admin_url) as c:
-        rows = c.execute("SELECT datname FROM pg_database WHERE datistemplate AND datname LIKE "
-                         "'finance_report_template_%'").fetchall()
+        rows = c.execute(
+            "SELECT datname FROM pg_database WHERE datistemplate AND datname LIKE 'finance_report_template_%'"
+        ).fetchall()
     return {name for (name,) in rows if name not in mine}
 
 
@@ -135,7 +152,11 @@ def test_failed_migration_leaves_no_template(admin_url, namespace, tmp_path):
 
 def test_down_reaps_only_orphans(admin_url, namespace):
     live, orphan = f"live_{namespace}", f"orphan_{namespace}"
-    for name in (f"finance_report_test_{live}", f"finance_report_test_{orphan}_gw0", "finance_report"):
+    for name in (
+        f"finance_report_test_{live}",
+        f"finance_report_test_{orphan}_gw0",
+        "finance_report",
+    ):
         _create(admin_url, name)
     # Like `nox -s down`: every namespace that holds a lease is live (the suite's nox runs do).
     leased = [lease.namespace for lease in lifecycle.registry().snapshot().leases]

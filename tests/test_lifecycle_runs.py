@@ -32,8 +32,11 @@ PROBE = Path(__file__).resolve().parent / "lifecycle" / "probe_run.py"
 
 def nox_env(**extra: str) -> dict[str, str]:
     """The outer session's venv variables would point the inner nox's uv at the wrong venv."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "CONDA_PREFIX")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "CONDA_PREFIX")
+    }
     return dict(env, NOX_SCRIPT_MODE="none", **extra)
 
 
@@ -43,10 +46,29 @@ def start_run(branch: str, tmp_path: Path, *, sleep: float = 0, workers: int = 2
     env = nox_env(BRANCH_NAME=branch, PROBE_READY_DIR=str(ready), PROBE_SLEEP=str(sleep))
     log = open(tmp_path / f"{branch}.log", "wb")  # noqa: SIM115 - closed by the OS with the child
     return subprocess.Popen(
-        [sys.executable, "-m", "nox", "--envdir", str(ENVDIR), "-R", "-s", "test", "--", "--no-cov", "-n", str(workers),
-         "-p", "no:cacheprovider", str(PROBE)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        preexec_fn=_default_sigint,  # noqa: PLW1509 - only resets a signal disposition
+        [
+            sys.executable,
+            "-m",
+            "nox",
+            "--envdir",
+            str(ENVDIR),
+            "-R",
+            "-s",
+            "test",
+            "--",
+            "--no-cov",
+            "-n",
+            str(workers),
+            "-p",
+            "no:cacheprovider",
+            str(PROBE),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
     )
 
 
@@ -75,11 +97,15 @@ def leftovers(namespace: str, urls) -> list[str]:
     found += [name for (name,) in rows if name.startswith(get_test_db_name(namespace))]
     if buckets.bucket_exists(urls, get_s3_bucket(namespace)):
         found.append(f"bucket {get_s3_bucket(namespace)}")
-    found += [f"lease pid {l.pid}" for l in lifecycle.registry().snapshot().leases if l.namespace == namespace]
+    found += [
+        f"lease pid {lease.pid}" for lease in lifecycle.registry().snapshot().leases if lease.namespace == namespace
+    ]
     for process in psutil.process_iter(["cmdline"]):
         try:
-            if str(PROBE) in " ".join(process.info["cmdline"] or []) and \
-                    process.environ().get("TEST_NAMESPACE") == namespace:
+            if (
+                str(PROBE) in " ".join(process.info["cmdline"] or [])
+                and process.environ().get("TEST_NAMESPACE") == namespace
+            ):
                 found.append(f"process {process.pid}")
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
@@ -87,14 +113,31 @@ def leftovers(namespace: str, urls) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def warm(services, tmp_path_factory):
+def warm(services):
     """One serial run first: it builds the template the other runs then reuse."""
-    tmp_path = tmp_path_factory.mktemp("warm")
     branch = f"warm-{uuid.uuid4().hex[:6]}"
     env = nox_env(BRANCH_NAME=branch)
     result = subprocess.run(
-        [sys.executable, "-m", "nox", "--envdir", str(ENVDIR), "-R", "-s", "test", "--", "--no-cov", "-n", "0", str(PROBE)],
-        cwd=REPO, env=env, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "nox",
+            "--envdir",
+            str(ENVDIR),
+            "-R",
+            "-s",
+            "test",
+            "--",
+            "--no-cov",
+            "-n",
+            "0",
+            str(PROBE),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return services
@@ -154,9 +197,24 @@ def test_same_namespace_twice_is_refused_clearly(warm, tmp_path):
     first = start_run(branch, tmp_path, sleep=30)
     wait_ready(branch, tmp_path, 1, first)
     second = subprocess.run(
-        [sys.executable, "-m", "nox", "--envdir", str(ENVDIR), "-R", "-s", "test", "--", "--no-cov", str(PROBE)],
-        cwd=REPO, env=nox_env(BRANCH_NAME=branch),
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "nox",
+            "--envdir",
+            str(ENVDIR),
+            "-R",
+            "-s",
+            "test",
+            "--",
+            "--no-cov",
+            str(PROBE),
+        ],
+        cwd=REPO,
+        env=nox_env(BRANCH_NAME=branch),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     os.killpg(first.pid, signal.SIGINT)
     first.wait(timeout=60)

@@ -41,8 +41,20 @@ def test_branch_name_and_workspace_id_win():
 def _git_repo(path, branch):
     subprocess.run(["git", "init", "-q", "-b", branch, str(path)], check=True)
     subprocess.run(
-        ["git", "-C", str(path), "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q",
-         "--allow-empty", "-m", "init"],
+        [
+            "git",
+            "-C",
+            str(path),
+            "-c",
+            "user.email=a@b",
+            "-c",
+            "user.name=a",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "init",
+        ],
         check=True,
     )
 
@@ -105,7 +117,7 @@ def test_bucket_names_follow_s3_rules(branch):
     assert 3 <= len(bucket) <= 63
     assert BUCKET_RULE.match(bucket)
     assert "--" not in bucket
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 address"):
         ipaddress.ip_address(bucket)
 
 

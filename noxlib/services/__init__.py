@@ -50,7 +50,11 @@ class ServiceUrls:
 
     def secrets(self) -> list[str]:
         """Values that must never be printed."""
-        values = [self.postgres_password, self.s3_secret_key, quote(self.postgres_password, safe="")]
+        values = [
+            self.postgres_password,
+            self.s3_secret_key,
+            quote(self.postgres_password, safe=""),
+        ]
         return [value for value in values if value]
 
 
@@ -74,9 +78,7 @@ def requested_backend(environ: dict[str, str] | None = None) -> str:
     env = os.environ if environ is None else environ
     value = env.get("FR_SERVICES", "auto").strip().lower() or "auto"
     if value not in BACKEND_NAMES:
-        raise UserError(
-            f"FR_SERVICES={value!r} is not a services backend; use one of {', '.join(BACKEND_NAMES)}."
-        )
+        raise UserError(f"FR_SERVICES={value!r} is not a services backend; use one of {', '.join(BACKEND_NAMES)}.")
     return value
 
 
@@ -95,8 +97,7 @@ def select_backend(environ: dict[str, str] | None = None) -> ServiceBackend:
     if choice == "compose":
         if runtime is None:
             raise UserError(
-                "FR_SERVICES=compose but neither docker nor podman answers; start the engine "
-                "or use FR_SERVICES=native."
+                "FR_SERVICES=compose but neither docker nor podman answers; start the engine or use FR_SERVICES=native."
             )
         return ComposeServices(runtime)
     return ComposeServices(runtime) if runtime else NativeServices()

@@ -38,9 +38,9 @@ def detect_runtime(environ: dict[str, str] | None = None) -> str | None:
         if not executable:
             continue
         try:
-            answered = subprocess.run(
-                [executable, "info"], capture_output=True, timeout=10, check=False
-            ).returncode == 0
+            answered = (
+                subprocess.run([executable, "info"], capture_output=True, timeout=10, check=False).returncode == 0
+            )
         except (OSError, subprocess.TimeoutExpired):
             answered = False
         if answered:
@@ -77,9 +77,7 @@ class ComposeServices:
     def _run(self, args: Sequence[str], *, timeout: float = 300) -> str:
         argv = self.command(*args)
         try:
-            result = subprocess.run(
-                argv, capture_output=True, text=True, timeout=timeout, env=self.env, check=False
-            )
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env, check=False)
         except subprocess.TimeoutExpired as error:
             raise ServiceError(f"`{' '.join(argv[:3])} {' '.join(args)}` timed out") from error
         if result.returncode != 0:

@@ -229,9 +229,7 @@ class NativeServices:
             "-c", "full_page_writes=off",
             "-c", "max_connections=300",
         ]  # fmt: skip
-        component.process, _ = processes.start(
-            "postgres", argv, log_path=log_path, user=user, env=_service_env()
-        )
+        component.process, _ = processes.start("postgres", argv, log_path=log_path, user=user, env=_service_env())
         urls = self._urls(components)
         processes.wait_until(
             lambda: postgres_ready(urls),
@@ -254,14 +252,16 @@ class NativeServices:
             result = subprocess.run(
                 [
                     str(bindir / "initdb"),
-                    "-D", str(data),
-                    "-U", POSTGRES_USER,
+                    "-D",
+                    str(data),
+                    "-U",
+                    POSTGRES_USER,
                     "--auth-host=scram-sha-256",
                     "--auth-local=scram-sha-256",
                     f"--pwfile={password_file}",
                     "--encoding=UTF8",
                     "--no-sync",
-                ],  # fmt: skip
+                ],
                 capture_output=True,
                 text=True,
                 user=user,
@@ -335,7 +335,5 @@ def _remove_stale_postmaster_pid(data: Path) -> None:
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         alive = False
     if alive:
-        raise ServiceError(
-            f"a PostgreSQL we did not start (pid {pid}) is using {data}; stop it or run `nox -s down`."
-        )
+        raise ServiceError(f"a PostgreSQL we did not start (pid {pid}) is using {data}; stop it or run `nox -s down`.")
     pid_file.unlink(missing_ok=True)

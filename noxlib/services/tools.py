@@ -76,8 +76,16 @@ def tools_env() -> Path:
         uv = uv_executable()
         for argv in (
             [uv, "venv", "--quiet", "--python", sys.executable, str(location)],
-            [uv, "pip", "install", "--quiet", "--python", str(location / "bin" / "python"),
-             "-r", str(requirements_file)],
+            [
+                uv,
+                "pip",
+                "install",
+                "--quiet",
+                "--python",
+                str(location / "bin" / "python"),
+                "-r",
+                str(requirements_file),
+            ],
         ):
             result = subprocess.run(argv, capture_output=True, text=True, check=False)
             if result.returncode != 0:

@@ -1,0 +1,1 @@
+"""Finance Report backend: bank statements, the journal and their reconciliation."""

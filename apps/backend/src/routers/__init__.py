@@ -1,0 +1,1 @@
+"""HTTP routes, one module per resource; all mounted under /api by `src.main`."""

@@ -1,0 +1,96 @@
+"""Request and response bodies. Money is `Decimal` in and a decimal string out, never a float."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# PostgreSQL text cannot hold NUL, and a description of only spaces says nothing.
+Description = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")]
+Amount = Annotated[Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False)]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
+
+
+class ORMModel(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class CheckReport(BaseModel):
+    status: Literal["ok", "error"]
+    message: str
+    duration_ms: float
+
+
+class HealthReport(BaseModel):
+    status: Literal["healthy", "unhealthy"]
+    timestamp: dt.datetime
+    git_sha: str
+    checks: dict[str, CheckReport]
+
+
+class PingReport(BaseModel):
+    state: Literal["ping", "pong"]
+    toggle_count: int
+    updated_at: dt.datetime | None
+
+
+class StatementLineOut(ORMModel):
+    id: int
+    line_number: int
+    date: dt.date
+    description: str
+    amount: Decimal
+    currency: str
+
+
+class StatementSummary(ORMModel):
+    id: int
+    filename: str
+    object_key: str
+    size_bytes: int
+    sha256: str
+    line_count: int
+    uploaded_at: dt.datetime
+
+
+class StatementDetail(StatementSummary):
+    lines: list[StatementLineOut]
+
+
+class JournalEntryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    date: dt.date
+    amount: Amount
+    description: Description
+    currency: CurrencyCode | None = Field(default=None, description="ISO 4217 code; BASE_CURRENCY when omitted.")
+
+
+class JournalEntryOut(ORMModel):
+    id: int
+    date: dt.date
+    amount: Decimal
+    description: str
+    currency: str
+    created_at: dt.datetime
+
+
+class MatchOut(BaseModel):
+    statement_line_id: int
+    journal_entry_id: int
+    day_difference: int
+
+
+class ReconciliationRunReport(BaseModel):
+    matched: int
+    matches: list[MatchOut]
+
+
+class ReconciliationStats(BaseModel):
+    matched: int
+    unmatched_statement_lines: int
+    unmatched_journal_entries: int
+    match_rate: float = Field(description="Matched statement lines / all statement lines, 0..1.")

@@ -1,0 +1,155 @@
+import { screen, waitFor } from "@testing-library/react";
+import userEvent from "@testing-library/user-event";
+import { describe, expect, it } from "vitest";
+
+import { ReconciliationWorkbench } from "@/components/reconciliation-workbench";
+
+import { backendDown, deferredResponse, jsonResponse, stubBrowserFetch } from "./browser-fetch";
+import { renderPage } from "./render-page";
+
+const stats = { matched: 12, unmatched_statement_lines: 3, unmatched_journal_entries: 2, match_rate: 0.8 };
+const pendingLines = [
+  { id: 1, date: "2026-01-05", description: "Coffee Roasters", amount: "-12.5" },
+  { id: 2, date: "2026-01-06", description: "Salary", amount: "2500.00" },
+];
+
+function csvFile(text: string, name = "statement.csv"): File {
+  return new File([text], name, { type: "text/csv" });
+}
+
+describe("reconciliation workbench", () => {
+  it("shows a loading state until stats and pending lines arrive", async () => {
+    const pendingStats = deferredResponse();
+    stubBrowserFetch({
+      "GET /api/reconciliation/stats": pendingStats.promise,
+      "GET /api/reconciliation/pending": jsonResponse(200, pendingLines),
+    });
+
+    renderPage(<ReconciliationWorkbench />);
+
+    expect(screen.getByTestId("loading")).toBeInTheDocument();
+    pendingStats.resolve(jsonResponse(200, stats));
+    expect(await screen.findByTestId("stats-matched")).toHaveTextContent("12");
+  });
+
+  it("shows the stats and the pending lines", async () => {
+    stubBrowserFetch({
+      "GET /api/reconciliation/stats": jsonResponse(200, stats),
+      "GET /api/reconciliation/pending": jsonResponse(200, pendingLines),
+    });
+
+    renderPage(<ReconciliationWorkbench />);
+
+    expect(await screen.findByTestId("stats-matched")).toHaveTextContent("12");
+    expect(screen.getByTestId("stats-unmatched-lines")).toHaveTextContent("3");
+    expect(screen.getByTestId("stats-unmatched-entries")).toHaveTextContent("2");
+    expect(screen.getByTestId("stats-match-rate")).toHaveTextContent("80.0%");
+    const list = screen.getByTestId("pending-list");
+    expect(list).toHaveTextContent("Coffee Roasters");
+    expect(list).toHaveTextContent("-12.50");
+    expect(list).toHaveTextContent("2,500.00");
+  });
+
+  it("reads stats and pending lines whose field names differ slightly", async () => {
+    stubBrowserFetch({
+      "GET /api/reconciliation/stats": jsonResponse(200, { matched_count: "7", unmatched_lines: 1, match_rate: 87.5 }),
+      "GET /api/reconciliation/pending": jsonResponse(200, { items: [] }),
+    });
+
+    renderPage(<ReconciliationWorkbench />);
+
+    expect(await screen.findByTestId("stats-matched")).toHaveTextContent("7");
+    expect(screen.getByTestId("stats-unmatched-entries")).toHaveTextContent("—");
+    expect(screen.getByTestId("stats-match-rate")).toHaveTextContent("87.5%");
+    expect(screen.getByTestId("pending-list")).toHaveTextContent("Nothing pending");
+  });
+
+  it("runs matching, reports the outcome and reloads stats and pending lines", async () => {
+    const fetchStub = stubBrowserFetch({
+      "GET /api/reconciliation/stats": jsonResponse(200, stats),
+      "GET /api/reconciliation/pending": jsonResponse(200, pendingLines),
+      "POST /api/reconciliation/run": jsonResponse(200, { matched: 2 }),
+    });
+    renderPage(<ReconciliationWorkbench />);
+    await screen.findByTestId("stats-matched");
+
+    fetchStub.routes["GET /api/reconciliation/stats"] = jsonResponse(200, { ...stats, matched: 14 });
+    fetchStub.routes["GET /api/reconciliation/pending"] = jsonResponse(200, pendingLines.slice(1));
+    await userEvent.click(screen.getByTestId("run-matching"));
+
+    expect(await screen.findByTestId("run-result")).toHaveTextContent("2 new matches");
+    await waitFor(() => expect(screen.getByTestId("stats-matched")).toHaveTextContent("14"));
+    expect(screen.getByTestId("pending-list")).not.toHaveTextContent("Coffee Roasters");
+  });
+
+  it("uploads the chosen CSV as multipart field 'file' and reports what was imported", async () => {
+    const fetchStub = stubBrowserFetch({
+      "GET /api/reconciliation/stats": jsonResponse(200, stats),
+      "GET /api/reconciliation/pending": jsonResponse(200, pendingLines),
+      "POST /api/statements": jsonResponse(201, { id: "s1", lines_imported: 2 }),
+    });
+    renderPage(<ReconciliationWorkbench />);
+
+    await userEvent.upload(await screen.findByTestId("upload-input"), csvFile("date,description,amount\n"));
+
+    expect(await screen.findByTestId("upload-result")).toHaveTextContent("Imported 2 lines from statement.csv");
+    const upload = fetchStub.requests.find((request) => request.method === "POST");
+    expect(upload?.body).toBeInstanceOf(FormData);
+    const sent = (upload?.body as FormData).get("file");
+    expect(sent).toBeInstanceOf(File);
+    expect((sent as File).name).toBe("statement.csv");
+  });
+
+  it("shows the backend's line-level error for a bad file", async () => {
+    stubBrowserFetch({
+      "GET /api/reconciliation/stats": jsonResponse(200, stats),
+      "GET /api/reconciliation/pending": jsonResponse(200, pendingLines),
+      "POST /api/statements": jsonResponse(422, {
+        detail: "line 3: amount 'abc' is not a number",
+        code: "invalid_statement_line",
+      }),
+    });
+    renderPage(<ReconciliationWorkbench />);
+
+    await userEvent.upload(await screen.findByTestId("upload-input"), csvFile("garbage"));
+
+    const error = await screen.findByTestId("upload-error");
+    expect(error).toHaveTextContent("line 3: amount 'abc' is not a number");
+    expect(error).toHaveAttribute("data-code", "invalid_statement_line");
+    expect(screen.queryByTestId("upload-result")).not.toBeInTheDocument();
+  });
+
+  it("shows FastAPI's validation error list readably", async () => {
+    stubBrowserFetch({
+      "GET /api/reconciliation/stats": jsonResponse(200, stats),
+      "GET /api/reconciliation/pending": jsonResponse(200, pendingLines),
+      "POST /api/statements": jsonResponse(422, {
+        detail: [{ loc: ["body", "file"], msg: "Field required", type: "missing" }],
+      }),
+    });
+    renderPage(<ReconciliationWorkbench />);
+
+    await userEvent.upload(await screen.findByTestId("upload-input"), csvFile("x"));
+
+    expect(await screen.findByTestId("upload-error")).toHaveTextContent("body.file: Field required");
+  });
+
+  it("shows an error with Retry when the backend is down, and recovers", async () => {
+    const fetchStub = stubBrowserFetch({
+      "GET /api/reconciliation/stats": backendDown(),
+      "GET /api/reconciliation/pending": backendDown(),
+    });
+
+    renderPage(<ReconciliationWorkbench />);
+
+    expect(await screen.findByTestId("error-state")).toHaveTextContent("unreachable");
+    expect(screen.queryByTestId("run-matching")).not.toBeInTheDocument();
+
+    fetchStub.routes["GET /api/reconciliation/stats"] = jsonResponse(200, stats);
+    fetchStub.routes["GET /api/reconciliation/pending"] = jsonResponse(200, pendingLines);
+    await userEvent.click(screen.getByTestId("retry-button"));
+
+    expect(await screen.findByTestId("stats-matched")).toHaveTextContent("12");
+    expect(screen.queryByTestId("error-state")).not.toBeInTheDocument();
+  });
+});

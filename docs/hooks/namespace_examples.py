@@ -1,0 +1,99 @@
+"""MkDocs hook: compute the namespace worked examples with noxlib's own naming functions.
+
+Hand-written examples of hashed, truncated names are wrong the day the rules change; these are
+computed on every build by the functions the test lifecycle calls, so the page shows exactly
+what a run with those inputs would create.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.structure.files import Files
+from mkdocs.structure.pages import Page
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PLACEHOLDER = "<!-- namespace-examples -->"
+
+# mkdocs loads hooks by file path, so the repository root is not importable by default.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from noxlib.namespace import (  # noqa: E402 - needs the path above
+    get_namespace,
+    get_s3_bucket,
+    get_test_db_name,
+    repo_path_hash,
+    sanitize_namespace,
+)
+
+# (situation, environment the run sees, git branch and checkout when no BRANCH_NAME is set)
+EXAMPLES: list[tuple[str, dict[str, str], tuple[str, str] | None]] = [
+    (
+        "A developer on `main` in `/home/alice/finance_report`",
+        {},
+        ("main", "/home/alice/finance_report"),
+    ),
+    (
+        "The same branch in a second worktree, `/home/alice/fr-review`",
+        {},
+        ("main", "/home/alice/fr-review"),
+    ),
+    (
+        "A CI job of a pull request from `feature/auth-v2`",
+        {"BRANCH_NAME": "feature/auth-v2", "WORKSPACE_ID": "9876543210-3"},
+        None,
+    ),
+    (
+        "A second local run of one checkout at the same time",
+        {"BRANCH_NAME": "feature/auth-v2", "WORKSPACE_ID": "2"},
+        None,
+    ),
+    ("A branch with non-ASCII letters", {"BRANCH_NAME": "fix/café-totals"}, None),
+    (
+        "A very long branch name",
+        {"BRANCH_NAME": "feature/reconcile-multi-currency-statements-with-fx-rates-per-day"},
+        None,
+    ),
+]
+
+
+def _namespace(environment: dict[str, str], checkout: tuple[str, str] | None) -> str:
+    """The namespace noxlib derives: from the env when set, else branch + checkout hash."""
+    if checkout is None:
+        return get_namespace(REPO_ROOT, environment)
+    # get_namespace asks git for the branch of a real checkout; these checkouts are examples,
+    # so the branch is given and the same rule (sanitized branch + path hash) is applied.
+    branch, path = checkout
+    return f"{sanitize_namespace(branch)}_{repo_path_hash(Path(path))}"
+
+
+def render_examples() -> str:
+    """The worked-examples table: inputs, namespace, databases and bucket."""
+    lines = [
+        "| Situation | Inputs | Namespace | Test database (workers add `_gwN`) | S3 bucket |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for situation, environment, checkout in EXAMPLES:
+        namespace = _namespace(environment, checkout)
+        inputs = (
+            "<br>".join(f"`{key}={value}`" for key, value in environment.items())
+            if environment
+            else f"git branch `{checkout[0]}`"
+            if checkout
+            else ""
+        )
+        lines.append(
+            f"| {situation} | {inputs} | `{namespace}` | `{get_test_db_name(namespace)}` "
+            f"| `{get_s3_bucket(namespace)}` |"
+        )
+    return "\n".join(lines)
+
+
+def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
+    """Replace the placeholder with the computed examples."""
+    if PLACEHOLDER not in markdown:
+        return markdown
+    return markdown.replace(PLACEHOLDER, render_examples())

@@ -1,0 +1,255 @@
+"""The app as processes: uvicorn for the backend, Next.js for the frontend.
+
+`dev` and `smoke` both run the app; this module is the one place that knows how. Every
+process is started through `noxlib.processes` (PID + start time recorded) and stopped with
+its descendants (uvicorn's reloader worker, Next's build workers) — and nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nox
+import psutil
+
+from noxlib import processes
+from noxlib.errors import ServiceError, UserError
+from noxlib.lifecycle import app_environment
+from noxlib.paths import BACKEND_DIR, FRONTEND_DIR, REPO_ROOT
+from noxlib.processes import TrackedProcess
+from noxlib.services import ServiceUrls
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 120.0
+
+
+@dataclass
+class RunningApp:
+    name: str
+    url: str
+    process: TrackedProcess
+    log_path: Path | None = None
+
+
+@dataclass
+class Stack:
+    """What one `dev` or `smoke` run started; `stop()` undoes exactly that."""
+
+    apps: list[RunningApp] = field(default_factory=list)
+
+    def stop(self) -> None:
+        for app in reversed(self.apps):
+            processes.stop_tree(app.process)
+        self.apps.clear()
+
+    def url(self, name: str) -> str:
+        return next(app.url for app in self.apps if app.name == name)
+
+
+@contextlib.contextmanager
+def running_stack() -> Iterator[Stack]:
+    stack = Stack()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def git_sha() -> str:
+    result = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    return result.stdout.strip() if result.returncode == 0 else "unknown"
+
+
+def require_port(port: int, what: str, variable: str) -> int:
+    """The exact port a developer expects, or a clear line about who holds it."""
+    if processes.port_is_free(port):
+        return port
+    holder = ""
+    with contextlib.suppress(psutil.Error):
+        for connection in psutil.net_connections("tcp"):
+            if connection.laddr and connection.laddr.port == port and connection.pid:
+                holder = f" by pid {connection.pid} ({psutil.Process(connection.pid).name()})"
+                break
+    raise UserError(f"port {port} for the {what} is taken{holder}; stop it or set {variable}.")
+
+
+def backend_environment(
+    urls: ServiceUrls, database: str, bucket: str, namespace: str, *, frontend_origin: str
+) -> dict[str, str]:
+    env = app_environment(urls, database, namespace)
+    env.update(
+        S3_BUCKET=bucket,
+        REDIS_KEY_PREFIX=f"{namespace}:",
+        CORS_ORIGINS=",".join(sorted({frontend_origin, "http://localhost:3000"})),
+        ENVIRONMENT="development",
+        GIT_COMMIT_SHA=git_sha(),
+    )
+    return env
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
+            return response.status < 500
+    except urllib.error.HTTPError as error:
+        return error.code < 500
+    except OSError:
+        return False
+
+
+def health(url: str) -> dict:
+    """The backend's /api/health body (also when it answers 503)."""
+    try:
+        with urllib.request.urlopen(f"{url}/api/health", timeout=5) as response:  # noqa: S310
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return json.loads(error.read() or b"{}")
+
+
+def start_backend(
+    stack: Stack,
+    python: Path,
+    env: dict[str, str],
+    *,
+    port: int,
+    reload: bool = False,
+    log_path: Path | None = None,
+) -> RunningApp:
+    argv = [str(python), "-m", "uvicorn", "src.main:create_app", "--factory",
+            "--host", HOST, "--port", str(port)]  # fmt: skip
+    if reload:
+        argv += ["--reload", "--reload-dir", str(BACKEND_DIR / "src")]
+    process, _ = processes.start(
+        "backend", argv, log_path=log_path, env={**os.environ, **env}, cwd=BACKEND_DIR,
+        detach=False,
+    )  # fmt: skip
+    app = RunningApp("backend", f"http://{HOST}:{port}", process, log_path)
+    stack.apps.append(app)
+    processes.wait_until(
+        lambda: _answers(f"{app.url}/api/health"),
+        what=f"the backend on port {port}",
+        timeout=START_TIMEOUT,
+        process=process,
+        log_path=log_path,
+    )
+    return app
+
+
+def npm() -> str:
+    found = shutil.which("npm")
+    if not found:
+        raise UserError("npm is not on PATH; install Node.js 20+ (see README prerequisites).")
+    return found
+
+
+def start_frontend(
+    stack: Stack,
+    *,
+    port: int,
+    backend_url: str,
+    production: bool,
+    log_path: Path | None = None,
+) -> RunningApp:
+    """`next dev` for people, the production build (`npm run start`) for smoke runs."""
+    script = "start" if production else "dev"
+    env = {**os.environ, "PORT": str(port), "HOST": HOST, "BACKEND_URL": backend_url,
+           "NEXT_TELEMETRY_DISABLED": "1"}  # fmt: skip
+    process, _ = processes.start(
+        "frontend", [npm(), "run", script], log_path=log_path, env=env, cwd=FRONTEND_DIR,
+        detach=False,
+    )  # fmt: skip
+    app = RunningApp("frontend", f"http://{HOST}:{port}", process, log_path)
+    stack.apps.append(app)
+    processes.wait_until(
+        lambda: _answers(app.url + "/"),
+        what=f"the frontend on port {port}",
+        timeout=START_TIMEOUT,
+        process=process,
+        log_path=log_path,
+    )
+    return app
+
+
+def wait_forever(stack: Stack, log) -> None:  # noqa: ANN001 - a nox session's log
+    """Block until Ctrl+C, or until one of the apps exits on its own (then say which)."""
+    while True:
+        for app in stack.apps:
+            if not app.process.is_running():
+                raise ServiceError(f"the {app.name} exited; see its output above")
+        time.sleep(0.5)
+
+
+# ----- sessions ----------------------------------------------------------------------------
+BACKEND_PORT = 8000
+FRONTEND_PORT = 3000
+
+
+def _port_from_env(variable: str, default: int) -> int:
+    value = os.environ.get(variable, str(default))
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise UserError(f"{variable}={value!r} is not a port number (1-65535).")
+    return int(value)
+
+
+def run_dev(session: nox.Session, *, frontend: bool) -> None:
+    """Services (kept for the next run), the dev database migrated, uvicorn --reload; Ctrl+C stops the apps only."""
+    from noxlib import buckets, lifecycle, node
+    from noxlib.databases import ensure_database
+    from noxlib.namespace import get_dev_bucket, get_dev_db_name
+    from noxlib.paths import state_dir
+
+    backend_port = require_port(_port_from_env("BACKEND_PORT", BACKEND_PORT), "backend", "BACKEND_PORT")
+    frontend_port = _port_from_env("FRONTEND_PORT", FRONTEND_PORT)
+    if frontend:
+        require_port(frontend_port, "frontend", "FRONTEND_PORT")
+        node.ensure_node_modules(FRONTEND_DIR, purpose="the frontend", log=session.log, ignore_scripts=False)
+    namespace = lifecycle.run_namespace()
+    with (
+        lifecycle.terminate_as_interrupt(),
+        lifecycle.leased_services("dev", namespace, keep=True, log=session.log) as service_lease,
+    ):
+        urls = service_lease.urls
+        database, bucket = get_dev_db_name(namespace), get_dev_bucket(namespace)
+        ensure_database(urls.database_url(), database)
+        lifecycle.migrate_with_alembic(session.run)(urls.database_url(database, driver="postgresql+psycopg"))
+        buckets.ensure_bucket(urls, bucket)
+        origin = f"http://{HOST}:{frontend_port}"
+        env = backend_environment(urls, database, bucket, namespace, frontend_origin=origin)
+        env.pop("TEST_NAMESPACE")
+        with running_stack() as stack:
+            backend = start_backend(stack, Path(session.bin) / "python", env, port=backend_port, reload=True)
+            session.log(f"backend    {backend.url}  (API docs {backend.url}/api/docs)")
+            if frontend:
+                app = start_frontend(stack, port=frontend_port, backend_url=backend.url, production=False)
+                session.log(f"frontend   {app.url}")
+            session.log(f"database   {database}   bucket {bucket}")
+            session.log(
+                f"Ctrl+C stops the app; services stay up for the next run "
+                f"(`nox -s down` stops them; state in {state_dir()})"
+            )
+            wait_forever(stack, session.log)
+
+
+def run_boot(session: nox.Session, *, mode: str) -> None:
+    """`python -m src.boot --mode MODE` with the environment a test run gets (its own database and bucket)."""
+    from noxlib import lifecycle
+
+    if mode not in ("dry-run", "critical", "full"):
+        raise UserError(f"boot mode {mode!r} is not one of dry-run, critical, full.")
+    with (
+        lifecycle.isolated_run(
+            lifecycle.migrate_with_alembic(session.run), log=session.log, namespace_suffix="boot"
+        ) as run,
+        session.chdir(BACKEND_DIR),
+    ):
+        session.run("python", "-m", "src.boot", "--mode", mode, env=run.env)

@@ -1,0 +1,218 @@
+"""scripts/dokploy_deploy.sh against a Dokploy stand-in: inputs, env upsert, errors, secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def deploy_env(server, **extra: str) -> dict[str, str]:
+    return {
+        "DOKPLOY_API_URL": f"{server.url}/api/",
+        "DOKPLOY_API_KEY": server.api_key,
+        "GIT_COMMIT_SHA": SHA,
+        **extra,
+    }
+
+
+def env_of(server, compose_id: str) -> dict[str, str]:
+    lines = server.composes[compose_id].env.splitlines()
+    pairs = [line.split("=", 1) for line in lines if line and not line.startswith("#")]
+    return dict(pairs)  # type: ignore[arg-type]
+
+
+def assert_no_secret(server, text: str) -> None:
+    for secret in server.all_secrets:
+        assert secret not in text
+
+
+def test_lists_every_missing_input_at_once(run_script):
+    result = run_script("dokploy_deploy.sh")
+    assert result.returncode == 2
+    for expected in (
+        "<compose_id>",
+        "<image_tag>",
+        "<app_url>",
+        "GIT_COMMIT_SHA",
+        "DOKPLOY_API_URL",
+        "DOKPLOY_API_KEY",
+    ):
+        assert expected in result.stderr
+    assert "missing 6 input(s)" in result.stderr
+
+
+def test_github_sha_stands_in_for_git_commit_sha(run_script, dokploy):
+    env = deploy_env(dokploy)
+    del env["GIT_COMMIT_SHA"]
+    result = run_script(
+        "dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env={**env, "GITHUB_SHA": "f" * 40}
+    )
+    assert result.returncode == 0, result.output
+    assert env_of(dokploy, "cmp-staging")["GIT_COMMIT_SHA"] == "f" * 40
+
+
+def test_deploy_upserts_keys_keeps_the_rest_then_deploys(run_script, dokploy):
+    result = run_script(
+        "dokploy_deploy.sh",
+        "cmp-staging",
+        SHA,
+        "https://report-staging.example.com",
+        env=deploy_env(dokploy, ENV_SUFFIX="-staging"),
+    )
+    assert result.returncode == 0, result.output
+    env = env_of(dokploy, "cmp-staging")
+    assert env["IMAGE_TAG"] == SHA
+    assert env["GIT_COMMIT_SHA"] == SHA
+    assert env["NEXT_PUBLIC_APP_URL"] == "https://report-staging.example.com"
+    assert env["COMPOSE_PROFILES"] == "app"
+    assert env["ENV_SUFFIX"] == "-staging"
+    # Hand-set values survive, in place, with comments.
+    assert env["POSTGRES_PASSWORD"] == dokploy.postgres_password
+    assert env["BASE_CURRENCY"] == "SGD"
+    assert dokploy.composes["cmp-staging"].env.startswith("# staging settings")
+    assert dokploy.composes["cmp-staging"].env.count("IMAGE_TAG=") == 1
+    # Read, write, then deploy — in that order, with the key in the x-api-key header.
+    assert dokploy.calls() == ["compose.one", "compose.update", "compose.deploy"]
+    assert all(request.headers["x-api-key"] == dokploy.api_key for request in dokploy.requests)
+    assert dokploy.deployed == ["cmp-staging"]
+    assert_no_secret(dokploy, result.output)
+
+
+def test_wrong_key_fails_with_401_and_never_shows_the_key(run_script, dokploy):
+    env = deploy_env(dokploy, DOKPLOY_API_KEY="wrong-key-abcdef123456")
+    result = run_script("dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env=env)
+    assert result.returncode == 1
+    assert "HTTP 401" in result.stderr
+    assert "DOKPLOY_API_KEY" in result.stderr  # the hint names what to fix
+    assert "wrong-key-abcdef123456" not in result.output
+    assert dokploy.deployed == []
+
+
+@pytest.mark.parametrize("endpoint", ["compose.one", "compose.update", "compose.deploy"])
+def test_server_error_fails_and_shows_the_reply_with_secrets_masked(run_script, dokploy, endpoint):
+    leaky = {
+        "message": "Internal error",
+        "env": dokploy.composes["cmp-staging"].env,
+        "apiKey": dokploy.api_key,
+    }
+    dokploy.failures[endpoint] = (500, leaky)
+    result = run_script(
+        "dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env=deploy_env(dokploy)
+    )
+    assert result.returncode == 1
+    assert (
+        f"Dokploy API {'GET' if endpoint == 'compose.one' else 'POST'} {endpoint}" in result.stderr
+    )
+    assert "answered HTTP 500" in result.stderr
+    assert "Internal error" in result.stderr
+    assert "***" in result.stderr
+    # Secret-looking KEY=VALUE pairs are redacted even before the env was read.
+    assert_no_secret(dokploy, result.output)
+    assert dokploy.deployed == []
+
+
+def test_unknown_compose_fails_with_the_servers_message(run_script, dokploy):
+    result = run_script("dokploy_deploy.sh", "nope", SHA, "https://x", env=deploy_env(dokploy))
+    assert result.returncode == 1
+    assert "HTTP 404" in result.stderr
+    assert "Compose nope not found" in result.stderr
+
+
+def test_unreachable_api_is_a_clear_error(run_script, dokploy, unused_port):
+    env = {"DOKPLOY_API_URL": f"http://127.0.0.1:{unused_port}", "DOKPLOY_API_KEY": dokploy.api_key}
+    result = run_script(
+        "dokploy_deploy.sh", "c", SHA, "https://x", env={**env, "GIT_COMMIT_SHA": SHA}
+    )
+    assert result.returncode == 1
+    assert "did not answer" in result.stderr
+    assert dokploy.api_key not in result.output
+
+
+def test_github_actions_masks_the_key_and_secret_values_only(run_script, dokploy):
+    env = deploy_env(dokploy, GITHUB_ACTIONS="true")
+    result = run_script("dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env=env)
+    assert result.returncode == 0, result.output
+    masked = {
+        line.removeprefix("::add-mask::")
+        for line in result.stdout.splitlines()
+        if line.startswith("::add-mask::")
+    }
+    assert masked == {
+        dokploy.api_key,
+        dokploy.postgres_password,
+        dokploy.s3_secret,
+        dokploy.database_url,
+    }
+    # The mask commands come first, and the values appear nowhere else.
+    stdout = result.stdout.splitlines()
+    first_other = next(i for i, line in enumerate(stdout) if "::add-mask::" not in line)
+    assert all("::add-mask::" not in line for line in stdout[first_other:])
+    lines = result.output.splitlines()
+    rest = "\n".join(line for line in lines if not line.startswith("::add-mask::"))
+    assert_no_secret(dokploy, rest)
+
+
+def test_preview_is_created_from_the_template_then_reused(run_script, dokploy):
+    env = deploy_env(
+        dokploy,
+        DOKPLOY_PREVIEW_ENVIRONMENT_ID="env-previews",
+        DOKPLOY_PREVIEW_TEMPLATE_ID="cmp-staging",
+        PREVIEW_BRANCH="feature/x",
+        ENV_SUFFIX="-pr-7",
+    )
+    args = ("--preview", "pr-7", "pr-7", "https://report-pr-7.example.com")
+    first = run_script("dokploy_deploy.sh", *args, env=env)
+    assert first.returncode == 0, first.output
+    created = dokploy.composes["created-1"]
+    assert created.name == "pr-7"
+    assert created.environmentId == "env-previews"
+    assert (created.sourceType, created.repository, created.branch) == (
+        "github",
+        "finance_report",
+        "feature/x",
+    )
+    preview_env = env_of(dokploy, "created-1")
+    assert preview_env["POSTGRES_PASSWORD"] == dokploy.postgres_password  # copied from the template
+    assert preview_env["ENV_SUFFIX"] == "-pr-7"
+    assert preview_env["IMAGE_TAG"] == "pr-7"
+    assert dokploy.deployed == ["created-1"]
+    assert_no_secret(dokploy, first.output)
+
+    second = run_script("dokploy_deploy.sh", *args, env=env)
+    assert second.returncode == 0, second.output
+    assert dokploy.created == 1
+    assert dokploy.deployed == ["created-1", "created-1"]
+
+
+def test_preview_inputs_are_listed_together(run_script, dokploy):
+    result = run_script("dokploy_deploy.sh", "--preview", env=deploy_env(dokploy))
+    assert result.returncode == 2
+    for expected in ("<name>", "<image_tag>", "<app_url>", "DOKPLOY_PREVIEW_ENVIRONMENT_ID"):
+        assert expected in result.stderr
+    assert "DOKPLOY_PREVIEW_TEMPLATE_ID" in result.stderr
+
+
+def test_remove_preview_stops_then_deletes(run_script, dokploy):
+    dokploy.composes["cmp-staging"].environmentId = "env-previews"
+    dokploy.composes["cmp-staging"].name = "pr-9"
+    env = deploy_env(dokploy, DOKPLOY_PREVIEW_ENVIRONMENT_ID="env-previews")
+    result = run_script("dokploy_deploy.sh", "--remove-preview", "pr-9", env=env)
+    assert result.returncode == 0, result.output
+    assert dokploy.calls() == ["environment.one", "compose.stop", "compose.delete"]
+    assert "cmp-staging" not in dokploy.composes
+    assert dokploy.requests[-1].body == {"composeId": "cmp-staging", "deleteVolumes": True}
+
+
+def test_remove_preview_of_a_missing_preview_is_a_no_op(run_script, dokploy):
+    env = deploy_env(dokploy, DOKPLOY_PREVIEW_ENVIRONMENT_ID="env-previews")
+    result = run_script("dokploy_deploy.sh", "--remove-preview", "pr-404", env=env)
+    assert result.returncode == 0, result.output
+    assert "nothing to remove" in result.stdout
+    assert dokploy.calls() == ["environment.one"]
+
+
+def test_unknown_option_is_a_usage_error(run_script):
+    result = run_script("dokploy_deploy.sh", "--frobnicate")
+    assert result.returncode == 2
+    assert "unknown option '--frobnicate'" in result.stderr

@@ -20,6 +20,7 @@ Each session is a sentence; the logic lives in noxlib/. Tags say where a session
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -34,12 +35,16 @@ from noxlib import backend_tests, frontend, lifecycle, stack, suite_tests
 from noxlib import docs as docs_site
 from noxlib import env_keys as env_key_contract
 from noxlib import lint as lint_checks
+from noxlib import smoke as smoke_checks
 from noxlib.errors import reported
 
 nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "test"]
+# Compile installed packages once at install time: test runs start many Python processes, and
+# with PYTHONDONTWRITEBYTECODE set they would otherwise recompile every import each time.
+os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = nox.project.python_versions(PYPROJECT)
@@ -65,8 +70,8 @@ def test(session: nox.Session) -> None:
 @session(python=False)
 @reported
 def ci(session: nox.Session) -> None:
-    """Run every ci-tagged session like GitHub does and print a summary (-- --full, --matrix)."""
-    local_ci.run(session)
+    """Run every ci-tagged session like GitHub does, skip unchanged ones, print a summary (-- --full, --no-cache)."""
+    local_ci.run(session, Path(__file__))
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["lint"], tags=["ci"])
@@ -105,6 +110,13 @@ def down(session: nox.Session) -> None:
 def boot(session: nox.Session) -> None:
     """Run the backend's boot gates on isolated services (posargs: dry-run|critical|full; default full)."""
     stack.run_boot(session, mode=session.posargs[0] if session.posargs else "full")
+
+
+@session(python=DEFAULT_PYTHON, uv_groups=["backend", "smoke"])
+@reported
+def smoke(session: nox.Session) -> None:
+    """Start the stack on free ports and smoke-test it (-- --base-url URL --mode prod|staging|dev: a deployment)."""
+    smoke_checks.run_session(session)
 
 
 # ----- the matrix --------------------------------------------------------------------------

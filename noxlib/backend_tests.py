@@ -1,6 +1,6 @@
 """How the backend's pytest is run: arguments, coverage files and (for the matrix) shards.
 
-Coverage data goes to `.nox/coverage/` under a name per session, so shards of one machine do
+Coverage data goes to `.nox/coverage-data/` under a name per session, so shards of one machine do
 not overwrite each other and the `coverage` session can combine whatever it finds there.
 Shards are balanced by recorded durations (apps/backend/test_durations.json, refreshed by
 `nox -s durations`): greedy longest-first, ties broken by node id, so every machine computes
@@ -20,7 +20,7 @@ from noxlib import lifecycle
 from noxlib.errors import UserError
 from noxlib.paths import BACKEND_DIR, NOX_DIR, REPO_ROOT
 
-COVERAGE_DIR = NOX_DIR / "coverage"
+COVERAGE_DIR = NOX_DIR / "coverage-data"  # not .nox/coverage: that is the session venv
 DURATIONS_FILE = BACKEND_DIR / "test_durations.json"
 COVERAGE_RCFILE = BACKEND_DIR / "pyproject.toml"
 SHARD_COUNT = 4
@@ -156,10 +156,10 @@ def refresh_durations(session: nox.Session) -> None:
 
 
 def combine_coverage(session: nox.Session) -> None:
-    """Combine every coverage data file under .nox/coverage, enforce the threshold, write reports."""
+    """Combine every coverage data file under .nox/coverage-data, enforce the threshold, write reports."""
     data = sorted(COVERAGE_DIR.glob(".coverage.*"))
     if not data and not (COVERAGE_DIR / ".coverage").exists():
-        raise UserError("no coverage data in .nox/coverage; run `nox -s test` (or the shards) first.")
+        raise UserError("no coverage data in .nox/coverage-data; run `nox -s test` (or the shards) first.")
     combined = COVERAGE_DIR / ".coverage"
     rc = f"--rcfile={COVERAGE_RCFILE}"
     env = {"COVERAGE_FILE": str(combined)}

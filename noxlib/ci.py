@@ -3,7 +3,9 @@
 `nox -t ci -l --json` is the one list: GitHub's matrix is printed from it (`--matrix`) and the
 local run walks it. Locally the test shards of every Python collapse into one unsharded `test`
 on the default Python (same tests, same threshold, a fraction of the start-up cost);
-`--full` runs every parametrization exactly as GitHub does.
+`--full` runs every parametrization exactly as GitHub does. Locally a session whose declared
+inputs are unchanged since its last green run is skipped (`cached`, see noxlib/cache.py);
+`--no-cache` or `CI=true` runs everything.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import nox
 
+from noxlib.cache import CiCache, cache_disabled
 from noxlib.errors import UserError
 from noxlib.paths import REPO_ROOT
 
@@ -34,8 +38,11 @@ class Outcome:
     seconds: float
 
 
-def _nox(*args: str) -> list[str]:
-    return [sys.executable, "-m", "nox", "--noxfile", str(REPO_ROOT / "noxfile.py"), *args]
+OPTIONS = ("--full", "--matrix", "--no-cache")
+
+
+def _nox(noxfile: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "nox", "--noxfile", str(noxfile), *args]
 
 
 # An activated venv's variables would point each child's uv at the wrong environment.
@@ -48,11 +55,11 @@ def _child_env() -> dict[str, str]:
     return dict(env, NOX_SCRIPT_MODE="none")
 
 
-def ci_sessions() -> list[dict]:
+def ci_sessions(noxfile: Path) -> list[dict]:
     """The ci-tagged sessions as nox lists them (signature, python, tags, call_spec)."""
     result = subprocess.run(
-        _nox("-t", CI_TAG, "-l", "--json"),
-        capture_output=True, text=True, cwd=REPO_ROOT, env=_child_env(), check=False,
+        _nox(noxfile, "-t", CI_TAG, "-l", "--json"),
+        capture_output=True, text=True, cwd=noxfile.parent, env=_child_env(), check=False,
     )  # fmt: skip
     if result.returncode != 0:
         raise UserError(f"could not list the ci sessions: {result.stderr.strip().splitlines()[-1:]}")
@@ -91,10 +98,10 @@ def local_plan(sessions: list[dict], *, full: bool) -> tuple[list[str], list[str
     return plan, notes
 
 
-def run_session(signature: str) -> Outcome:
+def run_session(noxfile: Path, signature: str) -> Outcome:
     started = time.perf_counter()
     print(f"\n━━━ nox -s {signature}", flush=True)
-    result = subprocess.run(_nox("-s", signature), cwd=REPO_ROOT, env=_child_env(), check=False)
+    result = subprocess.run(_nox(noxfile, "-s", signature), cwd=noxfile.parent, env=_child_env(), check=False)
     return Outcome(signature, "passed" if result.returncode == 0 else "FAILED",
                    time.perf_counter() - started)  # fmt: skip
 
@@ -109,19 +116,32 @@ def summary(outcomes: list[Outcome], notes: list[str]) -> str:
     return "\n".join(lines)
 
 
-def run(session: nox.Session) -> None:
+def run(session: nox.Session, noxfile: Path = REPO_ROOT / "noxfile.py") -> None:
     """Entry point of the `ci` session."""
     args = list(session.posargs)
-    unknown = [arg for arg in args if arg not in ("--full", "--matrix")]
+    unknown = [arg for arg in args if arg not in OPTIONS]
     if unknown:
-        raise UserError(f"nox -s ci: unknown option {unknown[0]}; use --full or --matrix.")
-    sessions = ci_sessions()
+        raise UserError(f"nox -s ci: unknown option {unknown[0]}; use {', '.join(OPTIONS)}.")
+    sessions = ci_sessions(noxfile)
     if "--matrix" in args:
         print(json.dumps(github_matrix(sessions)))
         return
     plan, notes = local_plan(sessions, full="--full" in args)
-    outcomes = [run_session(signature) for signature in plan]
+    disabled = cache_disabled(args)
+    cache = None if disabled else CiCache(root=noxfile.parent)
+    notes.append(disabled or "unchanged sessions were skipped (`cached`); `-- --no-cache` runs them all")
+    outcomes = []
+    for signature in plan:
+        current = cache.hash_for(signature) if cache else None
+        if cache and cache.is_fresh(signature, current):
+            print(f"━━━ nox -s {signature}: cached (inputs unchanged since its last green run)", flush=True)
+            outcomes.append(Outcome(signature, "cached", 0.0))
+            continue
+        outcome = run_session(noxfile, signature)
+        if cache:
+            cache.record(signature, current, passed=outcome.result == "passed")
+        outcomes.append(outcome)
     print("\n" + summary(outcomes, notes), flush=True)
-    failed = [o.session for o in outcomes if o.result != "passed"]
+    failed = [o.session for o in outcomes if o.result == "FAILED"]
     if failed:
         session.error(f"{len(failed)} of {len(outcomes)} ci session(s) failed: {', '.join(failed)}")

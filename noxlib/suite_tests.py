@@ -8,6 +8,7 @@ in a separate envdir, and every inner run reuses it with `-R`.
 from __future__ import annotations
 
 import nox
+from filelock import FileLock
 
 from noxlib.paths import NOX_DIR
 
@@ -20,8 +21,12 @@ OUTER_VENV_VARIABLES = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON")
 def prepare_inner_runs(session: nox.Session) -> dict[str, str | None]:
     """Sync the inner `test` venv once; return the env that tells the tests where it is."""
     clean: dict[str, str | None] = dict.fromkeys(OUTER_VENV_VARIABLES)
-    session.run(
-        "nox", "--envdir", str(INNER_ENVDIR), "-s", "test", "--install-only",
-        env={**clean, "NOX_SCRIPT_MODE": "none"},
-    )  # fmt: skip
+    INNER_ENVDIR.mkdir(parents=True, exist_ok=True)
+    # Two suite runs in one checkout share the envdir: reuse the venv (uv sync is a no-op when it
+    # is current) and never let two syncs run at once.
+    with FileLock(str(INNER_ENVDIR / ".sync.lock")):
+        session.run(
+            "nox", "--envdir", str(INNER_ENVDIR), "--reuse-venv", "yes", "-s", "test", "--install-only",
+            env={**clean, "NOX_SCRIPT_MODE": "none"},
+        )  # fmt: skip
     return {"FR_SUITE_NOX_ENVDIR": str(INNER_ENVDIR)}

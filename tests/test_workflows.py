@@ -203,7 +203,7 @@ def test_matrix_job_wiring():
     assert by_action["actions/setup-node"]["cache"] == "npm"
     assert "apps/frontend/package-lock.json" in by_action["actions/setup-node"]["cache-dependency-path"]
     assert set(by_action["actions/setup-python"]["python-version"].split()) >= {"3.12", "3.13"}
-    assert by_action["actions/upload-artifact"]["path"] == ".nox/coverage/**"
+    assert by_action["actions/upload-artifact"]["path"] == ".nox/coverage-data/**"
     assert by_action["actions/upload-artifact"]["include-hidden-files"] is True
 
 
@@ -213,7 +213,7 @@ def test_coverage_job_collects_every_shard():
     download = next(s for s in coverage["steps"] if "download-artifact" in s.get("uses", ""))
     assert download["with"] == {
         "pattern": "coverage-*",
-        "path": ".nox/coverage",
+        "path": ".nox/coverage-data",
         "merge-multiple": True,
     }
     assert "session" in ([coverage["needs"]] if isinstance(coverage["needs"], str) else coverage["needs"])

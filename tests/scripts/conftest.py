@@ -210,9 +210,7 @@ class FakeApp(StandIn):
         return Reply(*self.replies[index])
 
 
-def health_reply(
-    status: str = "healthy", git_sha: str | None = "0123456789abcdef"
-) -> dict[str, Any]:
+def health_reply(status: str = "healthy", git_sha: str | None = "0123456789abcdef") -> dict[str, Any]:
     """A body shaped like the backend's GET /api/health."""
     return {
         "status": status,

@@ -45,9 +45,7 @@ def test_lists_every_missing_input_at_once(run_script):
 def test_github_sha_stands_in_for_git_commit_sha(run_script, dokploy):
     env = deploy_env(dokploy)
     del env["GIT_COMMIT_SHA"]
-    result = run_script(
-        "dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env={**env, "GITHUB_SHA": "f" * 40}
-    )
+    result = run_script("dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env={**env, "GITHUB_SHA": "f" * 40})
     assert result.returncode == 0, result.output
     assert env_of(dokploy, "cmp-staging")["GIT_COMMIT_SHA"] == "f" * 40
 
@@ -97,13 +95,9 @@ def test_server_error_fails_and_shows_the_reply_with_secrets_masked(run_script, 
         "apiKey": dokploy.api_key,
     }
     dokploy.failures[endpoint] = (500, leaky)
-    result = run_script(
-        "dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env=deploy_env(dokploy)
-    )
+    result = run_script("dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env=deploy_env(dokploy))
     assert result.returncode == 1
-    assert (
-        f"Dokploy API {'GET' if endpoint == 'compose.one' else 'POST'} {endpoint}" in result.stderr
-    )
+    assert f"Dokploy API {'GET' if endpoint == 'compose.one' else 'POST'} {endpoint}" in result.stderr
     assert "answered HTTP 500" in result.stderr
     assert "Internal error" in result.stderr
     assert "***" in result.stderr
@@ -121,9 +115,7 @@ def test_unknown_compose_fails_with_the_servers_message(run_script, dokploy):
 
 def test_unreachable_api_is_a_clear_error(run_script, dokploy, unused_port):
     env = {"DOKPLOY_API_URL": f"http://127.0.0.1:{unused_port}", "DOKPLOY_API_KEY": dokploy.api_key}
-    result = run_script(
-        "dokploy_deploy.sh", "c", SHA, "https://x", env={**env, "GIT_COMMIT_SHA": SHA}
-    )
+    result = run_script("dokploy_deploy.sh", "c", SHA, "https://x", env={**env, "GIT_COMMIT_SHA": SHA})
     assert result.returncode == 1
     assert "did not answer" in result.stderr
     assert dokploy.api_key not in result.output
@@ -134,9 +126,7 @@ def test_github_actions_masks_the_key_and_secret_values_only(run_script, dokploy
     result = run_script("dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env=env)
     assert result.returncode == 0, result.output
     masked = {
-        line.removeprefix("::add-mask::")
-        for line in result.stdout.splitlines()
-        if line.startswith("::add-mask::")
+        line.removeprefix("::add-mask::") for line in result.stdout.splitlines() if line.startswith("::add-mask::")
     }
     assert masked == {
         dokploy.api_key,

@@ -125,8 +125,6 @@ def test_bad_attempt_count_is_a_usage_error(run_script, attempts):
 
 
 def test_bad_delay_is_a_usage_error(run_script):
-    result = run_script(
-        "health_check.sh", "http://127.0.0.1:1/", "staging", env={"HEALTH_CHECK_DELAY": "soon"}
-    )
+    result = run_script("health_check.sh", "http://127.0.0.1:1/", "staging", env={"HEALTH_CHECK_DELAY": "soon"})
     assert result.returncode == 2
     assert "HEALTH_CHECK_DELAY must be a number of seconds" in result.stderr

@@ -1,0 +1,64 @@
+"""Test shards: balanced, deterministic, and together exactly the unsharded collection."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from noxlib.backend_tests import assign_shards, parse_shard, read_durations, shard_node_ids
+from noxlib.errors import UserError
+from tests.test_lifecycle_runs import ENVDIR, REPO, nox_env
+
+node_ids = st.lists(st.from_regex(r"tests/test_[a-z]{1,6}\.py::test_[a-z0-9_]{1,10}", fullmatch=True), unique=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(node_ids, st.integers(min_value=1, max_value=8), st.randoms(use_true_random=False))
+def test_shards_partition_the_collection(ids, total, rng):
+    durations = {node: rng.random() * 5 for node in ids if rng.random() < 0.7}
+    shards = assign_shards(ids, durations, total)
+    flat = [node for shard in shards for node in shard]
+    assert sorted(flat) == sorted(ids)
+    assert len(flat) == len(set(flat))
+    assert assign_shards(list(ids), dict(durations), total) == shards  # deterministic
+
+
+def test_shards_are_balanced_by_recorded_time():
+    ids = [f"tests/test_a.py::test_{index}" for index in range(8)]
+    durations = {ids[0]: 10.0, ids[1]: 10.0, **{node: 1.0 for node in ids[2:]}}
+    loads = [sum(durations[n] for n in shard) for shard in assign_shards(ids, durations, 2)]
+    assert loads == [13.0, 13.0]
+
+
+@pytest.mark.parametrize("bad", ["0/4", "5/4", "two/4", "1-4"])
+def test_bad_shard_is_a_clear_error(bad):
+    with pytest.raises(UserError, match="must look like 2/4"):
+        parse_shard(bad)
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group(name="postgres")
+def test_real_collection_is_split_exactly_once(services):
+    """Collect the backend suite for real (inside a lifecycle run) and split it with the recorded durations."""
+    result = subprocess.run(
+        [sys.executable, "-m", "nox", "--envdir", ENVDIR, "-R", "-s", "test", "--",
+         "--collect-only", "-q", "--no-cov", "-p", "no:xdist"],
+        cwd=REPO, env=nox_env(BRANCH_NAME=f"collect-{uuid.uuid4().hex[:6]}"), capture_output=True, text=True,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    collected = [line for line in result.stdout.splitlines() if re.match(r"^tests/\S+::", line)]
+    assert len(collected) > 50
+    durations = read_durations()
+    assert durations, "apps/backend/test_durations.json is missing: run `nox -s durations`"
+    shards = [shard_node_ids(collected, durations, f"{index}/4") for index in range(1, 5)]
+    flat = [node for shard in shards for node in shard]
+    assert sorted(flat) == sorted(collected)
+    assert len(set(flat)) == len(flat)
+    assert all(shards), "every shard has tests"

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import noxlib.ci as local_ci
 from noxlib import backend_tests, frontend, lifecycle, stack, suite_tests
+from noxlib import bench as benchmarks
 from noxlib import docs as docs_site
 from noxlib import env_keys as env_key_contract
 from noxlib import lint as lint_checks
@@ -108,14 +109,14 @@ def down(session: nox.Session) -> None:
 @session(python=DEFAULT_PYTHON, uv_groups=["backend"])
 @reported
 def boot(session: nox.Session) -> None:
-    """Run the backend's boot gates on isolated services (posargs: dry-run|critical|full; default full)."""
+    """Run the backend's boot gates on isolated services (posarg: dry-run, critical or full; default full)."""
     stack.run_boot(session, mode=session.posargs[0] if session.posargs else "full")
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["backend", "smoke"])
 @reported
 def smoke(session: nox.Session) -> None:
-    """Start the stack on free ports and smoke-test it (-- --base-url URL --mode prod|staging|dev: a deployment)."""
+    """Start the stack on free ports and smoke-test it (-- --base-url URL --mode prod/staging/dev: a deployment)."""
     smoke_checks.run_session(session)
 
 
@@ -142,6 +143,13 @@ def coverage(session: nox.Session) -> None:
 def durations(session: nox.Session) -> None:
     """Re-record the test durations that balance the shards (apps/backend/test_durations.json)."""
     backend_tests.refresh_durations(session)
+
+
+@session(python=DEFAULT_PYTHON, uv_groups=["test"])
+@reported
+def bench(session: nox.Session) -> None:
+    """Measure cold start, join, template vs clone vs migrate, isolation, test overhead (-- --ci adds ci)."""
+    benchmarks.run(session)
 
 
 # ----- frontend ----------------------------------------------------------------------------

@@ -189,7 +189,7 @@ def docs(session: nox.Session) -> None:
     docs_site.run(session)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["backend"], tags=["ci"])
+@session(python=DEFAULT_PYTHON, uv_groups=["docs"], tags=["ci"])
 @reported
 def env_keys(session: nox.Session) -> None:
     """Check the env-key contract: Settings, .env.example, the Vault template, frontend build args."""

@@ -101,7 +101,11 @@ def local_plan(sessions: list[dict], *, full: bool) -> tuple[list[str], list[str
 def run_session(noxfile: Path, signature: str) -> Outcome:
     started = time.perf_counter()
     print(f"\n━━━ nox -s {signature}", flush=True)
-    result = subprocess.run(_nox(noxfile, "-s", signature), cwd=noxfile.parent, env=_child_env(), check=False)
+    # --non-interactive: a child that sees our terminal would take the interactive path
+    # (`docs` would start a live-reload server and never return).
+    result = subprocess.run(
+        _nox(noxfile, "--non-interactive", "-s", signature), cwd=noxfile.parent, env=_child_env(), check=False
+    )
     return Outcome(signature, "passed" if result.returncode == 0 else "FAILED",
                    time.perf_counter() - started)  # fmt: skip
 

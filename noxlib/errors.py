@@ -28,6 +28,7 @@ def reported[F: Callable[..., Any]](func: F) -> F:
         try:
             return func(session, *args, **kwargs)
         except UserError as error:
-            session.error(str(error))
+            # nox ends the line with its own full stop.
+            session.error(str(error).rstrip("."))
 
     return wrapper  # type: ignore[return-value]

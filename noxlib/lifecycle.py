@@ -319,10 +319,29 @@ def isolated_run(
                 yield IsolatedRun(namespace, env, workers, urls)
             finally:
                 with signals_deferred(), phases.phase("cleanup") as details:
-                    dropped = janitor.drop_all_own()
-                    buckets.remove_bucket(urls, bucket)
-                    keys = delete_redis_keys(urls, namespace)
-                    details.append(f"dropped {len(dropped)} database(s), bucket, {keys} redis key(s)")
+                    details.append(clean_up_run(janitor, urls, bucket, namespace))
+
+
+def clean_up_run(janitor: DatabaseJanitor, urls: ServiceUrls, bucket: str, namespace: str) -> str:
+    """Drop the run's databases, bucket and Redis keys; the first failure is raised after all three.
+
+    A PostgreSQL that died mid-run must not also leave the bucket and the Redis keys behind:
+    each step is tried on its own, and the next run of the namespace removes the rest.
+    """
+    failures: list[UserError] = []
+    dropped: list[str] = []
+    try:
+        dropped = janitor.drop_all_own()
+    except UserError as error:
+        failures.append(error)
+    try:
+        buckets.remove_bucket(urls, bucket)
+    except UserError as error:
+        failures.append(error)
+    keys = delete_redis_keys(urls, namespace)
+    if failures:
+        raise failures[0]
+    return f"dropped {len(dropped)} database(s), bucket, {keys} redis key(s)"
 
 
 def delete_redis_keys(urls: ServiceUrls, namespace: str) -> int:

@@ -86,7 +86,7 @@ def _git_branch(repo: Path) -> str | None:
 
 
 def get_namespace(repo: Path | None = None, environ: dict[str, str] | None = None) -> str:
-    """The run's namespace: `BRANCH_NAME` (+ `WORKSPACE_ID`), else git branch + checkout hash.
+    """The run's namespace: `BRANCH_NAME`, else git branch + checkout hash; `WORKSPACE_ID` is appended.
 
     An explicit `BRANCH_NAME` is a promise from the caller (CI sets it), so one that sanitizes to
     nothing is an error; a git branch is whatever the developer named it, so a branch made only
@@ -105,16 +105,18 @@ def get_namespace(repo: Path | None = None, environ: dict[str, str] | None = Non
         workspace = sanitize_namespace(env.get("WORKSPACE_ID", "").strip())
         return f"{namespace}_{workspace}" if workspace else namespace
 
+    workspace = sanitize_namespace(env.get("WORKSPACE_ID", "").strip())
+    suffix = f"_{workspace}" if workspace else ""
     branch = _git_branch(repo)
     if branch:
         namespace = sanitize_namespace(branch) or f"branch_{short_hash(branch)}"
-        return f"{namespace}_{repo_path_hash(repo)}"
+        return f"{namespace}_{repo_path_hash(repo)}{suffix}"
 
     print(
         "warning: no git branch found; using a namespace from the checkout path. Set BRANCH_NAME to choose one.",
         file=sys.stderr,
     )
-    return f"default_{repo_path_hash(repo)}"
+    return f"default_{repo_path_hash(repo)}{suffix}"
 
 
 def get_test_db_name(namespace: str) -> str:

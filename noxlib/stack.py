@@ -185,6 +185,9 @@ def wait_forever(stack: Stack, log) -> None:  # noqa: ANN001 - a nox session's l
     while True:
         for app in stack.apps:
             if not app.process.is_running():
+                # Ctrl+C reaches the apps (same process group) and us at once; give our own
+                # KeyboardInterrupt a moment to arrive so an interrupt is not reported as a crash.
+                time.sleep(1.0)
                 raise ServiceError(f"the {app.name} exited; see its output above")
         time.sleep(0.5)
 

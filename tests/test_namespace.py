@@ -134,3 +134,9 @@ def test_distinct_long_namespaces_get_distinct_names(a, b):
     na, nb = sanitize_namespace(a), sanitize_namespace(b)
     if na and nb and na != nb:
         assert get_test_db_name(na) != get_test_db_name(nb)
+
+
+def test_workspace_id_also_separates_runs_of_one_checkout(tmp_path):
+    _git_repo(tmp_path, "feature-payments")
+    plain = get_namespace(repo=tmp_path, environ={})
+    assert get_namespace(repo=tmp_path, environ={"WORKSPACE_ID": "shard-2"}) == f"{plain}_shard_2"

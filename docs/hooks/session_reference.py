@@ -75,14 +75,57 @@ def _session_decorator(function: ast.FunctionDef) -> ast.expr | None:
     return None
 
 
+def _placeholder_name(node: ast.expr, constants: dict[str, ast.expr]) -> str | None:
+    """A session name, with `<python>`-style placeholders for the parts a loop fills in.
+
+    `name=f"test-{_python}"` inside `for _python in PYTHONS:` becomes `test-<python>`: the
+    values are computed when nox loads the file, and `nox -l` shows them.
+    """
+    literal = _strings(node, constants)
+    if literal:
+        return literal[0]
+    if isinstance(node, ast.JoinedStr):
+        parts = []
+        for value in node.values:
+            if isinstance(value, ast.Constant):
+                parts.append(str(value.value))
+            elif isinstance(value, ast.FormattedValue):
+                parts.append(f"<{ast.unparse(value.value).strip('_')}>")
+        return "".join(parts)
+    return None
+
+
+def _parameters(function: ast.FunctionDef) -> list[str]:
+    """The argument names of `@nox.parametrize(...)` decorators, e.g. `shard`."""
+    names = []
+    for decorator in function.decorator_list:
+        if not isinstance(decorator, ast.Call) or not decorator.args:
+            continue
+        target = decorator.func
+        called = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+        first = decorator.args[0]
+        if called == "parametrize" and isinstance(first, ast.Constant):
+            names.extend(part.strip() for part in str(first.value).split(","))
+    return names
+
+
+def _session_functions(tree: ast.Module) -> list[ast.FunctionDef]:
+    """Session functions at module level and inside module-level loops (one per Python, say)."""
+    functions = []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            functions.append(node)
+        elif isinstance(node, ast.For | ast.If):
+            functions.extend(child for child in node.body if isinstance(child, ast.FunctionDef))
+    return functions
+
+
 def read_sessions(noxfile: Path) -> list[SessionInfo]:
     """Every session the noxfile defines, in file order."""
     tree = ast.parse(noxfile.read_text(encoding="utf-8"), filename=str(noxfile))
     constants = _module_constants(tree)
     sessions = []
-    for node in tree.body:
-        if not isinstance(node, ast.FunctionDef):
-            continue
+    for node in _session_functions(tree):
         decorator = _session_decorator(node)
         if decorator is None:
             continue
@@ -91,10 +134,13 @@ def read_sessions(noxfile: Path) -> list[SessionInfo]:
         )
         name = node.name
         if "name" in keywords:
-            names = _strings(keywords["name"], constants)
-            if not names:
+            placeholder = _placeholder_name(keywords["name"], constants)
+            if placeholder is None:
                 raise PluginError(f"{noxfile.name}:{node.lineno}: session name is not a literal")
-            name = names[0]
+            name = placeholder
+        parameters = _parameters(node)
+        if parameters:
+            name += "(" + ", ".join(f"{parameter}=<{parameter}>" for parameter in parameters) + ")"
         tags: tuple[str, ...] = ()
         if "tags" in keywords:
             resolved = _strings(keywords["tags"], constants)
@@ -112,7 +158,16 @@ def read_sessions(noxfile: Path) -> list[SessionInfo]:
     return sessions
 
 
-def render_session_table(sessions: list[SessionInfo]) -> str:
+def read_default_sessions(noxfile: Path) -> tuple[str, ...]:
+    """What bare `nox` runs: the literal list assigned to `nox.options.sessions`, if any."""
+    tree = ast.parse(noxfile.read_text(encoding="utf-8"), filename=str(noxfile))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "nox.options.sessions":
+            return _strings(node.value, _module_constants(tree)) or ()
+    return ()
+
+
+def render_session_table(sessions: list[SessionInfo], defaults: tuple[str, ...] = ()) -> str:
     """The Markdown table: command, what it does (its docstring), tags."""
     lines = ["| Command | What it does | Tags |", "| --- | --- | --- |"]
     for session in sessions:
@@ -121,6 +176,9 @@ def render_session_table(sessions: list[SessionInfo]) -> str:
         lines.append(f"| `nox -s {session.name}` | {summary} | {tags} |")
     lines.append("")
     lines.append(f"*{len(sessions)} sessions; generated from `noxfile.py`.*")
+    if defaults:
+        lines.append("")
+        lines.append("Bare `nox` (no `-s`) runs " + ", ".join(f"`{name}`" for name in defaults) + ".")
     return "\n".join(lines)
 
 
@@ -134,7 +192,7 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
         sessions = read_sessions(NOXFILE)
     except SyntaxError as error:
         raise PluginError(f"session reference: noxfile.py:{error.lineno}: {error.msg}") from None
-    return markdown.replace(PLACEHOLDER, render_session_table(sessions))
+    return markdown.replace(PLACEHOLDER, render_session_table(sessions, read_default_sessions(NOXFILE)))
 
 
 def on_serve(server: LiveReloadServer, config: MkDocsConfig, builder: Any) -> LiveReloadServer:

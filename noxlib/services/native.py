@@ -331,7 +331,9 @@ def _remove_stale_postmaster_pid(data: Path) -> None:
     import psutil
 
     try:
-        alive = "postgres" in psutil.Process(pid).name()
+        process = psutil.Process(pid)
+        # A killed postmaster that its parent has not reaped yet is a zombie: dead, not using `data`.
+        alive = "postgres" in process.name() and process.status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         alive = False
     if alive:

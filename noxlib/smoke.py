@@ -337,11 +337,15 @@ def visit(context: Any, expect: Any, target: Target, spec: BrowserPage, mode: st
     tab.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     tab.on("pageerror", lambda error: errors.append(str(error)))
     url = target.url(spec.path)
+    step = "loading the page"  # named in the failure: "Locator expected to be visible" alone says little
     try:
         response = tab.goto(url, wait_until="load")
         if response is None or response.status != 200:
             raise CheckFailed(f"{url} answered HTTP {response.status if response else 'nothing'}")
         shown = tab.get_by_test_id(spec.testid)
+        step = f"waiting for data-testid={spec.testid}" + (
+            f" to read {spec.expected_text!r}" if spec.expected_text else ""
+        )
         if spec.expected_text:
             expect(shown).to_have_text(spec.expected_text)
         else:
@@ -350,19 +354,22 @@ def visit(context: Any, expect: Any, target: Target, spec: BrowserPage, mode: st
         if spec.toggles and mode != "prod":
             before = shown.inner_text().strip()
             button = tab.get_by_test_id("toggle-button")
+            step = f"clicking Toggle and waiting for {spec.testid} to change from {before}"
             button.click()
             expect(shown).not_to_have_text(before)
             after = shown.inner_text().strip()
+            step = f"clicking Toggle again and waiting for {spec.testid} to read {before}"
             expect(button).to_be_enabled()
             button.click()
             expect(shown).to_have_text(before)
             detail = f"clicked Toggle: {before} -> {after} -> {before}"
+        step = "taking the screenshot"
         screenshots.mkdir(parents=True, exist_ok=True)
         tab.screenshot(path=str(screenshots / f"{spec.name}.png"), full_page=True)
     except CheckFailed:
         raise
     except Exception as error:  # playwright's timeouts and failed expectations, on one line
-        raise CheckFailed(f"{url}: {_first_line(error)}") from None
+        raise CheckFailed(f"{url}: {step}: {_first_line(error)}") from None
     finally:
         tab.close()
     if errors:

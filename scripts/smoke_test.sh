@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Smoke-test a running Finance Report from a shell or a deploy runner: the same checks as
+# `nox -s smoke`, because both run `python3 -m noxlib.smoke` — this script only forwards to it,
+# and needs nothing but bash and python3 (standard library only; the browser part is optional).
+#
+# Usage: scripts/smoke_test.sh [BASE_URL] [MODE] [OPTION...]
+#   BASE_URL  the frontend's URL (default http://127.0.0.1:3000)
+#   MODE      dev | staging | prod (default staging); prod never writes
+#   OPTION    passed on: --api-only (BASE_URL is the backend), --no-browser, --timeout S, --help
+# Env: EXPECTED_SHA   the git sha /api/health must report (prefix match either way)
+#      SMOKE_ORIGIN   the Origin for the CORS preflight (default: BASE_URL's origin)
+#      CHROMIUM_PATH  the Chromium to drive (default: chromium or chromium-browser on PATH)
+# Exit: 0 every check passed, 1 a check failed, 2 usage error.
+set -euo pipefail
+
+# Builtins only (no dirname): the script must also run with a minimal PATH.
+script_dir="${BASH_SOURCE[0]%/*}"
+[[ "$script_dir" != "${BASH_SOURCE[0]}" ]] || script_dir="."
+cd "$script_dir/.."
+
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "smoke_test: error: python3 is not on PATH; install Python 3.9 or newer." >&2
+  exit 2
+fi
+
+# The defaults live in noxlib/smoke.py alone: pass only what was given.
+args=()
+if (($# > 0)) && [[ "$1" != -* ]]; then
+  args+=(--base-url "$1")
+  shift
+  if (($# > 0)) && [[ "$1" != -* ]]; then
+    args+=(--mode "$1")
+    shift
+  fi
+fi
+exec python3 -m noxlib.smoke "${args[@]}" "$@"

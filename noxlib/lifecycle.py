@@ -150,7 +150,10 @@ def leased_services(kind: str, namespace: str, *, keep: bool = False, log: Log =
         joined = backend.healthy()
         if not joined:
             backend.start()
-            state.services = {"backend": backend.name, "kept": keep, "started_by": kind}
+            # When one of the developer's services had died, restarting it does not make the set
+            # this run's: the last lease out would otherwise stop what `infra`/`dev` keeps.
+            if not (recorded and recorded.get("backend") == backend.name and recorded.get("kept")):
+                state.services = {"backend": backend.name, "kept": keep, "started_by": kind}
         elif not recorded:
             # Running, but we do not know who started them: treat them as the developer's.
             state.services = {"backend": backend.name, "kept": True, "started_by": "unknown"}

@@ -13,103 +13,14 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
-import psutil
-import psycopg
 import pytest
 
-from noxlib import buckets, lifecycle
-from noxlib.namespace import get_s3_bucket, get_test_db_name, sanitize_namespace
+from noxlib import lifecycle
+from noxlib.namespace import sanitize_namespace
+from tests.runs import ENVDIR, PROBE, REPO, leftovers, nox_env, output, start_run, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="postgres")]
-
-REPO = Path(__file__).resolve().parent.parent
-# Prepared once by the noxlib_test session (noxlib/suite_tests.py); every inner run reuses it.
-ENVDIR = os.environ.get("FR_SUITE_NOX_ENVDIR", str(REPO / ".nox" / "suite-envs"))
-PROBE = Path(__file__).resolve().parent / "lifecycle" / "probe_run.py"
-
-
-def nox_env(**extra: str) -> dict[str, str]:
-    """The outer session's venv variables would point the inner nox's uv at the wrong venv."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "CONDA_PREFIX")
-    }
-    return dict(env, NOX_SCRIPT_MODE="none", **extra)
-
-
-def start_run(branch: str, tmp_path: Path, *, sleep: float = 0, workers: int = 2) -> subprocess.Popen:
-    ready = tmp_path / f"ready-{branch}"
-    ready.mkdir(exist_ok=True)
-    env = nox_env(BRANCH_NAME=branch, PROBE_READY_DIR=str(ready), PROBE_SLEEP=str(sleep))
-    log = open(tmp_path / f"{branch}.log", "wb")  # noqa: SIM115 - closed by the OS with the child
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nox",
-            "--envdir",
-            str(ENVDIR),
-            "-R",
-            "-s",
-            "test",
-            "--",
-            "--no-cov",
-            "-n",
-            str(workers),
-            "-p",
-            "no:cacheprovider",
-            str(PROBE),
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_default_sigint,
-    )
-
-
-def _default_sigint() -> None:
-    """xdist workers ignore SIGINT and children inherit that; a terminal's run would not."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def output(branch: str, tmp_path: Path) -> str:
-    return (tmp_path / f"{branch}.log").read_text(errors="replace")
-
-
-def wait_ready(branch: str, tmp_path: Path, count: int, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 120
-    while len(list((tmp_path / f"ready-{branch}").iterdir())) < count:
-        assert proc.poll() is None, output(branch, tmp_path)
-        assert time.monotonic() < deadline, output(branch, tmp_path)
-        time.sleep(0.1)
-
-
-def leftovers(namespace: str, urls) -> list[str]:
-    """Everything a run of `namespace` could leave behind; empty when it cleaned up."""
-    found = []
-    with psycopg.connect(urls.database_url(), autocommit=True) as connection:
-        rows = connection.execute("SELECT datname FROM pg_database").fetchall()
-    found += [name for (name,) in rows if name.startswith(get_test_db_name(namespace))]
-    if buckets.bucket_exists(urls, get_s3_bucket(namespace)):
-        found.append(f"bucket {get_s3_bucket(namespace)}")
-    found += [
-        f"lease pid {lease.pid}" for lease in lifecycle.registry().snapshot().leases if lease.namespace == namespace
-    ]
-    for process in psutil.process_iter(["cmdline"]):
-        try:
-            if (
-                str(PROBE) in " ".join(process.info["cmdline"] or [])
-                and process.environ().get("TEST_NAMESPACE") == namespace
-            ):
-                found.append(f"process {process.pid}")
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
 
 
 @pytest.fixture(scope="module")

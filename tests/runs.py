@@ -1,0 +1,153 @@
+"""Starting whole `nox` runs from the suite's tests, and checking what they leave behind.
+
+Shared by the lifecycle tests and the fault-injection tests. A run is a real `nox -s test` (or
+`infra`, `down`) in a subprocess, with the inner test venv prepared once by the noxlib_test
+session; `leftovers()` is the one definition of "this run cleaned up after itself".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import psutil
+import psycopg
+
+from noxlib import buckets, lifecycle
+from noxlib.leases import LeaseRegistry
+from noxlib.namespace import get_s3_bucket, get_test_db_name, sanitize_namespace
+from noxlib.services import ServiceUrls
+
+REPO = Path(__file__).resolve().parent.parent
+# Prepared once by the noxlib_test session (noxlib/suite_tests.py); every inner run reuses it.
+ENVDIR = os.environ.get("FR_SUITE_NOX_ENVDIR", str(REPO / ".nox" / "suite-envs"))
+PROBE = Path(__file__).resolve().parent / "lifecycle" / "probe_run.py"
+# Waits for a go-ahead file instead of sleeping, so a fault can be injected at a known moment.
+GATED_PROBE = Path(__file__).resolve().parent / "faults" / "gated_probe.py"
+
+
+def nox_env(**extra: str) -> dict[str, str]:
+    """The outer session's venv variables would point the inner nox's uv at the wrong venv."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "CONDA_PREFIX")
+    }
+    return dict(env, NOX_SCRIPT_MODE="none", **extra)
+
+
+def nox_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "nox", "--envdir", str(ENVDIR), "-R", *args]
+
+
+def run_nox(*args: str, timeout: float = 300, **env: str) -> subprocess.CompletedProcess[str]:
+    """A short nox session (infra, down) to completion; stdout and stderr together."""
+    return subprocess.run(
+        nox_command(*args),
+        cwd=REPO,
+        env=nox_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def start_run(
+    branch: str,
+    tmp_path: Path,
+    *,
+    sleep: float = 0,
+    workers: int = 2,
+    probes: Sequence[Path] = (PROBE,),
+    **env: str,
+) -> subprocess.Popen:
+    """`nox -s test` on the probe(s) in namespace `branch`, in the background; output in tmp_path."""
+    ready = tmp_path / f"ready-{branch}"
+    ready.mkdir(exist_ok=True)
+    env = nox_env(BRANCH_NAME=branch, PROBE_READY_DIR=str(ready), PROBE_SLEEP=str(sleep), **env)
+    log = open(tmp_path / f"{branch}.log", "wb")  # noqa: SIM115 - closed by the OS with the child
+    return subprocess.Popen(
+        nox_command(
+            "-s", "test", "--",
+            "--no-cov", "-n", str(workers), "-p", "no:cacheprovider",
+            *map(str, probes),
+        ),
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_default_sigint,
+    )  # fmt: skip
+
+
+def _default_sigint() -> None:
+    """xdist workers ignore SIGINT and children inherit that; a terminal's run would not."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def output(branch: str, tmp_path: Path) -> str:
+    return (tmp_path / f"{branch}.log").read_text(errors="replace")
+
+
+def wait_ready(branch: str, tmp_path: Path, count: int, proc: subprocess.Popen) -> None:
+    """Until `count` probe workers are inside their test; fails with the run's output if it ended."""
+    deadline = time.monotonic() + 120
+    while len(list((tmp_path / f"ready-{branch}").iterdir())) < count:
+        assert proc.poll() is None, output(branch, tmp_path)
+        assert time.monotonic() < deadline, output(branch, tmp_path)
+        time.sleep(0.1)
+
+
+def release_gate(branch: str, tmp_path: Path) -> None:
+    """Let the gated probe of `branch` carry on past its gate."""
+    (tmp_path / f"ready-{branch}" / "go").write_text("go")
+
+
+def leftovers(namespace: str, urls: ServiceUrls, registry: LeaseRegistry | None = None) -> list[str]:
+    """Everything a run of `namespace` could leave behind; empty when it cleaned up.
+
+    `registry` defaults to this process's state directory; runs under another FR_CACHE_DIR
+    pass theirs.
+    """
+    found = []
+    with psycopg.connect(urls.database_url(), autocommit=True) as connection:
+        rows = connection.execute("SELECT datname FROM pg_database").fetchall()
+    found += [name for (name,) in rows if name.startswith(get_test_db_name(namespace))]
+    if buckets.bucket_exists(urls, get_s3_bucket(namespace)):
+        found.append(f"bucket {get_s3_bucket(namespace)}")
+    leases = (registry or lifecycle.registry()).snapshot().leases
+    found += [f"lease pid {lease.pid}" for lease in leases if lease.namespace == namespace]
+    found += [f"process {pid}" for pid in run_processes(namespace)]
+    return found
+
+
+def run_processes(namespace: str) -> list[int]:
+    """Live processes of a run of `namespace`: its nox (by BRANCH_NAME) and its pytest (TEST_NAMESPACE).
+
+    Services a run starts inherit its BRANCH_NAME too, and may rightly outlive it; only nox
+    itself is matched by branch.
+    """
+    pids = []
+    for process in psutil.process_iter():
+        if process.pid == os.getpid():
+            continue
+        try:
+            environ = process.environ()
+            is_nox = "nox" in process.cmdline()
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        branch = environ.get("BRANCH_NAME")
+        by_branch = is_nox and branch is not None and sanitize_namespace(branch) == namespace
+        if by_branch or environ.get("TEST_NAMESPACE") == namespace:
+            pids.append(process.pid)
+    return pids

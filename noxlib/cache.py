@@ -63,7 +63,8 @@ SESSION_INPUTS: dict[str, Inputs] = {
         tools=("node",),
     ),
     "test": Inputs(globs=_BACKEND, env=("BRANCH_NAME", "WORKSPACE_ID")),
-    "coverage": Inputs(globs=(*_BACKEND, ".nox/coverage-data/.coverage*")),
+    # Coverage data is derived from the backend and its tests: same inputs, same report.
+    "coverage": Inputs(globs=_BACKEND),
     "noxlib_test": Inputs(
         globs=(
             "tests/**",
@@ -149,10 +150,6 @@ def input_hash(session: str, files: list[str] | None = None, root: Path = REPO_R
             digest.update(hashlib.sha256(path.read_bytes()).digest())
         except (FileNotFoundError, IsADirectoryError):
             digest.update(b"<missing>")
-    for pattern in inputs.globs:
-        if pattern.startswith(".nox/"):  # generated inputs git does not list (coverage data)
-            for path in sorted(root.glob(pattern)):
-                digest.update(path.name.encode() + hashlib.sha256(path.read_bytes()).digest())
     for tool in inputs.tools:
         digest.update(_tool_version(tool).encode() + b"\n")
     for key in (*COMMON_ENV, *inputs.env):

@@ -117,6 +117,8 @@ def summary(outcomes: list[Outcome], notes: list[str]) -> str:
     total = sum(o.seconds for o in outcomes)
     lines.append(f"{'total':<{width}}  {'':<8}  {total:7.1f}")
     lines += [f"note: {note}" for note in notes]
+    counts = {result: sum(o.result == result for o in outcomes) for result in ("passed", "FAILED", "cached")}
+    lines.append(f"ci: {counts['passed']} passed, {counts['FAILED']} failed, {counts['cached']} skipped")
     return "\n".join(lines)
 
 

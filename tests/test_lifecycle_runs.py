@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 
@@ -18,7 +16,7 @@ import pytest
 
 from noxlib import lifecycle
 from noxlib.namespace import sanitize_namespace
-from tests.runs import ENVDIR, PROBE, REPO, leftovers, nox_env, output, start_run, wait_ready
+from tests.runs import PROBE, leftovers, output, run_nox, start_run, wait_ready
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="postgres")]
 
@@ -27,30 +25,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="postgres")]
 def warm(services):
     """One serial run first: it builds the template the other runs then reuse."""
     branch = f"warm-{uuid.uuid4().hex[:6]}"
-    env = nox_env(BRANCH_NAME=branch)
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nox",
-            "--envdir",
-            str(ENVDIR),
-            "-R",
-            "-s",
-            "test",
-            "--",
-            "--no-cov",
-            "-n",
-            "0",
-            str(PROBE),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    result = run_nox("-s", "test", "--", "--no-cov", "-n", "0", str(PROBE), BRANCH_NAME=branch)
+    assert result.returncode == 0, result.stdout
     return services
 
 
@@ -107,28 +83,9 @@ def test_same_namespace_twice_is_refused_clearly(warm, tmp_path):
     branch = f"twice-{uuid.uuid4().hex[:6]}"
     first = start_run(branch, tmp_path, sleep=30)
     wait_ready(branch, tmp_path, 1, first)
-    second = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nox",
-            "--envdir",
-            str(ENVDIR),
-            "-R",
-            "-s",
-            "test",
-            "--",
-            "--no-cov",
-            str(PROBE),
-        ],
-        cwd=REPO,
-        env=nox_env(BRANCH_NAME=branch),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    second = run_nox("-s", "test", "--", "--no-cov", str(PROBE), BRANCH_NAME=branch)
     os.killpg(first.pid, signal.SIGINT)
     first.wait(timeout=60)
     assert second.returncode != 0
-    assert "WORKSPACE_ID" in second.stdout + second.stderr
-    assert "Traceback" not in second.stdout + second.stderr
+    assert "WORKSPACE_ID" in second.stdout
+    assert "Traceback" not in second.stdout

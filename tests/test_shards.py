@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -13,7 +11,7 @@ from hypothesis import strategies as st
 
 from noxlib.backend_tests import assign_shards, parse_shard, read_durations, shard_node_ids
 from noxlib.errors import UserError
-from tests.test_lifecycle_runs import ENVDIR, REPO, nox_env
+from tests.runs import run_nox
 
 node_ids = st.lists(st.from_regex(r"tests/test_[a-z]{1,6}\.py::test_[a-z0-9_]{1,10}", fullmatch=True), unique=True)
 
@@ -46,13 +44,11 @@ def test_bad_shard_is_a_clear_error(bad):
 @pytest.mark.xdist_group(name="postgres")
 def test_real_collection_is_split_exactly_once(services):
     """Collect the backend suite for real (inside a lifecycle run) and split it with the recorded durations."""
-    result = subprocess.run(
-        [sys.executable, "-m", "nox", "--envdir", ENVDIR, "-R", "-s", "test", "--",
-         "--collect-only", "-q", "--no-cov", "-p", "no:xdist"],
-        cwd=REPO, env=nox_env(BRANCH_NAME=f"collect-{uuid.uuid4().hex[:6]}"), capture_output=True, text=True,
-        check=False,
+    result = run_nox(
+        "-s", "test", "--", "--collect-only", "-q", "--no-cov", "-p", "no:xdist",
+        BRANCH_NAME=f"collect-{uuid.uuid4().hex[:6]}",
     )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.returncode == 0, result.stdout
     collected = [line for line in result.stdout.splitlines() if re.match(r"^tests/\S+::", line)]
     assert len(collected) > 50
     durations = read_durations()

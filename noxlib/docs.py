@@ -8,12 +8,11 @@ used and the session says which.
 
 from __future__ import annotations
 
-import errno
-import socket
 from typing import TYPE_CHECKING
 
 from noxlib.errors import UserError
 from noxlib.paths import REPO_ROOT
+from noxlib.processes import port_is_free
 
 if TYPE_CHECKING:
     import nox
@@ -29,18 +28,6 @@ MODES = ("serve", "build")
 # Material for MkDocs prints a multi-line banner about MkDocs 2.0 on every run; it is news
 # about upstream, not about these docs, and would bury the line that says where they are served.
 MKDOCS_ENV = {"NO_MKDOCS_2_WARNING": "1"}
-
-
-def port_is_free(port: int, host: str = HOST) -> bool:
-    """Whether a server could bind `host:port` now (checked by binding, then releasing)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            if error.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise
-    return True
 
 
 def choose_port(preferred: int = PREFERRED_PORT, host: str = HOST) -> int:

@@ -207,11 +207,5 @@ def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=timeout):
-        return True
-    return False
-
-
 def current_process_identity() -> TrackedProcess:
     return TrackedProcess.of_pid("self", os.getpid())

@@ -95,11 +95,3 @@ def tools_env() -> Path:
                 )
         marker.write_text(requirements)
     return location
-
-
-def stale_tool_envs() -> list[Path]:
-    """Tool venvs of older pins; `nox -s down` removes them once no service runs from them."""
-    if not tools_root().exists():
-        return []
-    current = tools_env()
-    return [path for path in tools_root().iterdir() if path.is_dir() and path != current]

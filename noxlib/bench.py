@@ -24,6 +24,7 @@ from pathlib import Path
 import nox
 
 from noxlib import lifecycle, paths
+from noxlib.ci import nested_nox_env, nox_command
 from noxlib.databases import DatabaseJanitor, ensure_database, migrations_hash
 from noxlib.errors import UserError
 from noxlib.namespace import get_test_db_name
@@ -178,12 +179,7 @@ def _run_quiet(argv: list[str], env: dict[str, str], cwd: Path) -> str:
 
 
 def _nox(*args: str) -> list[str]:
-    return [sys.executable, "-m", "nox", "--noxfile", str(REPO_ROOT / "noxfile.py"), *args]
-
-
-def _nox_env() -> dict[str, str]:
-    drop = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON")
-    return {**{k: v for k, v in os.environ.items() if k not in drop}, "NOX_SCRIPT_MODE": "none"}
+    return nox_command(REPO_ROOT / "noxfile.py", *args)
 
 
 _PYTEST_TIME = re.compile(r" in ([0-9.]+)s")
@@ -196,7 +192,7 @@ def bench_test_session(runs: int) -> list[Figure]:
         walls, overheads = [], []
         for _ in range(runs):
             started = time.perf_counter()
-            output = _run_quiet(_nox("-R", "-s", "test", "--", "-n", workers), _nox_env(), REPO_ROOT)
+            output = _run_quiet(_nox("-R", "-s", "test", "--", "-n", workers), nested_nox_env(), REPO_ROOT)
             wall = time.perf_counter() - started
             inside = [float(m) for m in _PYTEST_TIME.findall(output)]
             walls.append(wall)
@@ -208,7 +204,7 @@ def bench_test_session(runs: int) -> list[Figure]:
 
 def bench_ci(runs: int) -> list[Figure]:
     """A warm `nox -s ci` (venvs exist, cache off) against the no-op run the input-hash cache allows."""
-    env = {k: v for k, v in _nox_env().items() if k != "CI"}
+    env = {k: v for k, v in nested_nox_env().items() if k != "CI"}
     warm = timed(lambda: _run_quiet(_nox("-R", "-s", "ci", "--", "--no-cache"), env, REPO_ROOT), max(1, runs - 1))
     _run_quiet(_nox("-R", "-s", "ci"), env, REPO_ROOT)  # records every session's hash
     cached = timed(lambda: _run_quiet(_nox("-R", "-s", "ci"), env, REPO_ROOT), runs * 2)

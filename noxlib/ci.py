@@ -41,16 +41,18 @@ class Outcome:
 OPTIONS = ("--full", "--matrix", "--no-cache")
 
 
-def _nox(noxfile: Path, *args: str) -> list[str]:
+def nox_command(noxfile: Path, *args: str) -> list[str]:
+    """nox run by the interpreter that runs us: the noxfile's script environment."""
     return [sys.executable, "-m", "nox", "--noxfile", str(noxfile), *args]
 
 
 # An activated venv's variables would point each child's uv at the wrong environment.
-_VENV_VARIABLES = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON")
+VENV_VARIABLES = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON")
 
 
-def _child_env() -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if key not in _VENV_VARIABLES}
+def nested_nox_env() -> dict[str, str]:
+    """The environment for a nox started from inside nox (ci, bench, the suite's tests)."""
+    env = {key: value for key, value in os.environ.items() if key not in VENV_VARIABLES}
     # The parent already runs in the noxfile's script environment: no second re-exec.
     return dict(env, NOX_SCRIPT_MODE="none")
 
@@ -58,8 +60,8 @@ def _child_env() -> dict[str, str]:
 def ci_sessions(noxfile: Path) -> list[dict]:
     """The ci-tagged sessions as nox lists them (signature, python, tags, call_spec)."""
     result = subprocess.run(
-        _nox(noxfile, "-t", CI_TAG, "-l", "--json"),
-        capture_output=True, text=True, cwd=noxfile.parent, env=_child_env(), check=False,
+        nox_command(noxfile, "-t", CI_TAG, "-l", "--json"),
+        capture_output=True, text=True, cwd=noxfile.parent, env=nested_nox_env(), check=False,
     )  # fmt: skip
     if result.returncode != 0:
         raise UserError(f"could not list the ci sessions: {result.stderr.strip().splitlines()[-1:]}")
@@ -104,7 +106,10 @@ def run_session(noxfile: Path, signature: str) -> Outcome:
     # --non-interactive: a child that sees our terminal would take the interactive path
     # (`docs` would start a live-reload server and never return).
     result = subprocess.run(
-        _nox(noxfile, "--non-interactive", "-s", signature), cwd=noxfile.parent, env=_child_env(), check=False
+        nox_command(noxfile, "--non-interactive", "-s", signature),
+        cwd=noxfile.parent,
+        env=nested_nox_env(),
+        check=False,
     )
     return Outcome(signature, "passed" if result.returncode == 0 else "FAILED",
                    time.perf_counter() - started)  # fmt: skip

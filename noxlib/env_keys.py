@@ -201,12 +201,7 @@ def parse_env_file(path: Path, root: Path) -> EnvFile:
     Strict on purpose: docker compose, python-dotenv and a shell each accept a different
     superset, so only the subset all three read the same way is allowed.
     """
-    shown = _display(path, root)
-    result = EnvFile(path=path)
-    if not path.is_file():
-        result.exists = False
-        return result
-    text = _read_text(path, shown, result.problems)
+    shown, result, text = _open_env_source(path, root)
     if text is None:
         return result
     for number, line in enumerate(text.split("\n"), 1):
@@ -235,10 +230,25 @@ def _record_key_line(line: str, number: int, shown: str, result: EnvFile) -> Non
     quote_problem = _check_value_quotes(match["value"])
     if quote_problem:
         result.problems.append(Problem(where, f"{key}: {quote_problem}"))
+    _record_key(key, number, where, result)
+
+
+def _record_key(key: str, number: int, where: str, result: EnvFile) -> None:
+    """Remember where `key` is set; a second setting is a problem that names the first."""
     if key in result.keys:
         result.problems.append(Problem(where, f"duplicate key {key} (first on line {result.keys[key]}); keep one"))
         return
     result.keys[key] = number
+
+
+def _open_env_source(path: Path, root: Path) -> tuple[str, EnvFile, str | None]:
+    """The display name, an empty result, and the text — None when missing or unreadable."""
+    shown = _display(path, root)
+    result = EnvFile(path=path)
+    if not path.is_file():
+        result.exists = False
+        return shown, result, None
+    return shown, result, _read_text(path, shown, result.problems)
 
 
 def parse_ctmpl(path: Path, root: Path) -> EnvFile:
@@ -248,12 +258,7 @@ def parse_ctmpl(path: Path, root: Path) -> EnvFile:
     they are blanked out first, keeping their newlines so line numbers stay true; what is left
     must read like an env file.
     """
-    shown = _display(path, root)
-    result = EnvFile(path=path)
-    if not path.is_file():
-        result.exists = False
-        return result
-    text = _read_text(path, shown, result.problems)
+    shown, result, text = _open_env_source(path, root)
     if text is None:
         return result
     rendered = TEMPLATE_ACTION.sub(lambda action: "\n" * action.group().count("\n"), text)
@@ -270,16 +275,7 @@ def parse_ctmpl(path: Path, root: Path) -> EnvFile:
             source = original_lines[number - 1].strip()
             result.problems.append(Problem(f"{shown}:{number}", f"cannot parse {source!r}; expected KEY=<template>"))
             continue
-        key = match["key"]
-        if key in result.keys:
-            result.problems.append(
-                Problem(
-                    f"{shown}:{number}",
-                    f"duplicate key {key} (first on line {result.keys[key]}); keep one",
-                )
-            )
-            continue
-        result.keys[key] = number
+        _record_key(match["key"], number, f"{shown}:{number}", result)
     return result
 
 

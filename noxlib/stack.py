@@ -28,6 +28,7 @@ from noxlib.lifecycle import app_environment
 from noxlib.paths import BACKEND_DIR, FRONTEND_DIR, REPO_ROOT
 from noxlib.processes import TrackedProcess
 from noxlib.services import ServiceUrls
+from noxlib.services.probes import http_answers
 
 HOST = "127.0.0.1"
 START_TIMEOUT = 120.0
@@ -97,16 +98,6 @@ def backend_environment(
     return env
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback only
-            return response.status < 500
-    except urllib.error.HTTPError as error:
-        return error.code < 500
-    except OSError:
-        return False
-
-
 def health(url: str) -> dict:
     """The backend's /api/health body (also when it answers 503)."""
     try:
@@ -136,7 +127,7 @@ def start_backend(
     app = RunningApp("backend", f"http://{HOST}:{port}", process, log_path)
     stack.apps.append(app)
     processes.wait_until(
-        lambda: _answers(f"{app.url}/api/health"),
+        lambda: http_answers(f"{app.url}/api/health"),
         what=f"the backend on port {port}",
         timeout=START_TIMEOUT,
         process=process,
@@ -171,7 +162,7 @@ def start_frontend(
     app = RunningApp("frontend", f"http://{HOST}:{port}", process, log_path)
     stack.apps.append(app)
     processes.wait_until(
-        lambda: _answers(app.url + "/"),
+        lambda: http_answers(app.url + "/"),
         what=f"the frontend on port {port}",
         timeout=START_TIMEOUT,
         process=process,

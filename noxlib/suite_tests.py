@@ -10,17 +10,16 @@ from __future__ import annotations
 import nox
 from filelock import FileLock
 
+from noxlib.ci import VENV_VARIABLES
 from noxlib.paths import NOX_DIR
 
 INNER_ENVDIR = NOX_DIR / "suite-envs"
 DEFAULT_ARGS = ["-n", "auto", "--dist", "loadgroup", "tests"]
-# The outer session's venv variables would point the inner nox's uv at the wrong venv.
-OUTER_VENV_VARIABLES = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON")
 
 
 def prepare_inner_runs(session: nox.Session) -> dict[str, str | None]:
     """Sync the inner `test` venv once; return the env that tells the tests where it is."""
-    clean: dict[str, str | None] = dict.fromkeys(OUTER_VENV_VARIABLES)
+    clean: dict[str, str | None] = dict.fromkeys(VENV_VARIABLES)
     INNER_ENVDIR.mkdir(parents=True, exist_ok=True)
     # Two suite runs in one checkout share the envdir: reuse the venv (uv sync is a no-op when it
     # is current) and never let two syncs run at once.

@@ -19,6 +19,7 @@ import psutil
 import psycopg
 
 from noxlib import buckets, lifecycle
+from noxlib.ci import nested_nox_env
 from noxlib.leases import LeaseRegistry
 from noxlib.namespace import get_s3_bucket, get_test_db_name, sanitize_namespace
 from noxlib.services import ServiceUrls
@@ -33,12 +34,7 @@ GATED_PROBE = Path(__file__).resolve().parent / "faults" / "gated_probe.py"
 
 def nox_env(**extra: str) -> dict[str, str]:
     """The outer session's venv variables would point the inner nox's uv at the wrong venv."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON", "CONDA_PREFIX")
-    }
-    return dict(env, NOX_SCRIPT_MODE="none", **extra)
+    return dict(nested_nox_env(), **extra)
 
 
 def nox_command(*args: str) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from noxlib.errors import UserError
 
@@ -40,8 +40,6 @@ class ServiceUrls:
         return f"{driver}://{user}:{password}@{self.postgres_host}:{self.postgres_port}/{name}"
 
     def ports(self) -> dict[str, int]:
-        from urllib.parse import urlsplit
-
         return {
             "postgres": self.postgres_port,
             "redis": urlsplit(self.redis_url).port or 6379,

@@ -34,15 +34,19 @@ def redis_ready(urls: ServiceUrls) -> bool:
         return False
 
 
-def s3_ready(urls: ServiceUrls) -> bool:
-    """Any HTTP answer below 500 means the S3 endpoint is up (anonymous requests may get 403)."""
+def http_answers(url: str, timeout: float = 2) -> bool:
+    """Any HTTP answer below 500 means the server is up (anonymous requests may get 403)."""
     try:
-        with urllib.request.urlopen(urls.s3_endpoint, timeout=2) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URLs
             return bool(response.status < 500)
     except urllib.error.HTTPError as error:
         return error.code < 500
     except OSError:
         return False
+
+
+def s3_ready(urls: ServiceUrls) -> bool:
+    return http_answers(urls.s3_endpoint)
 
 
 def all_ready(urls: ServiceUrls) -> bool:

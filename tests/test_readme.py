@@ -40,4 +40,5 @@ def test_readme_quick_start_is_the_two_commands_and_ci_runs_the_test_command():
     readme = (REPO / "README.md").read_text()
     assert "uvx nox -s dev" in readme
     assert "uvx nox -s ci" in readme
-    assert "uvx nox -s ci" in (REPO / ".ci" / "run").read_text()
+    # .ci/run calls uvx by its resolved path ("$uvx"), with exactly the README's arguments.
+    assert re.search(r'^"\$uvx" nox -s ci$', (REPO / ".ci" / "run").read_text(), re.MULTILINE)

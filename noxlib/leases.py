@@ -171,7 +171,7 @@ class LeaseRegistry:
         self.path = directory / "leases.json"
         self.lock = FileLock(str(directory / "leases.lock"))
 
-    def _move_aside(self, path: Path, reason: str) -> None:
+    def _move_aside(self, path: Path, what: str, reason: str) -> None:
         """Keep a corrupt state file for a post-mortem and start afresh: live runs re-register."""
         stamp = time.strftime("%Y%m%dT%H%M%S")
         backup = path.with_name(f"{path.name}.corrupt-{stamp}")
@@ -180,7 +180,7 @@ class LeaseRegistry:
             backup = path.with_name(f"{path.name}.corrupt-{stamp}-{counter}")
             counter += 1
         path.replace(backup)
-        print(f"warning: {path.name} was unreadable ({reason}); moved it to {backup}; starting afresh", file=sys.stderr)
+        print(f"warning: {what} was unreadable ({reason}); moved it to {backup}", file=sys.stderr)
 
     def _read(self) -> RegistryState:
         try:
@@ -188,7 +188,7 @@ class LeaseRegistry:
         except FileNotFoundError:
             return RegistryState()
         except IsADirectoryError:
-            self._move_aside(self.path, "a directory, not a file")
+            self._move_aside(self.path, "lease file", "a directory, not a file")
             return RegistryState()
         except OSError as error:
             raise UserError(
@@ -197,7 +197,7 @@ class LeaseRegistry:
         try:
             return parse_registry(raw)
         except CorruptRegistry as error:
-            self._move_aside(self.path, str(error))
+            self._move_aside(self.path, "lease file", str(error))
             return RegistryState()
 
     def _write(self, state: RegistryState) -> None:
@@ -217,7 +217,7 @@ class LeaseRegistry:
         lock_path = Path(self.lock.lock_file)
         if lock_path.is_dir():
             # Nobody can hold a lock that is a directory, so moving it aside takes nothing from anyone.
-            self._move_aside(lock_path, "a directory, not a lock file")
+            self._move_aside(lock_path, "lease lock file", "a directory, not a file")
         try:
             return self.lock.acquire(timeout=timeout)
         except OSError as error:

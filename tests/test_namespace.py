@@ -17,8 +17,8 @@ from noxlib.namespace import (
     get_env_suffix,
     get_namespace,
     get_s3_bucket,
-    get_test_db_name,
     get_template_db_name,
+    get_test_db_name,
     get_worker_db_name,
     repo_path_hash,
     require_namespace,
@@ -219,5 +219,5 @@ def test_the_collisions_the_issue_found_are_gone():
 def test_a_namespace_sanitize_could_not_produce_is_refused(value):
     with pytest.raises(ValueError, match="namespace"):
         require_namespace(value)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="namespace"):
         get_test_db_name(value)

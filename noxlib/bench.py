@@ -103,7 +103,7 @@ def bench_services(runs: int) -> list[Figure]:
 
 def bench_databases(session: nox.Session, runs: int) -> list[Figure]:
     urls = NativeServices().urls()
-    janitor = DatabaseJanitor(urls.database_url(), "bench")
+    janitor = DatabaseJanitor(urls.database_url(), "bench", log=lambda line: None)  # timed: no per-drop lines
     python = Path(session.bin) / "python"
 
     def migrate(url: str) -> None:

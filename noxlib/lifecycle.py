@@ -300,9 +300,13 @@ def isolated_run(
                 urls.database_url(), namespace, private=service_lease.backend.name == "native", log=log
             )
             bucket = get_s3_bucket(namespace)
+            # Until the namespace is known to be free on this server (no live run elsewhere holds
+            # it), its bucket and Redis keys may be another run's: cleanup must not touch them.
+            claimed = False
             try:
                 with phases.phase("database") as details:
                     leftovers = janitor.drop_leftovers()
+                    claimed = True
                     template, built = prepare_template(service_lease, janitor, migrate)
                     names = [get_test_db_name(namespace)] + [
                         get_worker_db_name(namespace, f"gw{index}") for index in range(workers)
@@ -322,14 +326,17 @@ def isolated_run(
                 yield IsolatedRun(namespace, env, workers, urls)
             finally:
                 with signals_deferred(), phases.phase("cleanup") as details:
-                    details.append(clean_up_run(janitor, urls, bucket, namespace))
+                    details.append(clean_up_run(janitor, urls, bucket, namespace, claimed=claimed))
 
 
-def clean_up_run(janitor: DatabaseJanitor, urls: ServiceUrls, bucket: str, namespace: str) -> str:
+def clean_up_run(
+    janitor: DatabaseJanitor, urls: ServiceUrls, bucket: str, namespace: str, *, claimed: bool = True
+) -> str:
     """Drop the run's databases, bucket and Redis keys; the first failure is raised after all three.
 
     A PostgreSQL that died mid-run must not also leave the bucket and the Redis keys behind:
-    each step is tried on its own, and the next run of the namespace removes the rest.
+    each step is tried on its own, and the next run of the namespace removes the rest. A run
+    that never `claimed` its namespace (a live run elsewhere holds it) drops only what it created.
     """
     failures: list[UserError] = []
     dropped: list[str] = []
@@ -337,6 +344,10 @@ def clean_up_run(janitor: DatabaseJanitor, urls: ServiceUrls, bucket: str, names
         dropped = janitor.drop_all_own()
     except UserError as error:
         failures.append(error)
+    if not claimed:
+        if failures:
+            raise failures[0]
+        return f"dropped {len(dropped)} database(s); the namespace's bucket and redis keys are another run's"
     try:
         buckets.remove_bucket(urls, bucket)
     except UserError as error:

@@ -190,6 +190,26 @@ def test_the_owning_state_dir_drops_its_dead_runs_databases(state_dirs, tmp_path
         buckets.remove_bucket(owner.urls, get_s3_bucket(namespace))
 
 
+def test_the_same_namespace_from_another_state_dir_is_refused_and_takes_nothing(state_dirs, tmp_path):
+    """Two clones with one BRANCH_NAME on one server: the second stops with one line, the first is untouched."""
+    first, second = state_dirs
+    branch = unique("same")
+    namespace = sanitize_namespace(branch)
+    with gated_run(branch, tmp_path, **first.env) as run:
+        held = databases_of(first.urls, namespace)
+        result = run_nox("-s", "test", "--", "--no-cov", "-n", "0", str(PROBE), BRANCH_NAME=branch, **second.env)
+        assert result.returncode != 0
+        assert TRACEBACK not in result.stdout
+        line = the_line(result.stdout, "is in use on this PostgreSQL")
+        assert "its run is alive" in line
+        assert "WORKSPACE_ID" in line
+        assert databases_of(first.urls, namespace) == held
+        assert buckets.bucket_exists(first.urls, get_s3_bucket(namespace)), "the live run's bucket was removed"
+        release_gate(branch, tmp_path)
+        assert run.wait(timeout=300) == 0, output(branch, tmp_path)
+    assert leftovers(namespace, first.urls, first.registry) == []
+
+
 # ----- item 2: names of different namespaces and kinds never meet -----------------------------
 def test_a_namespace_shaped_like_a_worker_runs_beside_it(services, tmp_path):
     """`BRANCH_NAME=X-gw0` used to drop namespace X's first worker database as its "leftover"."""

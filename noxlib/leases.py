@@ -112,26 +112,23 @@ _SERVICES_FIELDS: dict[str, Callable[[object], bool]] = {
 }
 
 
-def _check_fields(entry: object, rules: dict[str, Callable[[object], bool]], what: str, *, strict: bool) -> None:
+def _check_fields(entry: object, rules: dict[str, Callable[[object], bool]], what: str) -> None:
     if not isinstance(entry, dict):
         raise CorruptRegistry(f"{what} is {type(entry).__name__}, not an object")
     for key, value in entry.items():
         rule = rules.get(key)
-        if rule is None:
-            if strict:
-                raise CorruptRegistry(f"{what} has an unknown field {key!r}")
-            continue
-        if not rule(value):
+        if rule is not None and not rule(value):
             raise CorruptRegistry(f"{what} field {key!r} has an invalid value")
 
 
 def parse_registry(raw: bytes) -> RegistryState:
     """The registry file's bytes as a `RegistryState`, or `CorruptRegistry` saying what is wrong.
 
-    Strict on everything this module reads: a file that is not UTF-8 JSON of exactly this shape
-    is not trusted in part, because half a registry would drop or stop things from under a run.
-    Unknown fields of the services record are tolerated so that a newer suite's file stays
-    readable by an older checkout sharing the state directory.
+    Strict on everything this module reads: a file that is not UTF-8 JSON of this shape is not
+    trusted in part, because half a registry would drop or stop things from under a run. Fields
+    this version does not know are ignored rather than fatal: worktrees at different commits
+    share one state directory, and moving a newer suite's registry aside would unlist its live
+    runs.
     """
     try:
         data = json.loads(raw.decode("utf-8"))
@@ -144,23 +141,19 @@ def parse_registry(raw: bytes) -> RegistryState:
         raise CorruptRegistry('"leases" is not a list')
     required = {item.name for item in fields(Lease) if item.default is MISSING and item.default_factory is MISSING}
     leases = []
+    known = {item.name for item in fields(Lease)}
     for index, entry in enumerate(entries):
-        _check_fields(entry, _LEASE_FIELDS | _extra_lease_fields(), f"lease {index}", strict=True)
+        _check_fields(entry, _LEASE_FIELDS, f"lease {index}")
         missing = required - set(entry)
         if missing:
             raise CorruptRegistry(f"lease {index} lacks {', '.join(sorted(missing))}")
-        leases.append(Lease(**entry))
+        leases.append(Lease(**{key: value for key, value in entry.items() if key in known}))
     services = data.get("services")
     if services is not None:
-        _check_fields(services, _SERVICES_FIELDS, '"services"', strict=False)
+        _check_fields(services, _SERVICES_FIELDS, '"services"')
         if "backend" not in services:
             raise CorruptRegistry('"services" names no backend')
     return RegistryState(leases=leases, services=services)
-
-
-def _extra_lease_fields() -> dict[str, Callable[[object], bool]]:
-    """Lease fields added after these rules were written: accepted as any JSON value."""
-    return {item.name: lambda value: True for item in fields(Lease) if item.name not in _LEASE_FIELDS}
 
 
 class LeaseRegistry:

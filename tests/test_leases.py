@@ -146,7 +146,6 @@ CORRUPT_CONTENT = {
     "missing-namespace": json.dumps(
         {"leases": [{k: v for k, v in _valid_lease().items() if k != "namespace"}]}
     ).encode(),
-    "unknown-lease-field": json.dumps({"leases": [_valid_lease() | {"owner": "x"}]}).encode(),
     "ports-garbage": json.dumps({"leases": [_valid_lease() | {"ports": {"postgres": "5432"}}]}).encode(),
     "services-garbage": json.dumps({"leases": [], "services": "garbage"}).encode(),
     "services-kept-string": json.dumps({"leases": [], "services": {"backend": "native", "kept": "no"}}).encode(),
@@ -192,13 +191,16 @@ def test_a_lock_that_is_a_directory_is_moved_aside(tmp_path, capsys):
     assert capsys.readouterr().err.count("lease lock file was unreadable") == 1
 
 
-def test_a_valid_registry_from_a_newer_suite_keeps_its_services_record(tmp_path):
+def test_a_newer_suites_registry_with_more_fields_is_read_not_moved_aside(tmp_path, capsys):
+    """Worktrees at different commits share one state directory: its live leases must stay listed."""
     registry = LeaseRegistry(tmp_path)
     services = {"backend": "native", "kept": True, "started_by": "infra", "added_later": [1]}
-    registry.path.write_text(json.dumps({"leases": [_valid_lease()], "services": services}))
+    registry.path.write_text(json.dumps({"leases": [_valid_lease() | {"added_later": 2}], "services": services}))
     state = registry.snapshot()
     assert state.services == services
     assert [lease.namespace for lease in state.leases] == ["ns"]
+    assert capsys.readouterr().err == ""
+    assert list(tmp_path.glob("*.corrupt-*")) == []
 
 
 # ----- release -----------------------------------------------------------------------------

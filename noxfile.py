@@ -102,8 +102,8 @@ def infra(session: nox.Session) -> None:
 @session(python=False)
 @reported
 def down(session: nox.Session) -> None:
-    """Stop the services infra/dev started; prune dead leases and orphan test databases (-- --force)."""
-    lifecycle.down(session.log, force="--force" in session.posargs)
+    """Stop the services infra/dev started; drop dead runs' test databases (-- --force, --prune-foreign)."""
+    lifecycle.down(session.log, force="--force" in session.posargs, prune_foreign="--prune-foreign" in session.posargs)
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["backend"])

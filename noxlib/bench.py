@@ -27,7 +27,7 @@ from noxlib import lifecycle, paths
 from noxlib.ci import nested_nox_env, nox_command
 from noxlib.databases import DatabaseJanitor, ensure_database, migrations_hash
 from noxlib.errors import UserError
-from noxlib.namespace import get_test_db_name
+from noxlib.namespace import get_worker_db_name
 from noxlib.paths import BACKEND_DIR, NOX_DIR, REPO_ROOT
 from noxlib.services.native import NativeServices
 
@@ -103,7 +103,7 @@ def bench_services(runs: int) -> list[Figure]:
 
 def bench_databases(session: nox.Session, runs: int) -> list[Figure]:
     urls = NativeServices().urls()
-    janitor = DatabaseJanitor(urls.database_url(), "bench")
+    janitor = DatabaseJanitor(urls.database_url(), "bench", log=lambda line: None)  # timed: no per-drop lines
     python = Path(session.bin) / "python"
 
     def migrate(url: str) -> None:
@@ -122,7 +122,7 @@ def bench_databases(session: nox.Session, runs: int) -> list[Figure]:
         janitor.drop_stale_templates(keep=())
         janitor.ensure_template(schema_hash, migrate, sqlalchemy_url)
 
-    worker = get_test_db_name("bench") + "_gw0"
+    worker = get_worker_db_name("bench", "gw0")
     build = timed(rebuild_template, runs)
     clone = timed(lambda: janitor.clone(template, worker), runs * 2, before=lambda: janitor.drop(worker))
 

@@ -4,30 +4,121 @@ Like pytest-postgresql's DatabaseJanitor: one class owns template, clone and dro
 database is a clone of a template that was migrated once (cloning is a file copy; migrating
 is minutes of DDL), templates are keyed by a hash of the migration files so an unchanged schema
 is never migrated twice, and drops use `WITH (FORCE)` because a leftover connection must not
-keep a crashed run's database alive. The guard refuses any name outside this run's namespace.
+keep a crashed run's database alive. The guard refuses any name outside this run's namespace,
+every database records who created it (host, state directory, PID and start time) on the
+server itself, and only a database whose creator is provably gone is ever dropped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import hashlib
+import json
+import math
 import re
+import socket
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from noxlib.errors import ServiceError
-from noxlib.namespace import TEMPLATE_PREFIX, get_template_db_name, get_test_db_name
+from noxlib.errors import ServiceError, UserError
+from noxlib.namespace import DB_PREFIX, TEMPLATE_PREFIX, get_template_db_name, get_test_db_name
+from noxlib.processes import TrackedProcess
 
 _TEMPLATE_NAME = re.compile(rf"^{TEMPLATE_PREFIX}[0-9a-f]{{12}}$")
+_TEST_OR_WORKER_NAME = re.compile(rf"^{DB_PREFIX}[a-z0-9_]+$")
 _CLONE_RETRIES = 20
+# How long to wait for another state directory's run to finish migrating a shared template.
+_FOREIGN_BUILD_WAIT = 600
+# Written into every database comment we set; a comment without it is somebody else's.
+OWNER_MARK = "finance_report nox suite"
+Log = Callable[[str], None]
 
 
 class NotOurDatabaseError(RuntimeError):
     """Raised instead of dropping a database this run does not own."""
+
+
+@dataclass(frozen=True)
+class Owner:
+    """Who created a database, recorded on the server itself (COMMENT ON DATABASE).
+
+    A lease registry only knows the runs of its own state directory; a `down` from another
+    clone, user or CI runner sharing the server does not see them. The comment travels with
+    the database, so any `down` can tell a live run's database from a dead one's — and
+    whether it is in a position to judge at all (same host, same state directory).
+    """
+
+    host: str
+    state_dir: str
+    pid: int
+    create_time: float
+
+    @classmethod
+    def current(cls) -> Owner:
+        from noxlib.paths import state_dir_id
+        from noxlib.processes import current_process_identity
+
+        me = current_process_identity()
+        return cls(host=socket.gethostname(), state_dir=state_dir_id(), pid=me.pid, create_time=me.create_time)
+
+    def comment(self, kind: str) -> str:
+        return json.dumps({"created_by": OWNER_MARK, "kind": kind, **asdict(self)}, sort_keys=True)
+
+    @classmethod
+    def from_comment(cls, text: str | None) -> Owner | None:
+        """The owner a comment records; None for no comment, someone else's, or a malformed one."""
+        try:
+            data = json.loads(text or "")
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or data.get("created_by") != OWNER_MARK:
+            return None
+        host, state, pid, created = (data.get(key) for key in ("host", "state_dir", "pid", "create_time"))
+        if not (isinstance(host, str) and host and isinstance(state, str) and state):
+            return None
+        if not (isinstance(pid, int) and not isinstance(pid, bool) and pid > 0):
+            return None
+        if not (isinstance(created, int | float) and not isinstance(created, bool) and math.isfinite(created)):
+            return None
+        return cls(host=host, state_dir=state, pid=pid, create_time=float(created))
+
+    def is_alive(self) -> bool:
+        return TrackedProcess(name="owner", pid=self.pid, create_time=self.create_time).is_running()
+
+    def same_process(self, other: Owner) -> bool:
+        return (self.host, self.pid) == (other.host, other.pid) and abs(self.create_time - other.create_time) < 0.05
+
+    def describe(self) -> str:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.create_time))
+        return f"pid {self.pid} on {self.host} (started {started}, state dir {self.state_dir})"
+
+
+class Verdict(enum.Enum):
+    """What this process can prove about a database's creator."""
+
+    ALIVE = "its run is alive"
+    DEAD = "its run has exited"
+    DEAD_ELSEWHERE = "its run has exited, but it belongs to another state directory"
+    OTHER_HOST = "its run is on another host, whose processes cannot be checked from here"
+    UNRECORDED = "no owner is recorded on it"
+
+
+def judge(owner: Owner | None, here: Owner) -> Verdict:
+    """Only a creator on this host can be checked (PID + start time); only our own state
+    directory's databases are ours to drop without being asked."""
+    if owner is None:
+        return Verdict.UNRECORDED
+    if owner.host != here.host:
+        return Verdict.OTHER_HOST
+    if owner.is_alive():
+        return Verdict.ALIVE
+    return Verdict.DEAD if owner.state_dir == here.state_dir else Verdict.DEAD_ELSEWHERE
 
 
 def migrations_hash(migration_root: Path) -> str:
@@ -43,24 +134,52 @@ def migrations_hash(migration_root: Path) -> str:
     return digest.hexdigest()
 
 
-class DatabaseJanitor:
-    """Create, clone and drop the databases of one namespace on one server."""
+def _connect(admin_url: str) -> psycopg.Connection:
+    try:
+        return psycopg.connect(admin_url, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as error:
+        raise ServiceError(f"cannot connect to PostgreSQL: {_first_line(error)}") from error
 
-    def __init__(self, admin_url: str, namespace: str) -> None:
+
+def recorded_owners(connection: psycopg.Connection, pattern: re.Pattern[str]) -> dict[str, Owner | None]:
+    """Every database whose name matches `pattern`, with the owner its comment records."""
+    rows = connection.execute(
+        "SELECT datname, shobj_description(oid, 'pg_database') FROM pg_database ORDER BY datname"
+    ).fetchall()
+    return {name: Owner.from_comment(comment) for name, comment in rows if pattern.match(name)}
+
+
+class DatabaseJanitor:
+    """Create, clone and drop the databases of one namespace on one server.
+
+    `private` says the server belongs to this state directory alone (the native backend keeps
+    it there): only then may a database without an owner record be taken for a leftover.
+    """
+
+    def __init__(
+        self,
+        admin_url: str,
+        namespace: str,
+        *,
+        owner: Owner | None = None,
+        private: bool = False,
+        log: Log = print,
+    ) -> None:
         self.admin_url = admin_url
         self.namespace = namespace
         self.test_db = get_test_db_name(namespace)
-        self._own = re.compile(rf"^{re.escape(self.test_db)}(_gw[0-9]{{1,3}})?$")
+        self.owner = owner or Owner.current()
+        self.private = private
+        self.log = log
+        self.created: set[str] = set()
+        self._own = re.compile(rf"^{re.escape(self.test_db)}(__gw[0-9]{{1,3}})?$")
 
     def _connect(self) -> psycopg.Connection:
-        try:
-            return psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10)
-        except psycopg.OperationalError as error:
-            raise ServiceError(f"cannot connect to PostgreSQL: {_first_line(error)}") from error
+        return _connect(self.admin_url)
 
     # ----- guard ---------------------------------------------------------------------------
     def owns(self, name: str) -> bool:
-        """True only for this namespace's test database and its `_gwN` worker clones."""
+        """True only for this namespace's test database and its `__gwN` worker clones."""
         return bool(self._own.match(name))
 
     def _assert_owned(self, name: str) -> None:
@@ -82,6 +201,11 @@ class DatabaseJanitor:
         row = connection.execute("SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)).fetchone()
         return bool(row and row[0])
 
+    def _record_owner(self, connection: psycopg.Connection, name: str, kind: str) -> None:
+        connection.execute(
+            sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(self.owner.comment(kind)))
+        )
+
     # ----- templates -----------------------------------------------------------------------
     def ensure_template(
         self, schema_hash: str, migrate: Callable[[str], None], database_url: Callable[[str], str]
@@ -92,16 +216,36 @@ class DatabaseJanitor:
         database only becomes a template (`IS_TEMPLATE`) after its migrations succeeded.
         """
         name = get_template_db_name(schema_hash)
+        deadline = time.monotonic() + _FOREIGN_BUILD_WAIT
         with self._connect() as connection:
-            if self._is_ready_template(connection, name):
+            while not self._is_ready_template(connection, name):
+                existing = recorded_owners(connection, re.compile(rf"^{re.escape(name)}$"))
+                if name not in existing:
+                    break
+                owner = existing[name]
+                verdict = judge(owner, self.owner)
+                if self._is_our_template(owner) or verdict in (Verdict.DEAD, Verdict.DEAD_ELSEWHERE):
+                    # Under our template lock nobody of ours is building it: a dead build's remains.
+                    self._drop_logged(connection, name, f"a half-built template whose build {verdict.value}")
+                    break
+                if verdict is Verdict.UNRECORDED:
+                    raise UserError(
+                        f"a database named {name} exists but was not built by this suite; "
+                        "rename or drop it, or point the run at another PostgreSQL."
+                    )
+                if time.monotonic() > deadline:
+                    raise ServiceError(f"another state directory's build of template {name} did not finish")
+                # Another clone sharing this server is migrating it right now: wait, then reuse it.
+                time.sleep(1)
+            else:
                 return name, False
-            _drop(connection, name)
             connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            self._record_owner(connection, name, "template")
         try:
             migrate(database_url(name))
         except BaseException:
             with self._connect() as connection:
-                _drop(connection, name)
+                self._drop_logged(connection, name, "its migrations failed")
             raise
         with self._connect() as connection:
             _terminate(connection, name)
@@ -110,50 +254,93 @@ class DatabaseJanitor:
             )
         return name, True
 
+    def _is_our_template(self, owner: Owner | None) -> bool:
+        return owner is not None and (owner.host, owner.state_dir) == (self.owner.host, self.owner.state_dir)
+
     def drop_stale_templates(self, keep: Iterable[str]) -> list[str]:
-        """Drop templates of other migration states that no live run is using."""
+        """Drop templates of other migration states that this state directory built and no live run needs.
+
+        A database merely shaped like a template, or a template another state directory built
+        (another clone on a shared server may be cloning it right now), is never touched.
+        """
         keep = set(keep)
         dropped = []
         with self._connect() as connection:
-            for (name,) in connection.execute(
-                "SELECT datname FROM pg_database WHERE datname LIKE %s", (TEMPLATE_PREFIX + "%",)
-            ).fetchall():
-                if name in keep or not _TEMPLATE_NAME.match(name):
+            templates = recorded_owners(connection, _TEMPLATE_NAME)
+            for name, owner in templates.items():
+                if name in keep or not self._is_our_template(owner):
                     continue
                 connection.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
-                _drop(connection, name)
+                self._drop_logged(connection, name, "a template this state directory built that no live run uses")
                 dropped.append(name)
         return dropped
 
     # ----- clones --------------------------------------------------------------------------
     def clone(self, template: str, name: str) -> None:
-        """Create `name` as a copy of `template` (replacing a leftover of the same name)."""
+        """Create `name` as a copy of `template`, recording this run as its owner."""
         self._assert_owned(name)
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
         with self._connect() as connection:
-            _drop(connection, name)
             for attempt in range(_CLONE_RETRIES):
                 try:
                     connection.execute(statement)
-                    return
+                    break
                 except psycopg.errors.ObjectInUse:
                     # Another run's CREATE DATABASE is copying the same template right now.
                     time.sleep(0.1 * (attempt + 1))
-            raise ServiceError(f"could not clone {template} into {name}: the template stayed busy")
+            else:
+                raise ServiceError(f"could not clone {template} into {name}: the template stayed busy")
+            self.created.add(name)
+            self._record_owner(connection, name, "test")
 
     def drop(self, name: str) -> None:
         self._assert_owned(name)
         with self._connect() as connection:
-            _drop(connection, name)
+            self._drop_logged(connection, name, "asked for by name")
+        self.created.discard(name)
+
+    def drop_leftovers(self) -> list[str]:
+        """Before a run: drop this namespace's databases that a dead run left, or say whose they are.
+
+        Two runs of one namespace in one state directory are already refused by the lease
+        registry; this covers the runs it cannot see (another clone or CI runner sharing the
+        server with the same BRANCH_NAME): their databases are never dropped from under them.
+        """
+        dropped = []
+        with self._connect() as connection:
+            for name, owner in recorded_owners(connection, self._own).items():
+                verdict = judge(owner, self.owner)
+                if verdict is Verdict.DEAD or (verdict is Verdict.UNRECORDED and self.private):
+                    why = f"{verdict.value} ({owner.describe()})" if owner else "no owner recorded on a private server"
+                    self._drop_logged(connection, name, f"leftover: {why}")
+                    dropped.append(name)
+                    continue
+                whose = f" ({owner.describe()})" if owner else ""
+                raise UserError(
+                    f"namespace {self.namespace} is in use on this PostgreSQL: {name} is kept because {verdict.value}"
+                    f"{whose}; set WORKSPACE_ID (or BRANCH_NAME) to run beside it"
+                    + (", or `nox -s down -- --prune-foreign` if you know it is dead." if verdict is not Verdict.ALIVE
+                       else ".")
+                )  # fmt: skip
+        return dropped
 
     def drop_all_own(self) -> list[str]:
-        """Drop every database of this namespace: the end of a run, or a crashed run's leftovers."""
-        names = self.own_databases()
+        """After a run: drop what this run created — the names it made, and any of the namespace's
+        databases that record this very process as their owner."""
+        dropped = []
         with self._connect() as connection:
-            for name in names:
-                self._assert_owned(name)
-                _drop(connection, name)
-        return names
+            for name, owner in recorded_owners(connection, self._own).items():
+                if name in self.created or (owner is not None and owner.same_process(self.owner)):
+                    self._assert_owned(name)
+                    self._drop_logged(connection, name, "created by this run")
+                    dropped.append(name)
+        self.created.clear()
+        return dropped
+
+    def _drop_logged(self, connection: psycopg.Connection, name: str, why: str) -> None:
+        if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            _drop(connection, name)
+            self.log(f"dropped    {name}: {why}")
 
 
 def ensure_database(admin_url: str, name: str) -> bool:
@@ -167,21 +354,55 @@ def ensure_database(admin_url: str, name: str) -> bool:
     return False
 
 
-def drop_orphan_test_databases(admin_url: str, live_namespaces: Iterable[str]) -> list[str]:
-    """Drop test databases whose namespace holds no live lease (`nox -s down`'s reaping)."""
+@dataclass
+class Reaping:
+    """What `down` did with each test database on the server, and why."""
+
+    dropped: list[str]
+    kept: dict[str, Verdict]
+
+
+def drop_orphan_test_databases(
+    admin_url: str,
+    live_namespaces: Iterable[str],
+    *,
+    here: Owner | None = None,
+    private: bool = False,
+    prune_foreign: bool = False,
+    log: Log = print,
+) -> Reaping:
+    """`nox -s down`'s reaping: drop test databases whose run is provably dead, and nothing else.
+
+    Provably dead: the owner recorded on the database ran on this host, in this state
+    directory, and that process (PID + start time) is gone. `prune_foreign` extends that to
+    dead runs of other state directories on this host and to databases with no owner record;
+    a run on another host can never be proven dead from here and is never dropped. On a
+    `private` server (the native backend's, inside this state directory) a database without an
+    owner record is a leftover of an older suite unless a live lease holds its namespace.
+    """
+    here = here or Owner.current()
     live_prefixes = [get_test_db_name(namespace) for namespace in live_namespaces]
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as connection:
-        rows = connection.execute(
-            "SELECT datname FROM pg_database WHERE datname LIKE 'finance\\_report\\_test\\_%'"
-        ).fetchall()
-    names = [row[0] for row in rows]
-    orphans = [
-        name for name in names if not any(name == prefix or name.startswith(prefix + "_gw") for prefix in live_prefixes)
-    ]
-    with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as connection:
-        for name in orphans:
+
+    def leased(name: str) -> bool:
+        return any(name == prefix or name.startswith(prefix + "__gw") for prefix in live_prefixes)
+
+    reaping = Reaping(dropped=[], kept={})
+    with _connect(admin_url) as connection:
+        for name, owner in recorded_owners(connection, _TEST_OR_WORKER_NAME).items():
+            verdict = judge(owner, here)
+            if verdict is Verdict.DEAD:
+                why = f"{verdict.value}: {owner.describe()}" if owner else verdict.value
+            elif verdict is Verdict.DEAD_ELSEWHERE and prune_foreign:
+                why = f"{verdict.value} (--prune-foreign): {owner.describe()}" if owner else verdict.value
+            elif verdict is Verdict.UNRECORDED and not leased(name) and (private or prune_foreign):
+                why = f"{verdict.value} and no live run of this state directory holds its namespace"
+            else:
+                reaping.kept[name] = verdict
+                continue
             _drop(connection, name)
-    return orphans
+            reaping.dropped.append(name)
+            log(f"dropped    {name}: {why}")
+    return reaping
 
 
 def _drop(connection: psycopg.Connection, name: str) -> None:

@@ -28,7 +28,9 @@ def reported[F: Callable[..., Any]](func: F) -> F:
         try:
             return func(session, *args, **kwargs)
         except UserError as error:
-            # nox ends the line with its own full stop.
-            session.error(str(error).rstrip("."))
+            from noxlib.redaction import redact
+
+            # nox ends the line with its own full stop. An error may quote a URL: mask its password.
+            session.error(redact(str(error)).rstrip("."))
 
     return wrapper  # type: ignore[return-value]

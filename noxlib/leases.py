@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
+from noxlib.errors import UserError
 from noxlib.processes import TrackedProcess
 
 
@@ -73,6 +75,87 @@ class RegistryState:
         )
 
 
+class CorruptRegistry(ValueError):
+    """The registry file is not what this module writes; the message says where it is wrong."""
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_time(value: object) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value) and value >= 0  # type: ignore[arg-type]
+
+
+def _is_port_map(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(key, str) and _is_int(port) and 0 < port < 65536 for key, port in value.items()
+    )
+
+
+# Every field a lease file may hold and what makes its value valid. A value of another type
+# (a `create_time` string, pid -1) would otherwise crash every run far from here, in psutil.
+_LEASE_FIELDS: dict[str, Callable[[object], bool]] = {
+    "pid": lambda value: _is_int(value) and 0 < value < 2**31,  # type: ignore[operator]
+    "create_time": _is_time,
+    "namespace": lambda value: isinstance(value, str) and bool(value),
+    "backend": lambda value: isinstance(value, str) and bool(value),
+    "kind": lambda value: isinstance(value, str) and bool(value),
+    "ports": _is_port_map,
+    "template": lambda value: value is None or isinstance(value, str),
+    "acquired_at": _is_time,
+}
+_SERVICES_FIELDS: dict[str, Callable[[object], bool]] = {
+    "backend": lambda value: isinstance(value, str) and bool(value),
+    "kept": lambda value: isinstance(value, bool),
+    "started_by": lambda value: isinstance(value, str),
+}
+
+
+def _check_fields(entry: object, rules: dict[str, Callable[[object], bool]], what: str) -> None:
+    if not isinstance(entry, dict):
+        raise CorruptRegistry(f"{what} is {type(entry).__name__}, not an object")
+    for key, value in entry.items():
+        rule = rules.get(key)
+        if rule is not None and not rule(value):
+            raise CorruptRegistry(f"{what} field {key!r} has an invalid value")
+
+
+def parse_registry(raw: bytes) -> RegistryState:
+    """The registry file's bytes as a `RegistryState`, or `CorruptRegistry` saying what is wrong.
+
+    Strict on everything this module reads: a file that is not UTF-8 JSON of this shape is not
+    trusted in part, because half a registry would drop or stop things from under a run. Fields
+    this version does not know are ignored rather than fatal: worktrees at different commits
+    share one state directory, and moving a newer suite's registry aside would unlist its live
+    runs.
+    """
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise CorruptRegistry(f"not UTF-8 JSON ({type(error).__name__})") from None
+    if not isinstance(data, dict) or set(data) - {"leases", "services"}:
+        raise CorruptRegistry('not an object with "leases" and "services"')
+    entries = data.get("leases", [])
+    if not isinstance(entries, list):
+        raise CorruptRegistry('"leases" is not a list')
+    required = {item.name for item in fields(Lease) if item.default is MISSING and item.default_factory is MISSING}
+    leases = []
+    known = {item.name for item in fields(Lease)}
+    for index, entry in enumerate(entries):
+        _check_fields(entry, _LEASE_FIELDS, f"lease {index}")
+        missing = required - set(entry)
+        if missing:
+            raise CorruptRegistry(f"lease {index} lacks {', '.join(sorted(missing))}")
+        leases.append(Lease(**{key: value for key, value in entry.items() if key in known}))
+    services = data.get("services")
+    if services is not None:
+        _check_fields(services, _SERVICES_FIELDS, '"services"')
+        if "backend" not in services:
+            raise CorruptRegistry('"services" names no backend')
+    return RegistryState(leases=leases, services=services)
+
+
 class LeaseRegistry:
     """The lease file under the user's state directory and its lock."""
 
@@ -81,34 +164,65 @@ class LeaseRegistry:
         self.path = directory / "leases.json"
         self.lock = FileLock(str(directory / "leases.lock"))
 
+    def _move_aside(self, path: Path, what: str, reason: str) -> None:
+        """Keep a corrupt state file for a post-mortem and start afresh: live runs re-register."""
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        backup = path.with_name(f"{path.name}.corrupt-{stamp}")
+        counter = 1
+        while backup.exists():
+            backup = path.with_name(f"{path.name}.corrupt-{stamp}-{counter}")
+            counter += 1
+        path.replace(backup)
+        print(f"warning: {what} was unreadable ({reason}); moved it to {backup}", file=sys.stderr)
+
     def _read(self) -> RegistryState:
         try:
-            raw = self.path.read_text()
+            raw = self.path.read_bytes()
         except FileNotFoundError:
             return RegistryState()
+        except IsADirectoryError:
+            self._move_aside(self.path, "lease file", "a directory, not a file")
+            return RegistryState()
+        except OSError as error:
+            raise UserError(
+                f"cannot read the lease file {self.path} ({error.strerror}); fix its permissions or remove it."
+            ) from None
         try:
-            data = json.loads(raw)
-            return RegistryState(
-                leases=[Lease(**entry) for entry in data.get("leases", [])],
-                services=data.get("services"),
-            )
-        except (ValueError, TypeError, AttributeError):
-            # A torn or hand-edited file must not wedge every later run: keep it for a
-            # post-mortem and start from an empty registry (live runs re-register on release).
-            backup = self.path.with_name(f"leases.corrupt-{int(time.time())}.json")
-            self.path.replace(backup)
-            print(f"warning: lease file was unreadable; moved it to {backup}", file=sys.stderr)
+            return parse_registry(raw)
+        except CorruptRegistry as error:
+            self._move_aside(self.path, "lease file", str(error))
             return RegistryState()
 
     def _write(self, state: RegistryState) -> None:
-        temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(state.to_json())
-        temporary.replace(self.path)
+        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+        try:
+            temporary.write_text(state.to_json())
+            temporary.replace(self.path)
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+            raise UserError(
+                f"cannot write the lease file {self.path} ({error.strerror}); "
+                "make the state directory writable or set FR_CACHE_DIR to one you own."
+            ) from None
+
+    def _acquire(self, timeout: float) -> contextlib.AbstractContextManager[object]:
+        lock_path = Path(self.lock.lock_file)
+        if lock_path.is_dir():
+            # Nobody can hold a lock that is a directory, so moving it aside takes nothing from anyone.
+            self._move_aside(lock_path, "lease lock file", "a directory, not a file")
+        try:
+            return self.lock.acquire(timeout=timeout)
+        except OSError as error:
+            raise UserError(
+                f"cannot lock {lock_path} ({error.strerror or error}); "
+                "make the state directory writable or set FR_CACHE_DIR to one you own."
+            ) from None
 
     @contextlib.contextmanager
     def locked(self, timeout: float = 600) -> Iterator[RegistryState]:
         """Read, let the caller change, and write back — all while holding the file lock."""
-        with self.lock.acquire(timeout=timeout):
+        with self._acquire(timeout):
             state = self._read()
             state.prune_dead()
             yield state

@@ -32,24 +32,18 @@ from noxlib.namespace import (
     get_test_db_name,
     get_worker_db_name,
     sanitize_namespace,
+    worker_db_pattern,
 )
 from noxlib.paths import BACKEND_DIR, REPO_ROOT, state_dir
 from noxlib.processes import current_process_identity
-from noxlib.services import ServiceBackend, ServiceUrls, select_backend
+from noxlib.redaction import redact, redacting
+from noxlib.services import ServiceBackend, ServiceUrls, requested_backend, select_backend
 
 MIGRATIONS_DIR = BACKEND_DIR / "alembic"
 Log = Callable[[str], None]
 
 
 # ----- output ------------------------------------------------------------------------------
-def mask(text: str, secrets: list[str]) -> str:
-    """Replace every secret in `text`; longest first so a secret's substring is not left over."""
-    for secret in sorted(set(secrets), key=len, reverse=True):
-        if secret:
-            text = text.replace(secret, "***")
-    return text
-
-
 @dataclass
 class Phases:
     """One line per phase with its duration — the run's story in a handful of lines."""
@@ -63,7 +57,7 @@ class Phases:
         started = time.perf_counter()
         yield details
         elapsed = time.perf_counter() - started
-        self.log(mask(f"{name:<10} {' '.join(details)} ({elapsed:.2f}s)", self.secrets))
+        self.log(redact(f"{name:<10} {' '.join(details)} ({elapsed:.2f}s)", self.secrets))
 
 
 # ----- signals -----------------------------------------------------------------------------
@@ -254,6 +248,8 @@ def app_environment(urls: ServiceUrls, database: str, namespace: str) -> dict[st
     """The contract between the lifecycle and the apps: only these keys, always all of them."""
     return {
         "DATABASE_URL": urls.database_url(database, driver="postgresql+psycopg"),
+        # The worker clones' names, so the app never re-derives the lifecycle's naming rule.
+        "TEST_DATABASE_WORKER_PATTERN": worker_db_pattern(namespace),
         "TEST_NAMESPACE": namespace,
         "REDIS_URL": urls.redis_url,
         "S3_ENDPOINT": urls.s3_endpoint,
@@ -296,13 +292,21 @@ def isolated_run(
         namespace = run_namespace(namespace_suffix)
         with leased_services("test", namespace, log=log) as service_lease:
             urls = service_lease.urls
+            log = redacting(log, urls.secrets())
             phases = Phases(log, urls.secrets())
             log(f"namespace  {namespace}")
-            janitor = DatabaseJanitor(urls.database_url(), namespace)
+            # The native backend's server lives in this state directory: nobody else's runs use it.
+            janitor = DatabaseJanitor(
+                urls.database_url(), namespace, private=service_lease.backend.name == "native", log=log
+            )
             bucket = get_s3_bucket(namespace)
+            # Until the namespace is known to be free on this server (no live run elsewhere holds
+            # it), its bucket and Redis keys may be another run's: cleanup must not touch them.
+            claimed = False
             try:
                 with phases.phase("database") as details:
-                    leftovers = janitor.drop_all_own()
+                    leftovers = janitor.drop_leftovers()
+                    claimed = True
                     template, built = prepare_template(service_lease, janitor, migrate)
                     names = [get_test_db_name(namespace)] + [
                         get_worker_db_name(namespace, f"gw{index}") for index in range(workers)
@@ -322,14 +326,17 @@ def isolated_run(
                 yield IsolatedRun(namespace, env, workers, urls)
             finally:
                 with signals_deferred(), phases.phase("cleanup") as details:
-                    details.append(clean_up_run(janitor, urls, bucket, namespace))
+                    details.append(clean_up_run(janitor, urls, bucket, namespace, claimed=claimed))
 
 
-def clean_up_run(janitor: DatabaseJanitor, urls: ServiceUrls, bucket: str, namespace: str) -> str:
+def clean_up_run(
+    janitor: DatabaseJanitor, urls: ServiceUrls, bucket: str, namespace: str, *, claimed: bool = True
+) -> str:
     """Drop the run's databases, bucket and Redis keys; the first failure is raised after all three.
 
     A PostgreSQL that died mid-run must not also leave the bucket and the Redis keys behind:
-    each step is tried on its own, and the next run of the namespace removes the rest.
+    each step is tried on its own, and the next run of the namespace removes the rest. A run
+    that never `claimed` its namespace (a live run elsewhere holds it) drops only what it created.
     """
     failures: list[UserError] = []
     dropped: list[str] = []
@@ -337,6 +344,10 @@ def clean_up_run(janitor: DatabaseJanitor, urls: ServiceUrls, bucket: str, names
         dropped = janitor.drop_all_own()
     except UserError as error:
         failures.append(error)
+    if not claimed:
+        if failures:
+            raise failures[0]
+        return f"dropped {len(dropped)} database(s); the namespace's bucket and redis keys are another run's"
     try:
         buckets.remove_bucket(urls, bucket)
     except UserError as error:
@@ -380,8 +391,8 @@ def keep_services(log: Log = print) -> ServiceUrls:
     """Start (or join) the services and mark them as the developer's: only `down` stops them."""
     with leased_services("infra", run_namespace(), keep=True, log=log) as service_lease:
         urls = service_lease.urls
-        secrets = urls.secrets()
-        log(mask(f"postgres   {urls.database_url()}", secrets))
+        log = redacting(log, urls.secrets())
+        log(f"postgres   {urls.database_url()}")
         log(f"redis      {urls.redis_url}")
         log(f"s3         {urls.s3_endpoint} (access key {urls.s3_access_key})")
         if service_lease.backend.name == "native":
@@ -389,9 +400,17 @@ def keep_services(log: Log = print) -> ServiceUrls:
         return urls
 
 
-def down(log: Log = print, *, force: bool = False) -> None:
-    """Stop the services; refuse while another run holds a lease, unless forced."""
-    from noxlib.databases import drop_orphan_test_databases
+PRUNE_FOREIGN = "--prune-foreign"
+
+
+def down(log: Log = print, *, force: bool = False, prune_foreign: bool = False) -> None:
+    """Stop the services; refuse while another run holds a lease, unless forced.
+
+    Test databases are dropped only when provably dead (see `drop_orphan_test_databases`):
+    a live run of another clone, user or CI runner sharing the server keeps its databases,
+    even with `--force`.
+    """
+    from noxlib.databases import Verdict, drop_orphan_test_databases
     from noxlib.services.native import NativeServices
     from noxlib.services.probes import postgres_ready
 
@@ -406,15 +425,29 @@ def down(log: Log = print, *, force: bool = False) -> None:
                 "wait for them to finish or run `nox -s down -- --force`."
             )
         recorded = (state.services or {}).get("backend")
-        backend = NativeServices() if recorded in (None, "native") else select_backend()
+        explicit = requested_backend() == "external"
+        backend = NativeServices() if recorded in (None, "native") and not explicit else select_backend()
         if backend.name == "native" and not NativeServices().running():
             log("services   none running")
         else:
             urls = backend.urls()
+            log = redacting(log, urls.secrets())
             if postgres_ready(urls):
-                live = [] if force else [lease.namespace for lease in state.leases]
-                orphans = drop_orphan_test_databases(urls.database_url(), live)
-                log(f"orphans    dropped {len(orphans)} test database(s)")
+                reaping = drop_orphan_test_databases(
+                    urls.database_url(),
+                    [lease.namespace for lease in state.leases],
+                    private=backend.name == "native",
+                    prune_foreign=prune_foreign,
+                    log=log,
+                )
+                kept = [verdict for verdict in reaping.kept.values() if verdict is not Verdict.ALIVE]
+                note = (
+                    f"; kept {len(kept)} not provably ours to drop (`nox -s down -- {PRUNE_FOREIGN}` "
+                    "also drops dead runs' of other state directories on this host)"
+                    if kept
+                    else ""
+                )
+                log(f"orphans    dropped {len(reaping.dropped)} test database(s){note}")
             if backend.owns_services:
                 backend.stop()
                 log(f"services   stopped ({backend.name})")

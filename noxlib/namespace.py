@@ -17,18 +17,26 @@ from pathlib import Path
 
 from noxlib.errors import UserError
 
+# Each kind of database has its own prefix, and none of them is a prefix of another, so a name
+# of one kind can never be a name of another whatever the namespace.
 DB_PREFIX = "finance_report_test_"
 TEMPLATE_PREFIX = "finance_report_template_"
+DEV_DB_PREFIX = "finance_report_dev_"
 BUCKET_PREFIX = "statements-"
+TEST_BUCKET_KIND = "test-"
+DEV_BUCKET_KIND = "dev-"
+# A sanitized namespace never contains "__": it marks a worker clone or a shortening hash.
+KIND_SEPARATOR = "__"
 # PostgreSQL's NAMEDATALEN is 64: identifiers keep at most 63 bytes, longer ones are truncated.
 PG_MAX_IDENTIFIER = 63
-# The longest worker suffix a name must leave room for: "_gw999".
-WORKER_SUFFIX_RESERVE = len("_gw999")
+# The longest worker suffix a name must leave room for: "__gw999".
+WORKER_SUFFIX_RESERVE = len(KIND_SEPARATOR + "gw999")
 S3_MAX_BUCKET = 63
 HASH_LENGTH = 8
 
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 _WORKER_ID = re.compile(r"^gw([0-9]{1,3})$")
+_NAMESPACE = re.compile(r"[a-z0-9]+(_[a-z0-9]+)*")
 
 
 def short_hash(text: str, length: int = HASH_LENGTH) -> str:
@@ -58,7 +66,7 @@ def _fit(text: str, limit: int, separator: str) -> str:
     if len(text) <= limit:
         return text
     keep = limit - HASH_LENGTH - len(separator)
-    return f"{text[:keep].rstrip(separator)}{separator}{short_hash(text)}"
+    return f"{text[:keep].rstrip(separator[0])}{separator}{short_hash(text)}"
 
 
 def repo_path_hash(repo: Path | None = None) -> str:
@@ -119,31 +127,63 @@ def get_namespace(repo: Path | None = None, environ: dict[str, str] | None = Non
     return f"default_{repo_path_hash(repo)}{suffix}"
 
 
+def require_namespace(namespace: str) -> str:
+    """`namespace` itself when `sanitize_namespace` could have produced it; else a ValueError.
+
+    Every name below is disjoint from every name of another kind only because a namespace is
+    `[a-z0-9]+` words joined by single `_`: no `__`, no `-`, no `.`. The separators that mark a
+    worker clone (`__gwN`) or a shortened name (`__<hash>`) rely on that, so it is checked here
+    instead of being assumed at each call site.
+    """
+    if not _NAMESPACE.fullmatch(namespace):
+        raise ValueError(f"namespace must be words of [a-z0-9] joined by single '_', got {namespace!r}")
+    return namespace
+
+
 def get_test_db_name(namespace: str) -> str:
-    """`finance_report_test_{ns}`, short enough that every worker suffix still fits in 63 bytes."""
+    """`finance_report_test_{ns}`, short enough that every worker suffix still fits in 63 bytes.
+
+    A shortened name ends in `__<hash>`: a namespace never contains `__`, so no namespace's
+    full name can equal another's shortened one.
+    """
     limit = PG_MAX_IDENTIFIER - WORKER_SUFFIX_RESERVE - len(DB_PREFIX)
-    return f"{DB_PREFIX}{_fit(namespace, limit, '_')}"
+    return f"{DB_PREFIX}{_fit(require_namespace(namespace), limit, KIND_SEPARATOR)}"
 
 
 def get_worker_db_name(namespace: str, worker_id: str) -> str:
-    """The xdist worker's clone: the test database name plus `_gwN`.
+    """The xdist worker's clone: the test database name plus `__gwN`.
 
-    The app side builds the same name by appending `_<PYTEST_XDIST_WORKER>` to the database in
-    DATABASE_URL, which is why the test database name reserves room for the suffix.
+    `__` never occurs in a test database name of any namespace and a shortening hash is hex
+    (never `gw…`), so namespace `x_gw0`'s test database can never be namespace `x`'s first
+    worker's. The app is handed the pattern (`worker_db_pattern`) rather than re-deriving it.
     """
     if worker_id in ("", "master"):
         return get_test_db_name(namespace)
     match = _WORKER_ID.match(worker_id)
     if not match:
         raise ValueError(f"xdist worker id must look like gw0..gw999, got {worker_id!r}")
-    return f"{get_test_db_name(namespace)}_{worker_id}"
+    return f"{get_test_db_name(namespace)}{KIND_SEPARATOR}{worker_id}"
+
+
+def worker_db_pattern(namespace: str) -> str:
+    """The worker database name with `{worker}` where `PYTEST_XDIST_WORKER` goes, for the apps."""
+    return f"{get_test_db_name(namespace)}{KIND_SEPARATOR}{{worker}}"
+
+
+def _bucket_body(namespace: str) -> str:
+    # A namespace is [a-z0-9_] with single underscores, so this is [a-z0-9-] with single hyphens.
+    return require_namespace(namespace).replace("_", "-")
 
 
 def get_s3_bucket(namespace: str) -> str:
-    """`statements-{ns}` under the S3 bucket rules (3-63 chars, [a-z0-9-], no IP shape)."""
-    body = re.sub(r"[^a-z0-9-]+", "-", namespace.lower().replace("_", "-"))
-    body = re.sub(r"-{2,}", "-", body).strip("-") or short_hash(namespace)
-    return f"{BUCKET_PREFIX}{_fit(body, S3_MAX_BUCKET - len(BUCKET_PREFIX), '-')}"
+    """The test run's bucket, `statements-test-{ns}`, under the S3 bucket rules.
+
+    3-63 characters of [a-z0-9-], starting and ending with a letter or digit, never `--` (the
+    reserved `xn--`/`--x-s3` forms), never shaped like an IP address (it starts with a letter).
+    The `test-` kind marker keeps it apart from `statements-dev-{ns}`: namespace `dev_x`'s test
+    bucket used to be namespace `x`'s dev bucket, and a test run deletes its bucket.
+    """
+    return f"{BUCKET_PREFIX}{_fit(TEST_BUCKET_KIND + _bucket_body(namespace), S3_MAX_BUCKET - len(BUCKET_PREFIX), '-')}"
 
 
 def get_env_suffix(namespace: str) -> str:
@@ -151,19 +191,21 @@ def get_env_suffix(namespace: str) -> str:
     return f"-{namespace}"
 
 
-DEV_DB_PREFIX = "finance_report_dev_"
-
-
 def get_dev_db_name(namespace: str) -> str:
-    """The database `nox -s dev` runs the app on: per namespace, so two branches never share a schema."""
-    return f"{DEV_DB_PREFIX}{_fit(namespace, PG_MAX_IDENTIFIER - len(DEV_DB_PREFIX), '_')}"
+    """The database `nox -s dev` runs the app on: per namespace, so two branches never share a schema.
+
+    Shortened exactly as before the kind markers existed, so a developer's data keeps its name.
+    """
+    return f"{DEV_DB_PREFIX}{_fit(require_namespace(namespace), PG_MAX_IDENTIFIER - len(DEV_DB_PREFIX), '_')}"
 
 
 def get_dev_bucket(namespace: str) -> str:
-    """The dev app's bucket; distinct from the test bucket, which test runs delete when they end."""
-    return get_s3_bucket(f"dev_{namespace}")
+    """The dev app's bucket, `statements-dev-{ns}`: kept between runs, never a test bucket."""
+    return f"{BUCKET_PREFIX}{_fit(DEV_BUCKET_KIND + _bucket_body(namespace), S3_MAX_BUCKET - len(BUCKET_PREFIX), '-')}"
 
 
 def get_template_db_name(migrations_hash: str) -> str:
     """Template databases are shared by every namespace whose migrations hash the same."""
+    if not re.fullmatch(r"[0-9a-f]{12,}", migrations_hash):
+        raise ValueError(f"a template is named by a hex migrations hash, got {migrations_hash!r}")
     return f"{TEMPLATE_PREFIX}{migrations_hash[:12]}"

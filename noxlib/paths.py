@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pwd
+import socket
 import stat
 import sys
 from functools import cache
@@ -95,5 +96,31 @@ def state_dir() -> Path:
                 file=sys.stderr,
             )
             path = ROOT_FALLBACK_STATE_DIR
-    path.mkdir(parents=True, exist_ok=True)
+    _require_writable(path, "FR_CACHE_DIR" if explicit else "the state directory")
     return path
+
+
+def _require_writable(path: Path, what: str) -> None:
+    """Leases, locks and service data are written here: a directory we cannot write wedges every
+    run with a traceback deep inside a lock, so it is checked once, up front, with one line."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".writable-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        from noxlib.errors import UserError
+
+        reason = error.strerror or type(error).__name__
+        raise UserError(
+            f"{what} {path} is not writable ({reason}); make it writable or set FR_CACHE_DIR to a directory you own."
+        ) from None
+
+
+def state_dir_id() -> str:
+    """Which state directory on which machine: recorded on every database a run creates, so a
+    `down` elsewhere (another clone, user or CI runner on a shared server) can tell the database
+    is not its own to judge."""
+    from noxlib.namespace import short_hash
+
+    return short_hash(f"{socket.gethostname()}:{state_dir()}", 12)

@@ -348,7 +348,7 @@ def test_corrupted_lease_file_is_moved_aside_and_the_run_goes_on(private, runs, 
     assert run.wait(timeout=300) == 0, output(branch, tmp_path)
     text = output(branch, tmp_path)
     assert text.count("lease file was unreadable") == 1, text
-    moved = list(private.root.glob("leases.corrupt-*.json"))
+    moved = list(private.root.glob("leases.json.corrupt-*"))
     assert [path.read_text() for path in moved] == [garbage]
     assert the_line(text, "lease file was unreadable").endswith(str(moved[0]))
     registry = private.recorded()

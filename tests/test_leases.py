@@ -123,8 +123,84 @@ def test_an_unreadable_registry_is_moved_aside_once(tmp_path, capsys):
     with registry.locked() as state:
         assert [lease.namespace for lease in state.leases] == ["after"]
     assert capsys.readouterr().err.count("lease file was unreadable") == 1
-    moved = list(tmp_path.glob("leases.corrupt-*.json"))
+    moved = list(tmp_path.glob("leases.json.corrupt-*"))
     assert [path.read_text() for path in moved] == ['{"leases": [{"pid": ']
+
+
+def _valid_lease() -> dict:
+    me = current_process_identity()
+    return {"pid": me.pid, "create_time": me.create_time, "namespace": "ns", "backend": "native", "kind": "test"}
+
+
+# Each shape a lease file was found in (issue 12 item 7), and a few of their relatives.
+CORRUPT_CONTENT = {
+    "random-bytes": bytes(range(256)) * 800,
+    "not-json": b"leases: []",
+    "a-list": b"[]",
+    "create-time-string": json.dumps({"leases": [_valid_lease() | {"create_time": "yesterday"}]}).encode(),
+    "pid-minus-one": json.dumps({"leases": [_valid_lease() | {"pid": -1}]}).encode(),
+    "pid-boolean": json.dumps({"leases": [_valid_lease() | {"pid": True}]}).encode(),
+    "create-time-infinite": json.dumps({"leases": [_valid_lease()]})
+    .replace("}]", ', "acquired_at": Infinity}]')
+    .encode(),
+    "missing-namespace": json.dumps(
+        {"leases": [{k: v for k, v in _valid_lease().items() if k != "namespace"}]}
+    ).encode(),
+    "ports-garbage": json.dumps({"leases": [_valid_lease() | {"ports": {"postgres": "5432"}}]}).encode(),
+    "services-garbage": json.dumps({"leases": [], "services": "garbage"}).encode(),
+    "services-kept-string": json.dumps({"leases": [], "services": {"backend": "native", "kept": "no"}}).encode(),
+    "leases-not-a-list": json.dumps({"leases": {"pid": 1}}).encode(),
+}
+
+
+@pytest.mark.parametrize("content", CORRUPT_CONTENT.values(), ids=CORRUPT_CONTENT.keys())
+def test_each_corrupt_registry_is_one_line_moved_aside_and_replaced(tmp_path, capsys, content):
+    registry = LeaseRegistry(tmp_path)
+    registry.path.write_bytes(content)
+    with registry.locked() as state:
+        assert (state.leases, state.services) == ([], None)
+        state.leases.append(my_lease("after"))
+    assert [lease.namespace for lease in registry.snapshot().leases] == ["after"]
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1, err
+    assert len(err) < 400, "the line must not quote the file"
+    moved = list(tmp_path.glob("leases.json.corrupt-*"))
+    assert [path.read_bytes() for path in moved] == [content]
+    assert err.rstrip().endswith(str(moved[0]))
+
+
+def test_a_registry_that_is_a_directory_is_moved_aside(tmp_path, capsys):
+    registry = LeaseRegistry(tmp_path)
+    registry.path.mkdir()
+    (registry.path / "inside").write_text("kept")
+    with registry.locked() as state:
+        state.leases.append(my_lease("after"))
+    assert [lease.namespace for lease in registry.snapshot().leases] == ["after"]
+    (moved,) = tmp_path.glob("leases.json.corrupt-*")
+    assert (moved / "inside").read_text() == "kept"
+    assert "a directory" in capsys.readouterr().err
+
+
+def test_a_lock_that_is_a_directory_is_moved_aside(tmp_path, capsys):
+    registry = LeaseRegistry(tmp_path)
+    Path(registry.lock.lock_file).mkdir()
+    with registry.locked() as state:
+        state.leases.append(my_lease("after"))
+    assert [lease.namespace for lease in registry.snapshot().leases] == ["after"]
+    assert len(list(tmp_path.glob("leases.lock.corrupt-*"))) == 1
+    assert capsys.readouterr().err.count("lease lock file was unreadable") == 1
+
+
+def test_a_newer_suites_registry_with_more_fields_is_read_not_moved_aside(tmp_path, capsys):
+    """Worktrees at different commits share one state directory: its live leases must stay listed."""
+    registry = LeaseRegistry(tmp_path)
+    services = {"backend": "native", "kept": True, "started_by": "infra", "added_later": [1]}
+    registry.path.write_text(json.dumps({"leases": [_valid_lease() | {"added_later": 2}], "services": services}))
+    state = registry.snapshot()
+    assert state.services == services
+    assert [lease.namespace for lease in state.leases] == ["ns"]
+    assert capsys.readouterr().err == ""
+    assert list(tmp_path.glob("*.corrupt-*")) == []
 
 
 # ----- release -----------------------------------------------------------------------------

@@ -22,9 +22,11 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from noxlib.namespace import (  # noqa: E402 - needs the path above
+    get_dev_bucket,
     get_namespace,
     get_s3_bucket,
     get_test_db_name,
+    get_worker_db_name,
     repo_path_hash,
     sanitize_namespace,
 )
@@ -52,6 +54,9 @@ EXAMPLES: list[tuple[str, dict[str, str], tuple[str, str] | None]] = [
         None,
     ),
     ("A branch with non-ASCII letters", {"BRANCH_NAME": "fix/café-totals"}, None),
+    # These two once collided with another namespace's worker database and dev bucket.
+    ("A branch named like a worker", {"BRANCH_NAME": "feature-auth-v2-gw0"}, None),
+    ("A branch named like a dev namespace", {"BRANCH_NAME": "dev-feature-auth-v2"}, None),
     (
         "A very long branch name",
         {"BRANCH_NAME": "feature/reconcile-multi-currency-statements-with-fx-rates-per-day"},
@@ -73,8 +78,8 @@ def _namespace(environment: dict[str, str], checkout: tuple[str, str] | None) ->
 def render_examples() -> str:
     """The worked-examples table: inputs, namespace, databases and bucket."""
     lines = [
-        "| Situation | Inputs | Namespace | Test database (workers add `_gwN`) | S3 bucket |",
-        "| --- | --- | --- | --- | --- |",
+        "| Situation | Inputs | Namespace | Test database | First worker's database | Test bucket | Dev bucket |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for situation, environment, checkout in EXAMPLES:
         namespace = _namespace(environment, checkout)
@@ -87,7 +92,8 @@ def render_examples() -> str:
         )
         lines.append(
             f"| {situation} | {inputs} | `{namespace}` | `{get_test_db_name(namespace)}` "
-            f"| `{get_s3_bucket(namespace)}` |"
+            f"| `{get_worker_db_name(namespace, 'gw0')}` | `{get_s3_bucket(namespace)}` "
+            f"| `{get_dev_bucket(namespace)}` |"
         )
     return "\n".join(lines)
 

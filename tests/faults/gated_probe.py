@@ -24,7 +24,9 @@ GATE_TIMEOUT = 300.0
 def _worker_database_url() -> str:
     parts = urlsplit(os.environ["DATABASE_URL"].replace("postgresql+psycopg", "postgresql"))
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    return urlunsplit(parts._replace(path=parts.path + (f"_{worker}" if worker else "")))
+    # The lifecycle names the worker clones and hands over the pattern; never re-derive it here.
+    path = "/" + os.environ["TEST_DATABASE_WORKER_PATTERN"].replace("{worker}", worker) if worker else parts.path
+    return urlunsplit(parts._replace(path=path))
 
 
 def _wait_for_gate(ready_dir: Path) -> None:

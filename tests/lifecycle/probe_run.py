@@ -20,7 +20,8 @@ import redis
 def _worker_database_url() -> str:
     parts = urlsplit(os.environ["DATABASE_URL"].replace("postgresql+psycopg", "postgresql"))
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    path = parts.path + (f"_{worker}" if worker else "")
+    # The lifecycle names the worker clones and hands over the pattern; never re-derive it here.
+    path = "/" + os.environ["TEST_DATABASE_WORKER_PATTERN"].replace("{worker}", worker) if worker else parts.path
     return urlunsplit(parts._replace(path=path))
 
 

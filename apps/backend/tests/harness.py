@@ -34,6 +34,7 @@ from src.models import Base
 
 CONTRACT_KEYS = (
     "DATABASE_URL",
+    "TEST_DATABASE_WORKER_PATTERN",
     "TEST_NAMESPACE",
     "REDIS_URL",
     "S3_ENDPOINT",
@@ -54,14 +55,16 @@ def missing_contract_keys(environ: Mapping[str, str]) -> list[str]:
     return [key for key in CONTRACT_KEYS if not environ.get(key)]
 
 
-def get_worker_database_name(database_name: str, worker: str | None) -> str:
-    """The lifecycle clones one database per xdist worker: `<name>_gw0`, `<name>_gw1`, ..."""
-    return f"{database_name}_{worker}" if worker else database_name
+def get_worker_database_name(pattern: str, database_name: str, worker: str | None) -> str:
+    """The lifecycle clones one database per xdist worker and hands over how it named them
+    (`TEST_DATABASE_WORKER_PATTERN`, `{worker}` standing for `gw0`, `gw1`, ...): the harness
+    never re-derives the lifecycle's naming rule."""
+    return pattern.replace("{worker}", worker) if worker else database_name
 
 
-def get_worker_database_url(database_url: str, worker: str | None) -> str:
+def get_worker_database_url(database_url: str, worker: str | None, pattern: str) -> str:
     url = make_url(database_url)
-    worker_url = url.set(database=get_worker_database_name(url.database or "", worker))
+    worker_url = url.set(database=get_worker_database_name(pattern, url.database or "", worker))
     return worker_url.render_as_string(hide_password=False)
 
 
@@ -90,8 +93,9 @@ class TestContract:
                 f"test contract); missing: {', '.join(missing)}"
             )
         worker = environ.get("PYTEST_XDIST_WORKER") or None
+        pattern = environ["TEST_DATABASE_WORKER_PATTERN"]
         return cls(
-            database_url=get_worker_database_url(environ["DATABASE_URL"], worker),
+            database_url=get_worker_database_url(environ["DATABASE_URL"], worker, pattern),
             namespace=environ["TEST_NAMESPACE"],
             worker=worker or "main",
             redis_url=environ["REDIS_URL"],

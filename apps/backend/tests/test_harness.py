@@ -27,20 +27,22 @@ from tests.harness import (
 BACKEND_DIR = Path(__file__).resolve().parents[1]
 FULL_CONTRACT = {key: f"value-{key.lower()}" for key in CONTRACT_KEYS} | {
     "DATABASE_URL": "postgresql+psycopg://u:p%40ss@127.0.0.1:5432/finance_report_test_ns",
+    "TEST_DATABASE_WORKER_PATTERN": "finance_report_test_ns__{worker}",
 }
 
 
-def test_worker_database_is_named_after_the_xdist_worker() -> None:
+def test_worker_database_is_named_by_the_lifecycle_pattern() -> None:
     url = "postgresql+psycopg://u:p%40ss@127.0.0.1:5432/finance_report_test_ns"
-    assert get_worker_database_url(url, "gw1") == (
-        "postgresql+psycopg://u:p%40ss@127.0.0.1:5432/finance_report_test_ns_gw1"
+    pattern = "finance_report_test_ns__{worker}"
+    assert get_worker_database_url(url, "gw1", pattern) == (
+        "postgresql+psycopg://u:p%40ss@127.0.0.1:5432/finance_report_test_ns__gw1"
     )
-    assert get_worker_database_url(url, None) == url
+    assert get_worker_database_url(url, None, pattern) == url
 
 
 def test_contract_reads_worker_and_prefixes() -> None:
     contract = TestContract.from_environ({**FULL_CONTRACT, "PYTEST_XDIST_WORKER": "gw3"})
-    assert contract.database_url.endswith("/finance_report_test_ns_gw3")
+    assert contract.database_url.endswith("/finance_report_test_ns__gw3")
     assert contract.redis_key_prefix == "value-test_namespace:gw3"
     assert contract.s3_key_prefix == "gw3/"
     assert TestContract.from_environ(FULL_CONTRACT).worker == "main"

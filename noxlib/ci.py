@@ -52,7 +52,8 @@ class Outcome:
 
 
 OPTIONS = ("--full", "--matrix", "--no-cache", "-j N")
-LOG_DIR = ARTEFACTS_DIR / "ci"
+# Relative to the noxfile's directory: `.nox/artefacts/ci/<session>.log` of the checkout that runs.
+LOG_DIR = (ARTEFACTS_DIR / "ci").relative_to(REPO_ROOT)
 # How long an interrupted child may take to clean up before its process group is stopped.
 CLEANUP_TIMEOUT = 60.0
 # Sessions with this tag share apps/frontend (node_modules, .next): one at a time.
@@ -176,8 +177,8 @@ def exclusive_groups(plan: list[str], sessions: list[dict]) -> dict[str, str]:
     return {name: FRONTEND_TAG for name in plan if FRONTEND_TAG in tags.get(name, set())}
 
 
-def log_path(signature: str) -> Path:
-    return LOG_DIR / (re.sub(r"[^A-Za-z0-9._-]+", "-", signature).strip("-") + ".log")
+def log_path(root: Path, signature: str) -> Path:
+    return root / LOG_DIR / (re.sub(r"[^A-Za-z0-9._-]+", "-", signature).strip("-") + ".log")
 
 
 @dataclass
@@ -201,7 +202,7 @@ class Child:
 
 
 def start_child(noxfile: Path, signature: str, *, echo: bool) -> Child:
-    path = log_path(signature)
+    path = log_path(noxfile.parent, signature)
     path.parent.mkdir(parents=True, exist_ok=True)
     # --non-interactive: a child that sees a terminal would take the interactive path
     # (`docs` would start a live-reload server and never return). Its own session: the
@@ -307,7 +308,10 @@ def run_plan(
                 if len(running) >= jobs or (group and any(groups.get(c.signature) == group for c in running)):
                     continue
                 pending.remove(signature)
-                print(f"━━━ nox -s {signature}" + ("" if echo else f" (log {log_path(signature)})"), flush=True)
+                print(
+                    f"━━━ nox -s {signature}" + ("" if echo else f" (log {log_path(noxfile.parent, signature)})"),
+                    flush=True,
+                )
                 running.append(start_child(noxfile, signature, echo=echo))
             for child in [child for child in running if child.popen.poll() is not None]:
                 running.remove(child)

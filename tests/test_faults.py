@@ -204,7 +204,8 @@ def test_postgres_killed_mid_run_fails_clearly_and_the_next_run_recovers(private
     failed = output(branch, tmp_path)
     assert TRACEBACK not in failed
     assert re.search(r"\b1 failed\b", failed), failed  # pytest's own report of the broken database
-    assert the_line(failed, "cannot connect to PostgreSQL").startswith("nox > Session test aborted:")
+    died = the_line(failed, "cannot connect to PostgreSQL")
+    assert died.startswith("nox > Session test aborted: PostgreSQL died during the run; left: databases ")
     # What did not need PostgreSQL was still cleaned up: the bucket and the lease are gone.
     urls = private.native.urls()
     assert not buckets.bucket_exists(urls, get_s3_bucket(namespace))

@@ -325,7 +325,10 @@ def run_plan(
         signum = interrupt.signum if isinstance(interrupt, Terminated) else signal.SIGINT
         stop_children(running, signum)
         for child in running:
-            outcomes[child.signature] = Outcome(child.signature, "stopped", time.perf_counter() - child.started)
+            if child.signalled:
+                outcomes[child.signature] = Outcome(child.signature, "stopped", time.perf_counter() - child.started)
+            else:  # it had ended on its own just before the interrupt
+                outcomes[child.signature] = finish(child, echo=echo)
         interrupted = [outcomes.get(name) or Outcome(name, "not run", 0.0) for name in plan]
         print("\n" + summary(interrupted, []), flush=True)
         raise

@@ -246,14 +246,16 @@ def descendants_with_env(key: str, value: str) -> list[psutil.Process]:
         children = psutil.Process().children(recursive=True)
     except psutil.NoSuchProcess:
         return []
+    session = os.getsid(0)
     for child in children:
         try:
             if child.status() == psutil.STATUS_ZOMBIE:
                 _reap(child.pid)
                 continue
-            if child.environ().get(key) == value:
+            # Services run in sessions of their own and may rightly outlive the run.
+            if os.getsid(child.pid) == session and child.environ().get(key) == value:
                 found.append(child)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+        except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError, PermissionError):
             continue
     return found
 

@@ -28,6 +28,7 @@ from noxlib.processes import TrackedProcess
 from noxlib.services import ServiceUrls
 from noxlib.services.probes import all_ready, postgres_ready, redis_ready, s3_ready
 from noxlib.services.tools import tools_env
+from noxlib.signals import signals_deferred
 
 DEFAULT_PORTS = {"postgres": 5432, "redis": 6379, "s3": 9000}
 POSTGRES_USER = "postgres"
@@ -244,8 +245,11 @@ class NativeServices:
             "-c", "full_page_writes=off",
             "-c", "max_connections=300",
         ]  # fmt: skip
-        component.process, _ = processes.start("postgres", argv, log_path=log_path, user=user, env=_service_env())
-        self._save(components)  # recorded before the wait: an interrupted start is still ours to stop
+        # Spawned and recorded with signals held back: a Ctrl+C between the two (even inside
+        # Popen, which does not kill a child it already forked) would leave a server nobody records.
+        with signals_deferred():
+            component.process, _ = processes.start("postgres", argv, log_path=log_path, user=user, env=_service_env())
+            self._save(components)
         urls = self._urls(components)
         processes.wait_until(
             lambda: postgres_ready(urls),
@@ -301,8 +305,9 @@ class NativeServices:
             "--save", "", "--appendonly", "no", "--dir", str(directory),
         ]  # fmt: skip
         log_path = directory / "redis.log"
-        component.process, _ = processes.start("redis", argv, log_path=log_path)
-        self._save(components)
+        with signals_deferred():
+            component.process, _ = processes.start("redis", argv, log_path=log_path)
+            self._save(components)
         urls = self._urls(components)
         processes.wait_until(
             lambda: redis_ready(urls),
@@ -319,8 +324,9 @@ class NativeServices:
         component.port = processes.free_port(component.port)
         argv = [str(server), "-H", "127.0.0.1", "-p", str(component.port)]
         log_path = directory / "moto.log"
-        component.process, _ = processes.start("s3", argv, log_path=log_path, cwd=directory)
-        self._save(components)
+        with signals_deferred():
+            component.process, _ = processes.start("s3", argv, log_path=log_path, cwd=directory)
+            self._save(components)
         urls = self._urls(components)
         processes.wait_until(
             lambda: s3_ready(urls),

@@ -234,12 +234,13 @@ def _copy_output(source: IO[bytes], log: IO[bytes], echo: bool) -> None:
                 sys.stdout.flush()
 
 
-def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+def log_tail(path: Path, lines: int | None = LOG_TAIL_LINES) -> str:
+    """The end of a child's log (all of it when `lines` is None), indented under its result line."""
     try:
         text = path.read_text(errors="replace").splitlines()
     except OSError:
         return ""
-    return "\n".join(f"    {line}" for line in text[-lines:])
+    return "\n".join(f"    {line}" for line in (text[-lines:] if lines else text))
 
 
 def finish(child: Child, *, echo: bool) -> Outcome:
@@ -248,7 +249,9 @@ def finish(child: Child, *, echo: bool) -> Outcome:
     outcome = Outcome(child.signature, "passed" if passed else "FAILED", time.perf_counter() - child.started)
     print(f"━━━ nox -s {child.signature}: {outcome.result} ({outcome.seconds:.1f}s, log {child.log_path})", flush=True)
     if not passed and not echo:
-        print(log_tail(child.log_path), flush=True)
+        # On a CI runner the log file is gone with the machine: print all of it there.
+        on_ci = bool(cache_disabled([], dict(os.environ)) and os.environ.get("CI"))
+        print(log_tail(child.log_path, None if on_ci else LOG_TAIL_LINES), flush=True)
     return outcome
 
 

@@ -223,3 +223,57 @@ def test_sigkill_during_postgres_start_is_recovered_by_the_next_run(private, tmp
     assert not private.native.running()
     assert private.recorded() == {"leases": [], "services": None}
     assert run_processes(namespace) == []
+
+
+# ----- the gate itself: one exception per run, cleanup never cut short --------------------------
+GATE_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    sys.path.insert(0, {repo!r})
+    from noxlib.signals import interrupt_once, signals_deferred
+
+    first, second = int(sys.argv[1]), int(sys.argv[2])
+    with interrupt_once():
+        try:
+            os.kill(os.getpid(), first)
+            time.sleep(30)
+            print("not interrupted", flush=True)
+        finally:
+            with signals_deferred():
+                os.kill(os.getpid(), second)  # uv's forwarded copy, or a second Ctrl+C
+                time.sleep(0.2)
+                print("cleanup done", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "code"),
+    [
+        (signal.SIGINT, signal.SIGINT, -signal.SIGINT),  # Python ends on KeyboardInterrupt by SIGINT: 130
+        (signal.SIGTERM, signal.SIGINT, 143),
+        (signal.SIGHUP, signal.SIGHUP, 129),
+    ],
+)
+def test_the_first_signal_interrupts_and_a_second_waits_for_cleanup(tmp_path, first, second, code):
+    script = tmp_path / "gate.py"
+    script.write_text(GATE_SCRIPT.format(repo=str(REPO)))
+    result = subprocess.run(
+        [sys.executable, str(script), str(int(first)), str(int(second))],
+        capture_output=True, text=True, timeout=60, preexec_fn=_default_sigint, check=False,
+    )  # fmt: skip
+    assert result.returncode == code, result.stderr
+    assert result.stdout.splitlines() == ["cleanup done"], result.stdout + result.stderr
+
+
+def test_a_signal_inherited_as_ignored_stays_ignored(tmp_path):
+    """`nohup` and background jobs ignore signals on purpose: the gate does not undo that."""
+    script = tmp_path / "gate.py"
+    script.write_text(GATE_SCRIPT.format(repo=str(REPO)).replace("time.sleep(30)", "time.sleep(0.5)"))
+    result = subprocess.run(
+        [sys.executable, str(script), str(int(signal.SIGHUP)), str(int(signal.SIGHUP))],
+        capture_output=True, text=True, timeout=60, check=False,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["not interrupted", "cleanup done"]

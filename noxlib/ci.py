@@ -35,7 +35,7 @@ from noxlib import processes
 from noxlib.cache import CiCache, cache_disabled
 from noxlib.errors import UserError
 from noxlib.paths import ARTEFACTS_DIR, REPO_ROOT
-from noxlib.signals import Terminated, interrupt_once
+from noxlib.signals import Terminated, interrupt_once, signals_deferred
 
 CI_TAG = "ci"
 SHARD_TAG = "shard"
@@ -315,7 +315,9 @@ def run_plan(
                     f"━━━ nox -s {signature}" + ("" if echo else f" (log {log_path(noxfile.parent, signature)})"),
                     flush=True,
                 )
-                running.append(start_child(noxfile, signature, echo=echo))
+                # Held back until the child is listed: an interrupt in between would orphan it.
+                with signals_deferred():
+                    running.append(start_child(noxfile, signature, echo=echo))
             for child in [child for child in running if child.popen.poll() is not None]:
                 running.remove(child)
                 outcome = finish(child, echo=echo)

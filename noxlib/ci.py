@@ -1,4 +1,4 @@
-"""`nox -s ci`: every ci-tagged session, one after another, like the GitHub matrix runs them.
+"""`nox -s ci`: every ci-tagged session, side by side where they are independent, like GitHub's matrix.
 
 `nox -t ci -l --json` is the one list: GitHub's matrix is printed from it (`--matrix`) and the
 local run walks it. Locally the test shards of every Python collapse into one unsharded `test`
@@ -6,23 +6,36 @@ on the default Python (same tests, same threshold, a fraction of the start-up co
 `--full` runs every parametrization exactly as GitHub does. Locally a session whose declared
 inputs are unchanged since its last green run is skipped (`cached`, see noxlib/cache.py);
 `--no-cache` or `CI=true` runs everything.
+
+Sessions run in parallel, as many at once as the machine has cores (`-- -j N` to choose); each
+child's output goes to `.nox/artefacts/ci/<session>.log` and a failing session's tail is
+printed. Each child is a nox of its own in its own process group: Ctrl+C, SIGTERM or a closed
+terminal is passed to every running child exactly once, and `ci` waits for their cleanup
+(databases, buckets, leases) before it exits 130, 143 or 129.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import nox
 
+from noxlib import processes
 from noxlib.cache import CiCache, cache_disabled
 from noxlib.errors import UserError
-from noxlib.paths import REPO_ROOT
+from noxlib.paths import ARTEFACTS_DIR, REPO_ROOT
+from noxlib.signals import Terminated, interrupt_once, signals_deferred
 
 CI_TAG = "ci"
 SHARD_TAG = "shard"
@@ -38,7 +51,58 @@ class Outcome:
     seconds: float
 
 
-OPTIONS = ("--full", "--matrix", "--no-cache")
+OPTIONS = ("--full", "--matrix", "--no-cache", "-j N")
+# Relative to the noxfile's directory: `.nox/artefacts/ci/<session>.log` of the checkout that runs.
+LOG_DIR = (ARTEFACTS_DIR / "ci").relative_to(REPO_ROOT)
+# How long an interrupted child may take to clean up before its process group is stopped.
+CLEANUP_TIMEOUT = 60.0
+# Sessions with this tag share apps/frontend (node_modules, .next): one at a time.
+FRONTEND_TAG = "frontend"
+LOG_TAIL_LINES = 30
+
+
+@dataclass(frozen=True)
+class Options:
+    full: bool = False
+    matrix: bool = False
+    no_cache: bool = False
+    jobs: int = 0  # 0: as many as the machine has cores
+
+
+def parse_options(args: list[str]) -> Options:
+    """`--full`, `--matrix`, `--no-cache`, `-j N` (also `-jN`, `--jobs N`, `--jobs=N`)."""
+    flags: set[str] = set()
+    jobs = 0
+    position = 0
+    while position < len(args):
+        arg = args[position]
+        value: str | None = None
+        if arg in ("-j", "--jobs"):
+            if position + 1 >= len(args):
+                raise UserError(f"nox -s ci: {arg} needs a number, e.g. `-- -j 2`.")
+            value = args[position + 1]
+            position += 1
+        elif arg.startswith("--jobs="):
+            value = arg.split("=", 1)[1]
+        elif arg.startswith("-j") and len(arg) > 2:
+            value = arg[2:]
+        elif arg in ("--full", "--matrix", "--no-cache"):
+            flags.add(arg)
+        else:
+            raise UserError(f"nox -s ci: unknown option {arg}; use {', '.join(OPTIONS)}.")
+        if value is not None:
+            if not value.isdigit() or int(value) < 1:
+                raise UserError(f"nox -s ci: -j expects a whole number of sessions at once, got {value!r}.")
+            jobs = int(value)
+        position += 1
+    return Options("--full" in flags, "--matrix" in flags, "--no-cache" in flags, jobs)
+
+
+def default_jobs() -> int:
+    """The CPUs this process may use: a test session alone keeps them all busy with xdist."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def nox_command(noxfile: Path, *args: str) -> list[str]:
@@ -100,22 +164,184 @@ def local_plan(sessions: list[dict], *, full: bool) -> tuple[list[str], list[str
     return plan, notes
 
 
-def run_session(noxfile: Path, signature: str) -> Outcome:
-    started = time.perf_counter()
-    print(f"\n━━━ nox -s {signature}", flush=True)
-    # --non-interactive: a child that sees our terminal would take the interactive path
-    # (`docs` would start a live-reload server and never return).
-    result = subprocess.run(
+def dependencies(plan: list[str], sessions: list[dict]) -> dict[str, set[str]]:
+    """What each planned session must wait for: a report waits for the test runs it reports on."""
+    tags = {entry["session"]: set(entry.get("tags", [])) for entry in sessions}
+    producers = {name for name in plan if SHARD_TAG in tags.get(name, set()) or name == LOCAL_TEST_SESSION}
+    return {name: (producers if REPORT_TAG in tags.get(name, set()) else set()) for name in plan}
+
+
+def exclusive_groups(plan: list[str], sessions: list[dict]) -> dict[str, str]:
+    """Sessions that must not overlap share a group name: the frontend's share apps/frontend."""
+    tags = {entry["session"]: set(entry.get("tags", [])) for entry in sessions}
+    return {name: FRONTEND_TAG for name in plan if FRONTEND_TAG in tags.get(name, set())}
+
+
+def log_path(root: Path, signature: str) -> Path:
+    return root / LOG_DIR / (re.sub(r"[^A-Za-z0-9._-]+", "-", signature).strip("-") + ".log")
+
+
+@dataclass
+class Child:
+    """One session's nox, running in its own process group with its output in a log file."""
+
+    signature: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    started: float
+    pump: threading.Thread
+    signalled: bool = field(default=False)
+
+    def interrupt(self, signum: int) -> None:
+        """Pass the run's interrupt on, once: the child's group is nox, pytest and its workers."""
+        if self.signalled or self.popen.poll() is not None:
+            return
+        self.signalled = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signum)
+
+
+def start_child(noxfile: Path, signature: str, *, echo: bool) -> Child:
+    path = log_path(noxfile.parent, signature)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # --non-interactive: a child that sees a terminal would take the interactive path
+    # (`docs` would start a live-reload server and never return). Its own session: the
+    # terminal's Ctrl+C reaches only us, and we pass it on exactly once (under uvx one Ctrl+C
+    # arrives twice), then wait for the child's cleanup.
+    popen = subprocess.Popen(
         nox_command(noxfile, "--non-interactive", "-s", signature),
         cwd=noxfile.parent,
         env=nested_nox_env(),
-        check=False,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
-    return Outcome(signature, "passed" if result.returncode == 0 else "FAILED",
-                   time.perf_counter() - started)  # fmt: skip
+    log = open(path, "wb")  # noqa: SIM115 - closed by the pump when the child's output ends
+    assert popen.stdout is not None
+    pump = threading.Thread(target=_copy_output, args=(popen.stdout, log, echo), name=f"ci-{signature}", daemon=True)
+    pump.start()
+    return Child(signature, popen, path, time.perf_counter(), pump)
+
+
+def _copy_output(source: IO[bytes], log: IO[bytes], echo: bool) -> None:
+    with log:
+        for line in iter(source.readline, b""):
+            log.write(line)
+            log.flush()
+            if echo:
+                sys.stdout.buffer.write(line)
+                sys.stdout.flush()
+
+
+def log_tail(path: Path, lines: int | None = LOG_TAIL_LINES) -> str:
+    """The end of a child's log (all of it when `lines` is None), indented under its result line."""
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(f"    {line}" for line in (text[-lines:] if lines else text))
+
+
+def finish(child: Child, *, echo: bool) -> Outcome:
+    child.pump.join(timeout=10)
+    passed = child.popen.returncode == 0
+    outcome = Outcome(child.signature, "passed" if passed else "FAILED", time.perf_counter() - child.started)
+    print(f"━━━ nox -s {child.signature}: {outcome.result} ({outcome.seconds:.1f}s, log {child.log_path})", flush=True)
+    if not passed and not echo:
+        # On a CI runner the log file is gone with the machine: print all of it there.
+        on_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+        print(log_tail(child.log_path, None if on_ci else LOG_TAIL_LINES), flush=True)
+    return outcome
+
+
+def stop_children(children: list[Child], signum: int, timeout: float = CLEANUP_TIMEOUT) -> None:
+    """Interrupt each running child once, wait for its cleanup, and stop what is left after `timeout`."""
+    running = [child for child in children if child.popen.poll() is None]
+    if not running:
+        return
+    name = signal.Signals(signum).name
+    print(f"\n{name}: waiting for {', '.join(c.signature for c in running)} to clean up", flush=True)
+    for child in running:
+        child.interrupt(signum)
+    deadline = time.monotonic() + timeout
+    for child in running:
+        try:
+            child.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            print(f"{child.signature} did not clean up within {timeout:.0f}s; stopping it", flush=True)
+            processes.stop_group(child.popen.pid)
+            child.popen.wait()
+        # Its group may outlive it (a worker the child could not stop): nothing of it stays.
+        if processes.group_members(child.popen.pid):
+            processes.stop_group(child.popen.pid)
+        child.pump.join(timeout=5)
+
+
+def run_plan(
+    noxfile: Path,
+    plan: list[str],
+    sessions: list[dict],
+    *,
+    jobs: int,
+    cache: CiCache | None,
+) -> list[Outcome]:
+    """Run the plan `jobs` at a time, keeping dependencies and exclusive groups; outcomes in plan order."""
+    waits = dependencies(plan, sessions)
+    groups = exclusive_groups(plan, sessions)
+    echo = jobs == 1
+    outcomes: dict[str, Outcome] = {}
+    hashes: dict[str, str | None] = {}
+    pending = list(plan)
+    running: list[Child] = []
+    try:
+        while pending or running:
+            for signature in list(pending):
+                if waits[signature] - outcomes.keys():
+                    continue
+                if signature not in hashes:
+                    # Taken before the session runs: an edit made meanwhile makes the next ci run it.
+                    hashes[signature] = cache.hash_for(signature) if cache else None
+                    if cache and cache.is_fresh(signature, hashes[signature]):
+                        pending.remove(signature)
+                        print(f"━━━ nox -s {signature}: cached (inputs unchanged since its last green run)", flush=True)
+                        outcomes[signature] = Outcome(signature, "cached", 0.0)
+                        continue
+                group = groups.get(signature)
+                if len(running) >= jobs or (group and any(groups.get(c.signature) == group for c in running)):
+                    continue
+                pending.remove(signature)
+                print(
+                    f"━━━ nox -s {signature}" + ("" if echo else f" (log {log_path(noxfile.parent, signature)})"),
+                    flush=True,
+                )
+                # Held back until the child is listed: an interrupt in between would orphan it.
+                with signals_deferred():
+                    running.append(start_child(noxfile, signature, echo=echo))
+            for child in [child for child in running if child.popen.poll() is not None]:
+                running.remove(child)
+                outcome = finish(child, echo=echo)
+                if cache:
+                    cache.record(child.signature, hashes[child.signature], passed=outcome.result == "passed")
+                outcomes[child.signature] = outcome
+            if running:
+                time.sleep(0.1)
+    except KeyboardInterrupt as interrupt:
+        signum = interrupt.signum if isinstance(interrupt, Terminated) else signal.SIGINT
+        stop_children(running, signum)
+        for child in running:
+            if child.signalled:
+                outcomes[child.signature] = Outcome(child.signature, "stopped", time.perf_counter() - child.started)
+            else:  # it had ended on its own just before the interrupt
+                outcomes[child.signature] = finish(child, echo=echo)
+        interrupted = [outcomes.get(name) or Outcome(name, "not run", 0.0) for name in plan]
+        print("\n" + summary(interrupted, []), flush=True)
+        raise
+    return [outcomes[name] for name in plan]
 
 
 def summary(outcomes: list[Outcome], notes: list[str]) -> str:
+    """The table in plan order, the notes, and a closing `N passed, N failed` line CI parsers read."""
     width = max([len(o.session) for o in outcomes] + [len("session")])
     lines = [f"{'session':<{width}}  {'result':<8}  seconds", f"{'-' * width}  {'-' * 8}  -------"]
     lines += [f"{o.session:<{width}}  {o.result:<8}  {o.seconds:7.1f}" for o in outcomes]
@@ -123,35 +349,33 @@ def summary(outcomes: list[Outcome], notes: list[str]) -> str:
     lines.append(f"{'total':<{width}}  {'':<8}  {total:7.1f}")
     lines += [f"note: {note}" for note in notes]
     counts = {result: sum(o.result == result for o in outcomes) for result in ("passed", "FAILED", "cached")}
-    lines.append(f"ci: {counts['passed']} passed, {counts['FAILED']} failed, {counts['cached']} skipped")
+    others = [f"{n} {r}" for r in ("stopped", "not run") if (n := sum(o.result == r for o in outcomes))]
+    lines.append(", ".join([f"ci: {counts['passed']} passed", f"{counts['FAILED']} failed",
+                            f"{counts['cached']} cached", *others]))  # fmt: skip
+    lines.append(f"{counts['passed']} passed, {counts['FAILED']} failed")
     return "\n".join(lines)
 
 
 def run(session: nox.Session, noxfile: Path = REPO_ROOT / "noxfile.py") -> None:
     """Entry point of the `ci` session."""
-    args = list(session.posargs)
-    unknown = [arg for arg in args if arg not in OPTIONS]
-    if unknown:
-        raise UserError(f"nox -s ci: unknown option {unknown[0]}; use {', '.join(OPTIONS)}.")
-    sessions = ci_sessions(noxfile)
-    if "--matrix" in args:
-        print(json.dumps(github_matrix(sessions)))
-        return
-    plan, notes = local_plan(sessions, full="--full" in args)
-    disabled = cache_disabled(args)
-    cache = None if disabled else CiCache(root=noxfile.parent)
-    notes.append(disabled or "unchanged sessions were skipped (`cached`); `-- --no-cache` runs them all")
-    outcomes = []
-    for signature in plan:
-        current = cache.hash_for(signature) if cache else None
-        if cache and cache.is_fresh(signature, current):
-            print(f"━━━ nox -s {signature}: cached (inputs unchanged since its last green run)", flush=True)
-            outcomes.append(Outcome(signature, "cached", 0.0))
-            continue
-        outcome = run_session(noxfile, signature)
-        if cache:
-            cache.record(signature, current, passed=outcome.result == "passed")
-        outcomes.append(outcome)
+    options = parse_options(list(session.posargs))
+    with interrupt_once():
+        sessions = ci_sessions(noxfile)
+        if options.matrix:
+            print(json.dumps(github_matrix(sessions)))
+            return
+        plan, notes = local_plan(sessions, full=options.full)
+        disabled = cache_disabled(["--no-cache"] if options.no_cache else [])
+        cache = None if disabled else CiCache(root=noxfile.parent)
+        jobs = options.jobs or default_jobs()
+        outcomes = run_plan(noxfile, plan, sessions, jobs=jobs, cache=cache)
+    ran = {o.session for o in outcomes if o.result in ("passed", "FAILED")}
+    if LOCAL_TEST_SESSION not in ran:
+        notes = []  # the shard note describes a `test` run; none ran
+    if disabled:
+        notes.append(disabled)
+    elif any(o.result == "cached" for o in outcomes):
+        notes.append("unchanged sessions were skipped (`cached`); `-- --no-cache` runs them all")
     print("\n" + summary(outcomes, notes), flush=True)
     failed = [o.session for o in outcomes if o.result == "FAILED"]
     if failed:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from filelock import FileLock
 from noxlib import buckets
 from noxlib.databases import DatabaseJanitor, migrations_hash
 from noxlib.errors import UserError
-from noxlib.leases import Lease, LeaseRegistry
+from noxlib.leases import Lease, LeaseRegistry, RegistryState
 from noxlib.namespace import (
     get_namespace,
     get_s3_bucket,
@@ -35,9 +34,14 @@ from noxlib.namespace import (
     worker_db_pattern,
 )
 from noxlib.paths import BACKEND_DIR, REPO_ROOT, state_dir
-from noxlib.processes import current_process_identity
+from noxlib.processes import adopt_orphans, current_process_identity, stop_descendants_with_env
 from noxlib.redaction import redact, redacting
 from noxlib.services import ServiceBackend, ServiceUrls, requested_backend, select_backend
+
+# The signal rules live in noxlib/signals.py; the sessions keep importing them from here.
+from noxlib.signals import Terminated as Terminated
+from noxlib.signals import signals_deferred as signals_deferred
+from noxlib.signals import terminate_as_interrupt as terminate_as_interrupt
 
 MIGRATIONS_DIR = BACKEND_DIR / "alembic"
 Log = Callable[[str], None]
@@ -58,45 +62,6 @@ class Phases:
         yield details
         elapsed = time.perf_counter() - started
         self.log(redact(f"{name:<10} {' '.join(details)} ({elapsed:.2f}s)", self.secrets))
-
-
-# ----- signals -----------------------------------------------------------------------------
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl+C so every `finally` between here and nox runs its cleanup."""
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into an exception for the duration, and exit 143 after cleanup when it came."""
-
-    def on_term(signum: int, frame: Any) -> None:
-        raise Terminated
-
-    previous = signal.signal(signal.SIGTERM, on_term)
-    try:
-        yield
-    except Terminated:
-        raise SystemExit(128 + signal.SIGTERM) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-@contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Cleanup must finish: a second Ctrl+C during it would leave databases behind."""
-    received: list[int] = []
-    handlers = {}
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        handlers[sig] = signal.signal(sig, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        for sig, handler in handlers.items():
-            signal.signal(sig, handler)
-    if signal.SIGTERM in received:
-        raise Terminated
-    if signal.SIGINT in received:
-        raise KeyboardInterrupt
 
 
 # ----- leases ------------------------------------------------------------------------------
@@ -143,11 +108,7 @@ def leased_services(kind: str, namespace: str, *, keep: bool = False, log: Log =
             )
         joined = backend.healthy()
         if not joined:
-            backend.start()
-            # When one of the developer's services had died, restarting it does not make the set
-            # this run's: the last lease out would otherwise stop what `infra`/`dev` keeps.
-            if not (recorded and recorded.get("backend") == backend.name and recorded.get("kept")):
-                state.services = {"backend": backend.name, "kept": keep, "started_by": kind}
+            start_recorded(backend, leases, state, lease, kind=kind, keep=keep)
         elif not recorded:
             # Running, but we do not know who started them: treat them as the developer's.
             state.services = {"backend": backend.name, "kept": True, "started_by": "unknown"}
@@ -163,6 +124,38 @@ def leased_services(kind: str, namespace: str, *, keep: bool = False, log: Log =
     finally:
         with signals_deferred():
             release(service_lease, log)
+
+
+def start_recorded(
+    backend: ServiceBackend, leases: LeaseRegistry, state: RegistryState, lease: Lease, *, kind: str, keep: bool
+) -> None:
+    """Start the services with their ownership written down first; undo a start that was interrupted.
+
+    The record is on disk before the first process exists, so a run killed mid-start (even by
+    SIGKILL) leaves services that the next run recognises as a test run's and the last lease
+    out stops, never "unknown" ones that nothing stops. A start interrupted by Ctrl+C, SIGTERM
+    or SIGHUP stops what it started before the signal ends the run, unless other runs use them.
+    """
+    recorded = state.services
+    # When one of the developer's services had died, restarting it does not make the set
+    # this run's: the last lease out would otherwise stop what `infra`/`dev` keeps.
+    fresh = not (recorded and recorded.get("backend") == backend.name and recorded.get("kept"))
+    if fresh:
+        state.services = {"backend": backend.name, "kept": keep, "started_by": kind}
+        # Still under the registry's lock: the record goes to disk before the start begins.
+        leases._write(state)
+    try:
+        backend.start()
+    except BaseException:
+        with signals_deferred():
+            if fresh and not state.others(lease) and backend.owns_services:
+                # A stop that fails keeps the record, so `nox -s down` can still stop them.
+                with contextlib.suppress(UserError):
+                    backend.stop()
+                    state.services = None
+            # `locked()` writes nothing when its block fails: write what is true now.
+            leases._write(state)
+        raise
 
 
 def release(service_lease: ServiceLease, log: Log = print) -> None:
@@ -289,6 +282,7 @@ def isolated_run(
     Test runs use it with their xdist worker count; `boot` and `smoke` with none.
     """
     with terminate_as_interrupt():
+        adopt_orphans()  # xdist workers orphaned by a killed pytest stay ours to stop
         namespace = run_namespace(namespace_suffix)
         with leased_services("test", namespace, log=log) as service_lease:
             urls = service_lease.urls
@@ -326,6 +320,9 @@ def isolated_run(
                 yield IsolatedRun(namespace, env, workers, urls)
             finally:
                 with signals_deferred(), phases.phase("cleanup") as details:
+                    # Nothing of the run may still write to what is about to be dropped.
+                    if stray := stop_descendants_with_env("TEST_NAMESPACE", namespace):
+                        details.append(f"stopped {len(stray)} leftover test process(es);")
                     details.append(clean_up_run(janitor, urls, bucket, namespace, claimed=claimed))
 
 
@@ -343,7 +340,7 @@ def clean_up_run(
     try:
         dropped = janitor.drop_all_own()
     except UserError as error:
-        failures.append(error)
+        failures.append(postgres_died(urls, janitor, error))
     if not claimed:
         if failures:
             raise failures[0]
@@ -356,6 +353,18 @@ def clean_up_run(
     if failures:
         raise failures[0]
     return f"dropped {len(dropped)} database(s), bucket, {keys} redis key(s)"
+
+
+def postgres_died(urls: ServiceUrls, janitor: DatabaseJanitor, error: UserError) -> UserError:
+    """A cleanup that cannot reach PostgreSQL says that the server died, not only that a connect failed."""
+    from noxlib.services.probes import postgres_ready
+
+    if postgres_ready(urls):
+        return error
+    return UserError(
+        f"PostgreSQL died during the run; left: databases {janitor.test_db}*, which the next run of "
+        f"this namespace removes ({str(error).rstrip('.')})"
+    )
 
 
 def delete_redis_keys(urls: ServiceUrls, namespace: str) -> int:

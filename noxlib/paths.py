@@ -18,6 +18,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BACKEND_DIR = REPO_ROOT / "apps" / "backend"
 FRONTEND_DIR = REPO_ROOT / "apps" / "frontend"
 NOX_DIR = REPO_ROOT / ".nox"
+# Logs, screenshots and reports that sessions and tests write: never inside a session's venv dir.
+ARTEFACTS_DIR = NOX_DIR / "artefacts"
 
 # PostgreSQL refuses to run as root; these accounts exist on most systems and images.
 UNPRIVILEGED_ACCOUNTS = ("postgres", "nobody")

@@ -90,12 +90,17 @@ def start(
             )
         except FileNotFoundError as error:
             raise ServiceError(f"cannot start {name}: {argv[0]} not found") from error
-    if log is None:
-        _prefix_output(popen, name)
     try:
+        if log is None:
+            _prefix_output(popen, name)
         tracked = TrackedProcess.of_pid(name, popen.pid)
     except psutil.NoSuchProcess as error:
         raise ServiceError(f"{name} exited at once; see {log_path or 'the output above'}") from error
+    except BaseException:
+        # Interrupted before the caller could record it: nobody would ever stop it otherwise.
+        popen.kill()
+        popen.wait()
+        raise
     return tracked, popen
 
 
@@ -209,3 +214,101 @@ def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
 
 def current_process_identity() -> TrackedProcess:
     return TrackedProcess.of_pid("self", os.getpid())
+
+
+# ----- the processes of one run ------------------------------------------------------------
+_PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h
+
+
+def adopt_orphans() -> bool:
+    """Make this process the reaper of its descendants' orphans (Linux); True when it took effect.
+
+    When nox kills pytest's controller on Ctrl+C, its xdist workers are orphaned; without this
+    they would be re-parented to init and could no longer be told apart from strangers' processes.
+    As a subreaper we stay their parent, so the run can find and stop them before dropping the
+    databases they use.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def descendants_with_env(key: str, value: str) -> list[psutil.Process]:
+    """Our live descendants whose environment has `key=value` (a run's pytest and its workers)."""
+    found = []
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    session = os.getsid(0)
+    for child in children:
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                _reap(child.pid)
+                continue
+            # Services run in sessions of their own and may rightly outlive the run.
+            if os.getsid(child.pid) == session and child.environ().get(key) == value:
+                found.append(child)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, ProcessLookupError, PermissionError):
+            continue
+    return found
+
+
+def stop_descendants_with_env(key: str, value: str, *, timeout: float = 10.0) -> list[int]:
+    """SIGTERM, wait, SIGKILL every descendant carrying `key=value`; returns the PIDs that had to go.
+
+    Returns only when they are gone: a database is dropped only after nothing of the run can
+    still write to it.
+    """
+    stopped: list[int] = []
+    for _ in range(3):  # a worker may start a child while we stop it: look again
+        found = descendants_with_env(key, value)
+        if not found:
+            break
+        tracked = []
+        for process in found:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                tracked.append(TrackedProcess(name=process.name(), pid=process.pid, create_time=process.create_time()))
+        for process in tracked:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, signal.SIGTERM)
+        for process in tracked:
+            stop(process, sig=signal.SIGTERM, timeout=timeout)
+            stopped.append(process.pid)
+    return stopped
+
+
+def group_members(pgid: int) -> list[psutil.Process]:
+    """The live processes of process group `pgid`."""
+    members = []
+    for process in psutil.process_iter():
+        try:
+            if os.getpgid(process.pid) == pgid and process.status() != psutil.STATUS_ZOMBIE:
+                members.append(process)
+        except (ProcessLookupError, psutil.NoSuchProcess, psutil.AccessDenied, PermissionError):
+            continue
+    return members
+
+
+def stop_group(pgid: int, *, timeout: float = 10.0) -> bool:
+    """SIGTERM a process group we created, wait, then SIGKILL it; True when nothing of it is left.
+
+    Only for groups we made ourselves (a child started with `start_new_session`): the group ID
+    is its leader's PID, and every member descends from that leader.
+    """
+    for signal_to_send, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
+        if not group_members(pgid):
+            return True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal_to_send)
+        deadline = time.monotonic() + wait
+        while group_members(pgid) and time.monotonic() < deadline:
+            _reap(pgid)
+            time.sleep(0.1)
+    return not group_members(pgid)

@@ -123,14 +123,25 @@ def runs(repo: Path) -> list[str]:
     return lines
 
 
+def summary_rows(stdout: str) -> list[tuple[str, str]]:
+    """(session, result) of the last summary table, in its order."""
+    table = stdout.split("-------\n")[-1].split("\ntotal")[0]
+    return [(line.split()[0], line.split()[1]) for line in table.splitlines()]
+
+
 def test_a_failing_session_fails_ci_and_the_others_still_run(repo):
     (repo / "docs" / "broken").write_text("x")
     result = run_ci(repo)
     assert result.returncode != 0
-    assert runs(repo) == ["lint", "docs", "env_keys"]
-    summary = result.stdout
-    assert "docs            FAILED" in summary or "docs      FAILED" in summary or "FAILED" in summary
+    assert sorted(runs(repo)) == ["docs", "env_keys", "lint"]
+    # The table keeps the plan's order whatever finished first.
+    assert summary_rows(result.stdout) == [("lint", "passed"), ("docs", "FAILED"), ("env_keys", "passed")]
     assert "1 of 3 ci session(s) failed: docs" in result.stderr + result.stdout
+    # Each child's output is in its log; the failing one's tail is printed.
+    log = repo / ".nox" / "artefacts" / "ci" / "docs.log"
+    assert "docs are broken" in log.read_text()
+    assert result.stdout.count("docs are broken") >= 1
+    assert "2 passed, 1 failed" in result.stdout.splitlines()
 
 
 def test_unchanged_sessions_are_cached_and_an_edit_reruns_them(repo):
@@ -141,6 +152,10 @@ def test_unchanged_sessions_are_cached_and_an_edit_reruns_them(repo):
     assert result.returncode == 0
     assert runs(repo) == []
     assert result.stdout.count("cached") >= 3
+    # The words of the summary match the table's.
+    assert "ci: 0 passed, 0 failed, 3 cached" in result.stdout.splitlines()
+    assert result.stdout.splitlines()[-1] == "0 passed, 0 failed"
+    assert "skipped (`cached`)" in result.stdout
 
     (repo / "docs" / "index.md").write_text("# doc\n")  # one character: docs' input
     assert run_ci(repo).returncode == 0
@@ -164,12 +179,33 @@ def test_a_failed_run_is_never_cached(repo):
 
 
 def test_no_cache_and_ci_true_run_everything(repo):
-    assert run_ci(repo).returncode == 0
+    first = run_ci(repo)
+    assert first.returncode == 0
+    # Nothing was cached and no shard was planned: neither note is printed.
+    assert "note:" not in first.stdout
+    assert "ci: 3 passed, 0 failed, 0 cached" in first.stdout.splitlines()
     runs(repo)
     assert run_ci(repo, "--no-cache").returncode == 0
-    assert runs(repo) == ["lint", "docs", "env_keys"]
+    assert sorted(runs(repo)) == ["docs", "env_keys", "lint"]
     assert run_ci(repo, CI="true").returncode == 0
-    assert runs(repo) == ["lint", "docs", "env_keys"]
+    assert sorted(runs(repo)) == ["docs", "env_keys", "lint"]
+
+
+@pytest.mark.parametrize("args", [["-j", "0"], ["-j"], ["--jobs=x"]])
+def test_a_bad_job_count_is_one_clear_line(repo, args):
+    result = run_ci(repo, *args)
+    assert result.returncode != 0
+    assert "-j" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert runs(repo) == []
+
+
+def test_job_count_options():
+    assert ci.parse_options(["-j", "3"]).jobs == 3
+    assert ci.parse_options(["-j2", "--full"]) == ci.Options(full=True, jobs=2)
+    assert ci.parse_options(["--jobs=4"]).jobs == 4
+    assert ci.parse_options([]).jobs == 0  # the machine's cores
+    assert ci.default_jobs() >= 1
 
 
 def test_unknown_option_is_one_clear_line(repo):
@@ -213,3 +249,108 @@ def test_every_ci_session_declares_its_inputs():
     sessions = json.loads(result.stdout)
     plan, _ = ci.local_plan(sessions, full=False)
     assert sorted(set(plan) - set(SESSION_INPUTS)) == []
+
+
+# ----- parallel sessions, ordered where they must be -------------------------------------------
+ORDER_NOXFILE = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+
+    import nox
+
+    sys.path.insert(0, {repo!r})
+    import noxlib.ci as local_ci
+    from noxlib.errors import reported
+
+    HERE = Path(__file__).parent
+
+
+    def event(text):
+        with open(HERE / "events.log", "a") as log:
+            log.write(text + "\\n")
+
+
+    def meet(me, other):
+        # Passes only when the other session runs at the same time: proof of parallelism
+        # without a timed assertion.
+        (HERE / f"started-{{me}}").write_text("x")
+        for _ in range(1200):
+            if (HERE / f"started-{{other}}").exists():
+                return
+            time.sleep(0.05)
+        raise SystemExit(f"{{other}} never ran beside {{me}}")
+
+
+    def step(name):
+        event("start " + name)
+        time.sleep(0.3)
+        event("end " + name)
+
+
+    @nox.session(python=False)
+    @reported
+    def ci(session):
+        local_ci.run(session, Path(__file__))
+
+
+    @nox.session(python=False, tags=["ci", "shard"])
+    def shard_a(session):
+        event("start shard_a")
+        meet("a", "b")
+        event("end shard_a")
+
+
+    @nox.session(python=False, tags=["ci", "shard"])
+    def shard_b(session):
+        event("start shard_b")
+        meet("b", "a")
+        event("end shard_b")
+
+
+    @nox.session(python=False, tags=["ci", "report"])
+    def coverage(session):
+        step("coverage")
+
+
+    @nox.session(python=False, tags=["ci", "frontend"])
+    def front_one(session):
+        step("front_one")
+
+
+    @nox.session(python=False, tags=["ci", "frontend"])
+    def front_two(session):
+        step("front_two")
+    """
+)
+
+
+@pytest.fixture
+def order_repo(tmp_path: Path) -> Path:
+    (tmp_path / "noxfile.py").write_text(ORDER_NOXFILE.format(repo=str(REPO)))
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    return tmp_path
+
+
+def test_independent_sessions_run_side_by_side_and_ordered_ones_wait(order_repo):
+    result = run_ci(order_repo, "--full", "--no-cache", "-j", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = (order_repo / "events.log").read_text().split("\n")
+    # The report starts only after every shard has ended.
+    assert events.index("start coverage") > max(events.index("end shard_a"), events.index("end shard_b"))
+    # Sessions sharing apps/frontend never overlap.
+    one, two = events.index("start front_one"), events.index("start front_two")
+    first, second = ("front_one", "front_two") if one < two else ("front_two", "front_one")
+    assert events.index(f"end {first}") < events.index(f"start {second}")
+    assert [row[0] for row in summary_rows(result.stdout)] == [
+        "shard_a", "shard_b", "coverage", "front_one", "front_two",
+    ]  # fmt: skip
+    assert "5 passed, 0 failed" in result.stdout.splitlines()
+
+
+def test_one_job_runs_one_session_at_a_time(order_repo):
+    (order_repo / "started-b").write_text("x")  # shard_a need not meet shard_b: it cannot, with one job
+    result = run_ci(order_repo, "--full", "--no-cache", "-j", "1")
+    events = (order_repo / "events.log").read_text().split("\n")
+    assert events.index("end shard_a") < events.index("start shard_b")
+    assert result.returncode == 0, result.stdout

@@ -28,6 +28,7 @@ from noxlib.processes import TrackedProcess
 from noxlib.services import ServiceUrls
 from noxlib.services.probes import all_ready, postgres_ready, redis_ready, s3_ready
 from noxlib.services.tools import tools_env
+from noxlib.signals import signals_deferred
 
 DEFAULT_PORTS = {"postgres": 5432, "redis": 6379, "s3": 9000}
 POSTGRES_USER = "postgres"
@@ -169,7 +170,15 @@ class NativeServices:
 
     def running(self) -> bool:
         """Whether any service process of ours is alive (healthy or not)."""
-        return any(c.running() for c in self._load().values())
+        return any(c.running() for c in self._load().values()) or self._unrecorded_postgres() is not None
+
+    def _unrecorded_postgres(self) -> TrackedProcess | None:
+        """A server of our data directory that no record names (its start was killed before it was saved)."""
+        server = postmaster_of(self.root / "postgres" / "data")
+        recorded = self._load()["postgres"].process
+        if server is None or (recorded is not None and recorded.pid == server.pid and recorded.is_running()):
+            return None
+        return server
 
     def start(self) -> None:
         """Start whichever services are not running; leave the running ones alone."""
@@ -189,6 +198,8 @@ class NativeServices:
 
     def stop(self) -> None:
         components = self._load()
+        if (unrecorded := self._unrecorded_postgres()) is not None:
+            components["postgres"].process = unrecorded
         for component in components.values():
             if component.process is None:
                 continue
@@ -214,8 +225,13 @@ class NativeServices:
             with contextlib.suppress(FileNotFoundError):
                 os.chown(log_path, account.pw_uid, account.pw_gid)
         user = account.pw_name if account else None
-        if not (data / "PG_VERSION").exists():
+        unfinished = pg_root / "initdb.unfinished"
+        if not (data / "PG_VERSION").exists() or unfinished.exists():
+            # The marker lives until initdb has finished: a cluster whose initdb was interrupted
+            # is redone, never started half-made.
+            unfinished.touch()
             self._initdb(bindir, pg_root, data, user)
+            unfinished.unlink()
         _remove_stale_postmaster_pid(data)
         component.port = processes.free_port(component.port)
         argv = [
@@ -229,7 +245,11 @@ class NativeServices:
             "-c", "full_page_writes=off",
             "-c", "max_connections=300",
         ]  # fmt: skip
-        component.process, _ = processes.start("postgres", argv, log_path=log_path, user=user, env=_service_env())
+        # Spawned and recorded with signals held back: a Ctrl+C between the two (even inside
+        # Popen, which does not kill a child it already forked) would leave a server nobody records.
+        with signals_deferred():
+            component.process, _ = processes.start("postgres", argv, log_path=log_path, user=user, env=_service_env())
+            self._save(components)
         urls = self._urls(components)
         processes.wait_until(
             lambda: postgres_ready(urls),
@@ -285,7 +305,9 @@ class NativeServices:
             "--save", "", "--appendonly", "no", "--dir", str(directory),
         ]  # fmt: skip
         log_path = directory / "redis.log"
-        component.process, _ = processes.start("redis", argv, log_path=log_path)
+        with signals_deferred():
+            component.process, _ = processes.start("redis", argv, log_path=log_path)
+            self._save(components)
         urls = self._urls(components)
         processes.wait_until(
             lambda: redis_ready(urls),
@@ -302,7 +324,9 @@ class NativeServices:
         component.port = processes.free_port(component.port)
         argv = [str(server), "-H", "127.0.0.1", "-p", str(component.port)]
         log_path = directory / "moto.log"
-        component.process, _ = processes.start("s3", argv, log_path=log_path, cwd=directory)
+        with signals_deferred():
+            component.process, _ = processes.start("s3", argv, log_path=log_path, cwd=directory)
+            self._save(components)
         urls = self._urls(components)
         processes.wait_until(
             lambda: s3_ready(urls),
@@ -321,21 +345,49 @@ def _service_env() -> dict[str, str]:
     return env
 
 
-def _remove_stale_postmaster_pid(data: Path) -> None:
-    """A crash leaves postmaster.pid behind; if its PID is not a live postgres, it is stale."""
-    pid_file = data / "postmaster.pid"
-    try:
-        pid = int(pid_file.read_text().splitlines()[0])
-    except (OSError, ValueError, IndexError):
-        return
+def postmaster_of(data: Path) -> TrackedProcess | None:
+    """The live postmaster serving `data`, found through its postmaster.pid; None when there is none.
+
+    A PID file outlives a crash or a SIGKILL, and its number may by then belong to anything:
+    another cluster's postgres, a `sleep`, a zombie. Only a live process that works in this
+    very data directory (PostgreSQL chdirs into it) or names it on its command line, and that
+    started no later than the file was written, is the server of `data`.
+    """
     import psutil
 
+    pid_file = data / "postmaster.pid"
+    try:
+        lines = pid_file.read_text().splitlines()
+        pid = int(lines[0])
+        written = pid_file.stat().st_mtime
+    except (OSError, ValueError, IndexError):
+        return None
+    if pid <= 0:
+        return None
     try:
         process = psutil.Process(pid)
-        # A killed postmaster that its parent has not reaped yet is a zombie: dead, not using `data`.
-        alive = "postgres" in process.name() and process.status() != psutil.STATUS_ZOMBIE
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        try:
+            serves = Path(process.cwd()).resolve() == data.resolve()
+        except (psutil.AccessDenied, OSError):
+            serves = str(data) in process.cmdline()
+        # A PID reused after the file was written belongs to a process younger than the file.
+        if not serves or process.create_time() > written + 1:
+            return None
+        return TrackedProcess(name="postgres", pid=pid, create_time=process.create_time())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
-        alive = False
-    if alive:
-        raise ServiceError(f"a PostgreSQL we did not start (pid {pid}) is using {data}; stop it or run `nox -s down`.")
-    pid_file.unlink(missing_ok=True)
+        return None
+
+
+def _remove_stale_postmaster_pid(data: Path) -> None:
+    """A crash leaves postmaster.pid behind; unless its PID is a live server of `data`, it is stale.
+
+    A live server of our own data directory that no record names was started by an earlier run
+    of this state directory and killed before it could record it: it is ours, so it is stopped
+    (fast shutdown) rather than wedging every later start.
+    """
+    server = postmaster_of(data)
+    if server is not None and not processes.stop(server, sig=signal.SIGINT, timeout=30):
+        raise ServiceError(f"PostgreSQL (pid {server.pid}) on {data} did not stop; run `nox -s down`.")
+    (data / "postmaster.pid").unlink(missing_ok=True)

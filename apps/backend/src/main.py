@@ -11,16 +11,19 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from src.allowed_methods import AllowedMethodsMiddleware
 from src.config import ConfigurationError, Settings, get_settings
-from src.errors import install_error_handlers
+from src.errors import error_response, install_error_handlers
 from src.health import run_critical_gate
 from src.resources import Resources, create_resources
 from src.routers import health, journal, ping, reconciliation, statements
-from src.upload_limit import RequestSizeLimitMiddleware
+from src.upload_limit import BodyTooLargeError, RequestSizeLimitMiddleware
 
 
 class BootGateError(RuntimeError):
@@ -74,6 +77,11 @@ class ConciseStartupFailure:
         await self.app(scope, receive, send_concise)
 
 
+async def body_too_large(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BodyTooLargeError)
+    return error_response(413, "file_too_large", exc.detail)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app from `settings`, or from the environment when serving (uvicorn --factory)."""
     if settings is None:
@@ -85,18 +93,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Libraries stay at WARNING; DEBUG only makes this app's own loggers chattier.
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("src").setLevel(logging.DEBUG if settings.debug else logging.INFO)
-    app = FastAPI(
+    # FastAPIOffline: Swagger UI's script and styles come from the app (a package ships them), so
+    # /api/docs works on a network without the public CDN.
+    app = FastAPIOffline(
         title="Finance Report API",
         version="0.1.0",
         summary=f"{settings.otel_service_name}: statements, journal and reconciliation",
         docs_url="/api/docs",
         redoc_url=None,
+        static_url="/api/docs-assets",
         openapi_url="/api/openapi.json",
+        swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
         lifespan=lifespan,
     )
     app.state.resources = create_resources(settings)
     install_error_handlers(app)
+    app.add_exception_handler(BodyTooLargeError, body_too_large)
     app.add_middleware(ConciseStartupFailure)
+    app.add_middleware(AllowedMethodsMiddleware)
     app.add_middleware(RequestSizeLimitMiddleware, max_file_bytes=settings.max_upload_bytes)
     app.add_middleware(
         CORSMiddleware,

@@ -315,7 +315,9 @@ def test_a_hung_api_ends_after_the_timeout_with_one_line(run_script):
         }
         result = run_script("dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env=env)
     assert result.returncode == 1
-    assert result.stderr.startswith("dokploy_deploy: error: Dokploy API GET compose.one?composeId=cmp-staging did not answer within 1 s")
+    assert result.stderr.startswith(
+        "dokploy_deploy: error: Dokploy API GET compose.one?composeId=cmp-staging did not answer within 1 s"
+    )
     assert result.stderr.count("\n") == 1
     assert "dk_hung_0123456789" not in result.output
 

@@ -46,7 +46,9 @@ error_file="$(mktemp)"
 trap 'rm -f "$body_file" "$error_file"' EXIT
 
 # Reads the health JSON on stdin; prints "<verdict>\t<status>\t<git_sha>" where verdict is
-# ok | unhealthy | sha-mismatch | not-json. Python, because jq is not on every machine.
+# ok | degraded (<deps> failing) | unhealthy | sha-mismatch | not-json. Python, because jq is not
+# on every machine. A deploy passes only when healthy: "degraded" (HTTP 200, the app serves but
+# Redis or S3 fails) keeps a load balancer routing to it, yet is not a finished deploy.
 judge() {
   python3 -c '
 import json, sys
@@ -58,7 +60,11 @@ try:
 except (ValueError, AttributeError):
     print("not-json\t-\t-")
     raise SystemExit
-if status != "healthy":
+if status == "degraded":
+    # Serving, but a dependency (redis, s3) fails: not a finished deploy; name what fails.
+    failing = reply.get("failing") or []
+    verdict = "degraded (" + (", ".join(str(name) for name in failing) or "?") + " failing)"
+elif status != "healthy":
     verdict = "unhealthy"
 elif expected and not (
     # Short and long shas match by prefix; under 7 characters a prefix proves nothing.
@@ -112,7 +118,8 @@ cat >&2 <<EOF
 Troubleshooting:
   - unreachable / HTTP 000: DNS, TLS or the proxy route; is the domain pointed at the server?
   - HTTP 502/504: the container is not up; read the backend logs in Dokploy for a crash at start-up.
-  - unhealthy: the body's checks say which dependency (database, redis, s3) failed.
+  - unhealthy (HTTP 503): PostgreSQL failed its check; the app cannot serve.
+  - degraded (HTTP 200): the app serves, but the named dependency (redis, s3) fails its check.
   - sha-mismatch: the old release is still serving; the deploy may have failed or not rolled out.
 EOF
 exit 1

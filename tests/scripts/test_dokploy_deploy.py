@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import threading
+
+import psutil
 import pytest
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -206,3 +211,130 @@ def test_unknown_option_is_a_usage_error(run_script):
     result = run_script("dokploy_deploy.sh", "--frobnicate")
     assert result.returncode == 2
     assert "unknown option '--frobnicate'" in result.stderr
+
+
+def test_no_secret_on_curl_command_line_while_it_runs(run_script, dokploy):
+    """Another process listing commands (ps, /proc) during the call must find no secret in curl's."""
+    reached, release = threading.Event(), threading.Event()
+    answer = dokploy.handle
+
+    def held_update(request):
+        if request.endpoint == "compose.update":
+            reached.set()
+            release.wait(30)
+        return answer(request)
+
+    dokploy.handle = held_update
+    outcome: list = []
+    runner = threading.Thread(
+        target=lambda: outcome.append(
+            run_script("dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env=deploy_env(dokploy))
+        )
+    )
+    runner.start()
+    try:
+        assert reached.wait(30), "the script never sent compose.update"
+        command_lines = []
+        for process in psutil.process_iter(["name", "cmdline"]):
+            cmdline = process.info["cmdline"] or []
+            if process.info["name"] == "curl" and any(dokploy.url in part for part in cmdline):
+                command_lines.append(" ".join(cmdline))
+    finally:
+        release.set()
+        runner.join(60)
+    assert command_lines, "curl was not running during the held call"
+    for command_line in command_lines:
+        assert_no_secret(dokploy, command_line)
+    assert outcome[0].returncode == 0, outcome[0].output
+    # The secrets did travel, in the body read from a file.
+    update = next(request for request in dokploy.requests if request.endpoint == "compose.update")
+    assert dokploy.postgres_password in update.body["env"]
+
+
+TRICKY_ENV = {
+    # Names that do not look secret, values with quotes, non-ASCII and spaces.
+    "WEBHOOK_URL": "https://hooks.example.com/services/T000/B000/xyzzy-hook",
+    "GREETING": 'it"s-ünïcödé-välue',
+    "NOTE": "pässwörd with spaces",
+}
+
+
+def tricky_compose_env() -> str:
+    return "\n".join(
+        [
+            f"WEBHOOK_URL={TRICKY_ENV['WEBHOOK_URL']}",
+            'GREETING="it\\"s-ünïcödé-välue"',
+            f"NOTE='{TRICKY_ENV['NOTE']}'",
+            "BASE_CURRENCY=SGD",
+        ]
+    )
+
+
+def spellings(value: str) -> set[str]:
+    """A value as it may appear in output: raw, or escaped inside a JSON reply."""
+    return {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+
+
+@pytest.mark.parametrize("endpoint", ["compose.one", "compose.update"])
+def test_every_env_value_is_redacted_whatever_its_key_or_characters(run_script, dokploy, endpoint):
+    dokploy.composes["cmp-staging"].env = tricky_compose_env()
+    leaky = {"message": "Internal error", "env": dokploy.composes["cmp-staging"].env}
+    dokploy.failures[endpoint] = (500, leaky)
+    result = run_script("dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env=deploy_env(dokploy))
+    assert result.returncode == 1
+    assert "Internal error" in result.stderr
+    for value in TRICKY_ENV.values():
+        for spelled in spellings(value):
+            assert spelled not in result.output, f"{spelled!r} leaked"
+    for fragment in ("xyzzy-hook", "välue", "v\\u00e4lue", "wörd", "w\\u00f6rd"):
+        assert fragment not in result.output
+
+
+def test_github_actions_masks_values_of_any_key(run_script, dokploy):
+    dokploy.composes["cmp-staging"].env = tricky_compose_env()
+    result = run_script(
+        "dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env=deploy_env(dokploy, GITHUB_ACTIONS="true")
+    )
+    assert result.returncode == 0, result.output
+    masked = {
+        line.removeprefix("::add-mask::") for line in result.stdout.splitlines() if line.startswith("::add-mask::")
+    }
+    assert masked >= set(TRICKY_ENV.values())
+    assert "SGD" not in masked  # too short to be a secret; masking it would mangle every log line
+
+
+def test_a_hung_api_ends_after_the_timeout_with_one_line(run_script):
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts the connection; nothing ever answers
+        env = {
+            "DOKPLOY_API_URL": f"http://127.0.0.1:{silent.getsockname()[1]}/api",
+            "DOKPLOY_API_KEY": "dk_hung_0123456789",
+            "GIT_COMMIT_SHA": SHA,
+            "DOKPLOY_TIMEOUT": "1",
+        }
+        result = run_script("dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env=env)
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "dokploy_deploy: error: Dokploy API GET compose.one?composeId=cmp-staging did not answer within 1 s"
+    )
+    assert result.stderr.count("\n") == 1
+    assert "dk_hung_0123456789" not in result.output
+
+
+def test_a_bad_timeout_is_a_usage_error(run_script, dokploy):
+    result = run_script("dokploy_deploy.sh", "c", SHA, "https://x", env=deploy_env(dokploy, DOKPLOY_TIMEOUT="soon"))
+    assert result.returncode == 2
+    assert "DOKPLOY_TIMEOUT must be a whole number of seconds, not 'soon'" in result.stderr
+
+
+@pytest.mark.parametrize("reply", ["<html><body>Please log in</body></html>", ""])
+def test_a_non_json_200_ends_in_one_clear_line(run_script, dokploy, reply):
+    dokploy.failures["compose.one"] = (200, reply)
+    result = run_script("dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env=deploy_env(dokploy))
+    assert result.returncode == 1
+    assert "Traceback" not in result.output
+    assert result.stderr.count("\n") == 1
+    assert "Dokploy API GET compose.one?composeId=cmp-staging answered HTTP 200 but not JSON" in result.stderr
+    assert result.stderr.rstrip().endswith(reply or "(empty reply)")
+    assert dokploy.deployed == []

@@ -128,3 +128,13 @@ def test_bad_delay_is_a_usage_error(run_script):
     result = run_script("health_check.sh", "http://127.0.0.1:1/", "staging", env={"HEALTH_CHECK_DELAY": "soon"})
     assert result.returncode == 2
     assert "HEALTH_CHECK_DELAY must be a number of seconds" in result.stderr
+
+
+def test_degraded_is_not_a_finished_deploy_and_names_what_fails(run_script, app_server, health):
+    """200 `degraded` (Redis down) keeps a load balancer routing, but a deploy waits for healthy."""
+    degraded = {**health("degraded"), "failing": ["redis"]}
+    app = app_server([(200, degraded), (200, health())])
+    result = run_script("health_check.sh", f"{app.url}/api/health", "staging", "3", env={"HEALTH_CHECK_DELAY": "0"})
+    assert result.returncode == 0, result.output
+    assert "attempt 1/3: degraded (redis failing) (HTTP 200, status degraded" in result.stdout
+    assert "staging is healthy (attempt 2/3" in result.stdout

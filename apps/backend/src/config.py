@@ -26,6 +26,12 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Environment = Literal["development", "test", "staging", "production"]
+# Stages reachable by others: their signing secret must be real, not the development fallback.
+DEPLOYED_ENVIRONMENTS = ("staging", "production")
+# The fallback docker-compose.yml's app profile uses for local runs; never valid when deployed.
+DEVELOPMENT_SECRET_KEY = "dev-secret-key-change-me"  # noqa: S105 (public on purpose: it is what is refused)
+# The original project's boot gate: at least 32 bytes (256 bits) of secret.
+MIN_SECRET_KEY_BYTES = 32
 
 
 class ConfigurationError(ValueError):
@@ -49,7 +55,7 @@ class Settings(BaseSettings):
     environment: Environment = Field(
         default="development",
         validation_alias=AliasChoices("ENVIRONMENT"),
-        description="Deployment stage; `production` refuses to start without SECRET_KEY.",
+        description="Deployment stage; `staging` and `production` refuse to start without a real SECRET_KEY.",
     )
     debug: bool = Field(
         default=False,
@@ -104,7 +110,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr = Field(
         default=SecretStr(""),
         validation_alias=AliasChoices("SECRET_KEY"),
-        description="Application secret for signing; required when ENVIRONMENT=production.",
+        description="Application secret for signing; staging/production need 32+ bytes, not the dev default.",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default=["http://localhost:3000"],
@@ -175,10 +181,22 @@ class Settings(BaseSettings):
 
     @field_validator("secret_key")
     @classmethod
-    def _secret_key_required_in_production(cls, value: SecretStr, info: Any) -> SecretStr:
-        """A production app with an empty signing secret is a security bug, so refuse it early."""
-        if info.data.get("environment") == "production" and not value.get_secret_value():
-            raise ValueError("SECRET_KEY must be set when ENVIRONMENT=production")
+    def _secret_key_required_when_deployed(cls, value: SecretStr, info: Any) -> SecretStr:
+        """A deployed app signing with an empty, public or guessable secret is a security bug, so
+        refuse it at start-up. The message never contains the value."""
+        environment = info.data.get("environment")
+        if environment not in DEPLOYED_ENVIRONMENTS:
+            return value
+        secret = value.get_secret_value()
+        fix = "set a random one, e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        if not secret:
+            raise ValueError(f"required when ENVIRONMENT={environment}; {fix}")
+        if secret == DEVELOPMENT_SECRET_KEY:
+            raise ValueError(f"the development default is refused when ENVIRONMENT={environment}; {fix}")
+        if len(secret.encode()) < MIN_SECRET_KEY_BYTES:
+            raise ValueError(
+                f"shorter than {MIN_SECRET_KEY_BYTES} bytes, refused when ENVIRONMENT={environment}; {fix}"
+            )
         return value
 
 

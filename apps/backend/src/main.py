@@ -8,19 +8,25 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from src.allowed_methods import AllowedMethodsMiddleware
 from src.config import ConfigurationError, Settings, get_settings
-from src.errors import install_error_handlers
+from src.errors import error_response, install_error_handlers
 from src.health import run_critical_gate
 from src.resources import Resources, create_resources
 from src.routers import health, journal, ping, reconciliation, statements
-from src.upload_limit import RequestSizeLimitMiddleware
+from src.upload_limit import BodyTooLargeError, RequestSizeLimitMiddleware
+
+UPLOAD_FRIENDLY_SWITCH_INTERVAL_SECONDS = 0.001
 
 
 class BootGateError(RuntimeError):
@@ -74,6 +80,11 @@ class ConciseStartupFailure:
         await self.app(scope, receive, send_concise)
 
 
+async def body_too_large(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BodyTooLargeError)
+    return error_response(413, "file_too_large", exc.detail)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app from `settings`, or from the environment when serving (uvicorn --factory)."""
     if settings is None:
@@ -82,21 +93,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except ConfigurationError as error:
             # A typo in the environment deserves one line, not the server's traceback.
             raise SystemExit(f"error: {error}") from None
+    # Uploads parse and format in worker threads. While one runs, the event loop waits up to the
+    # GIL switch interval (5 ms by default) each time it needs the interpreter back, and a health
+    # request needs it dozens of times; 1 ms keeps /api/health fast during a large upload.
+    sys.setswitchinterval(UPLOAD_FRIENDLY_SWITCH_INTERVAL_SECONDS)
     # Libraries stay at WARNING; DEBUG only makes this app's own loggers chattier.
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("src").setLevel(logging.DEBUG if settings.debug else logging.INFO)
-    app = FastAPI(
+    # FastAPIOffline: Swagger UI's script and styles come from the app (a package ships them), so
+    # /api/docs works on a network without the public CDN.
+    app = FastAPIOffline(
         title="Finance Report API",
         version="0.1.0",
         summary=f"{settings.otel_service_name}: statements, journal and reconciliation",
         docs_url="/api/docs",
         redoc_url=None,
+        static_url="/api/docs-assets",
         openapi_url="/api/openapi.json",
+        swagger_ui_oauth2_redirect_url="/api/docs/oauth2-redirect",
         lifespan=lifespan,
     )
     app.state.resources = create_resources(settings)
     install_error_handlers(app)
+    app.add_exception_handler(BodyTooLargeError, body_too_large)
     app.add_middleware(ConciseStartupFailure)
+    app.add_middleware(AllowedMethodsMiddleware)
     app.add_middleware(RequestSizeLimitMiddleware, max_file_bytes=settings.max_upload_bytes)
     app.add_middleware(
         CORSMiddleware,

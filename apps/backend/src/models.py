@@ -64,7 +64,9 @@ class Statement(Base):
     filename: Mapped[str] = mapped_column(String(255))
     object_key: Mapped[str] = mapped_column(String(1024), unique=True)
     size_bytes: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64))
+    # Unique: the same file uploaded again is the same statement (uploads are idempotent), and
+    # its object key is derived from this hash, so no two rows can claim one object.
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
     line_count: Mapped[int] = mapped_column(Integer)
     uploaded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 

@@ -6,11 +6,28 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+
+from src.statement_csv import canonical_amount, parse_date
 
 # PostgreSQL text cannot hold NUL, and a description of only spaces says nothing.
 Description = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")]
-Amount = Annotated[Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False)]
+# Normalised on the way in (`1E+2` → 100.00, `-0` → 0.00), so a write echoes what reads return.
+Amount = Annotated[
+    Decimal, Field(max_digits=18, decimal_places=2, allow_inf_nan=False), AfterValidator(canonical_amount)
+]
+
+
+def _iso_date_only(value: object) -> object:
+    """Dates are ISO strings: pydantic alone would read the number 0 as 1970-01-01."""
+    if isinstance(value, dt.date):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("dates are ISO strings (YYYY-MM-DD)")
+    return parse_date(value)
+
+
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_only)]
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
 
 
@@ -25,9 +42,13 @@ class CheckReport(BaseModel):
 
 
 class HealthReport(BaseModel):
-    status: Literal["healthy", "unhealthy"]
+    status: Literal["healthy", "degraded", "unhealthy"] = Field(
+        description="healthy: all ok; degraded: serving, but a dependency in `failing` is not; "
+        "unhealthy: cannot serve (503)."
+    )
     timestamp: dt.datetime
     git_sha: str
+    failing: list[str] = Field(description="Names of the dependencies whose check failed.")
     checks: dict[str, CheckReport]
 
 
@@ -56,14 +77,10 @@ class StatementSummary(ORMModel):
     uploaded_at: dt.datetime
 
 
-class StatementDetail(StatementSummary):
-    lines: list[StatementLineOut]
-
-
 class JournalEntryIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    date: dt.date
+    date: IsoDate
     amount: Amount
     description: Description
     currency: CurrencyCode | None = Field(default=None, description="ISO 4217 code; BASE_CURRENCY when omitted.")

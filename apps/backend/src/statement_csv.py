@@ -24,6 +24,7 @@ MAX_DESCRIPTION_LENGTH = 500
 # NUMERIC(18, 2) holds 16 digits before the decimal point.
 MAX_ABSOLUTE_AMOUNT = Decimal("1e16")
 CURRENCY_PATTERN = re.compile(r"[A-Z]{3}")
+CENT = Decimal("0.01")
 ISO_DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -45,6 +46,12 @@ class StatementFormatError(ValueError):
         self.problem = problem
 
 
+def canonical_amount(amount: Decimal) -> Decimal:
+    """Two decimal places and no negative zero: the form NUMERIC(18, 2) reads back as."""
+    # Adding zero turns -0.00 into 0.00 (IEEE negative zero survives quantize, not addition).
+    return amount.quantize(CENT) + 0
+
+
 def parse_amount(text: str) -> Decimal:
     """A money amount, exact; refuses what NUMERIC(18, 2) would round or reject."""
     try:
@@ -58,7 +65,7 @@ def parse_amount(text: str) -> Decimal:
         raise ValueError(f"amount {text!r} has more than two decimal places")
     if abs(amount) >= MAX_ABSOLUTE_AMOUNT:
         raise ValueError(f"amount {text!r} is too large")
-    return amount.quantize(Decimal("0.01"))
+    return canonical_amount(amount)
 
 
 def parse_date(text: str) -> dt.date:

@@ -2,8 +2,13 @@
 
 Counting matches scans three tables, while the numbers change only when someone writes; so the
 stats are cached under `<REDIS_KEY_PREFIX>:reconciliation:stats` and every write deletes that key.
-The TTL bounds staleness should an invalidation be lost. Redis being down makes the cache a no-op,
-never an error: the stats are always computable from PostgreSQL.
+Redis being down makes the cache a no-op, never an error: the stats are always computable from
+PostgreSQL.
+
+An invalidation that fails (Redis stalled or down during a write) would leave the old numbers in
+Redis once it answers again, served until the TTL ran out. So a failed invalidation is remembered:
+until a later delete or a fresh store succeeds, this instance does not read the cache at all. Other
+instances never saw the failure; for them the TTL still bounds how stale a value can be.
 """
 
 from __future__ import annotations
@@ -23,8 +28,12 @@ class StatsCache:
         self.redis = redis
         self.key = f"{key_prefix}:reconciliation:stats"
         self.ttl_seconds = ttl_seconds
+        # True while a write's invalidation has not reached Redis: the cached value may be stale.
+        self.invalidation_pending = False
 
     async def get(self) -> dict[str, Any] | None:
+        if self.invalidation_pending and not await self._delete():
+            return None
         try:
             cached = await self.redis.get(self.key)
         except (RedisError, OSError) as error:
@@ -37,9 +46,19 @@ class StatsCache:
             await self.redis.set(self.key, json.dumps(stats), ex=self.ttl_seconds)
         except (RedisError, OSError) as error:
             logger.warning("could not cache reconciliation stats: %s", error)
+            return
+        # Freshly computed numbers replaced whatever the missed invalidation left behind.
+        self.invalidation_pending = False
 
     async def invalidate(self) -> None:
+        self.invalidation_pending = True
+        await self._delete()
+
+    async def _delete(self) -> bool:
         try:
             await self.redis.delete(self.key)
         except (RedisError, OSError) as error:
-            logger.warning("could not invalidate reconciliation stats: %s", error)
+            logger.warning("could not invalidate reconciliation stats; bypassing the cache until it works: %s", error)
+            return False
+        self.invalidation_pending = False
+        return True

@@ -6,7 +6,8 @@ off so that a dead endpoint fails fast instead of stalling a request or a health
 
 from __future__ import annotations
 
-import uuid
+import datetime as dt
+from collections.abc import Iterator
 from functools import cached_property
 from typing import Any
 
@@ -50,9 +51,25 @@ class StatementStorage:
             ),
         )
 
-    def new_statement_key(self) -> str:
-        """A fresh key per upload: names from users may collide or contain anything."""
-        return f"{self.key_prefix}statements/{uuid.uuid4().hex}.csv"
+    @property
+    def statements_prefix(self) -> str:
+        return f"{self.key_prefix}statements/"
+
+    def statement_key(self, sha256: str) -> str:
+        """The key of a file's bytes, derived from their hash (content-addressed).
+
+        The same file always lands under the same key, so a retried or concurrent upload rewrites
+        identical bytes instead of creating a second object, and a failed request never has to
+        guess whether deleting "its" object would take one a committed row points at.
+        """
+        return f"{self.statements_prefix}{sha256}.csv"
+
+    def list_statement_objects(self) -> Iterator[tuple[str, dt.datetime]]:
+        """(key, last modified) of every statement object under this app's prefix (blocking)."""
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self.statements_prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"], item["LastModified"]
 
     async def put(self, key: str, body: bytes, content_type: str = "text/csv") -> None:
         await run_in_threadpool(

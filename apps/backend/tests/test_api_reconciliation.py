@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from httpx import AsyncClient
 from redis.asyncio import Redis
-from sqlalchemy import func, select, text
+from sqlalchemy import func, make_url, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +13,7 @@ from src.models import ReconciliationMatch
 from tests.dead_endpoints import closed_port
 from tests.harness import SessionFactory, TestContract, app_with_settings, isolated_client
 from tests.statement_files import statement_csv, upload
+from tests.tcp_proxy import loopback_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +21,8 @@ pytestmark = pytest.mark.integration
 async def upload_lines(client: AsyncClient, rows: list[tuple[str, str, str]]) -> list[int]:
     response = await client.post("/api/statements", **upload(statement_csv(rows)))
     assert response.status_code == 201, response.text
-    return [line["id"] for line in response.json()["lines"]]
+    lines = await client.get(f"/api/statements/{response.json()['id']}/lines")
+    return [line["id"] for line in lines.json()]
 
 
 async def add_entry(client: AsyncClient, day: str, amount: str, description: str = "entry") -> int:
@@ -144,6 +146,31 @@ async def test_stats_still_served_when_redis_is_down(contract: TestContract, ses
     ):
         await add_entry(client, "2024-03-01", "2.00")
         assert (await stats(client))["unmatched_journal_entries"] == 1
+
+
+async def test_a_write_during_a_redis_stall_never_leaves_stale_stats(
+    contract: TestContract, session_factory: SessionFactory, redis: Redis, redis_keys: str
+) -> None:
+    """Redis hangs while a write invalidates the cache, then comes back still holding the old
+    numbers: the next read must show the write, not the old numbers until the TTL ends."""
+    cache_key = f"{redis_keys}:reconciliation:stats"
+    redis_url = make_url(contract.redis_url)
+    with loopback_proxy(redis_url.host or "127.0.0.1", redis_url.port or 6379) as proxy:
+        proxied = redis_url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        settings = contract.settings(redis_url=proxied, health_check_timeout_seconds=0.5)
+        async with app_with_settings(settings) as app, isolated_client(app, session_factory) as client:
+            assert (await stats(client))["unmatched_journal_entries"] == 0
+            assert await redis.exists(cache_key)
+
+            proxy.stall()
+            await add_entry(client, "2024-03-01", "2.00")
+            proxy.resume()
+            assert await redis.exists(cache_key), "the stall must have kept the old value in Redis"
+
+            assert (await stats(client))["unmatched_journal_entries"] == 1
+            # The fresh numbers replaced the stale ones; the cache is in use again.
+            assert await redis.exists(cache_key)
+            assert (await stats(client))["unmatched_journal_entries"] == 1
 
 
 async def test_pending_paginates_oldest_first(client: AsyncClient, db_session: AsyncSession) -> None:

@@ -1,14 +1,16 @@
-"""Statement upload: all or nothing across S3 and PostgreSQL, with clear errors."""
+"""Statement upload: idempotent, content-addressed, never losing a stored file, with clear errors."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-from httpx import AsyncClient
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from httpx import ASGITransport, AsyncClient
+from sqlalchemy import delete, func, make_url, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from src.models import Statement, StatementLine
 from src.routers.statements import clean_filename
@@ -21,6 +23,7 @@ from tests.harness import (
     isolated_client,
 )
 from tests.statement_files import statement_csv, upload
+from tests.tcp_proxy import LoopbackProxy, loopback_proxy
 
 pytestmark = pytest.mark.integration
 
@@ -44,23 +47,39 @@ async def test_upload_stores_the_file_and_its_lines(
     response = await client.post("/api/statements", **upload(GOOD_FILE))
     assert response.status_code == 201, response.text
     body = response.json()
+    sha256 = hashlib.sha256(GOOD_FILE).hexdigest()
     assert body["filename"] == "march.csv"
     assert body["line_count"] == 2
-    assert body["sha256"] == hashlib.sha256(GOOD_FILE).hexdigest()
-    assert [(line["amount"], line["currency"]) for line in body["lines"]] == [
-        ("-3.50", "EUR"),
-        ("2500.00", "USD"),
-    ]
-    assert body["object_key"].startswith(bucket.prefix)
+    assert body["sha256"] == sha256
+    # The body counts the lines instead of echoing them: a large file would make it megabytes.
+    assert "lines" not in body
+    assert body["object_key"] == f"{bucket.prefix}statements/{sha256}.csv"
     assert bucket.keys() == [body["object_key"]]
     assert bucket.read(body["object_key"]) == GOOD_FILE
     lines = (await db_session.scalars(select(StatementLine).order_by(StatementLine.id))).all()
     assert [line.amount for line in lines] == [Decimal("-3.50"), Decimal("2500.00")]
+    read = (await client.get(f"/api/statements/{body['id']}/lines")).json()
+    assert [(line["line_number"], line["amount"], line["currency"]) for line in read] == [
+        (2, "-3.50", "EUR"),
+        (3, "2500.00", "USD"),
+    ]
+
+
+async def test_the_same_file_again_returns_the_existing_statement(
+    client: AsyncClient, bucket: WorkerBucket, db_session: AsyncSession
+) -> None:
+    first = await client.post("/api/statements", **upload(GOOD_FILE, "a.csv"))
+    again = await client.post("/api/statements", **upload(GOOD_FILE, "renamed.csv"))
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert await count_rows(db_session) == (1, 2)
+    assert bucket.keys() == [first.json()["object_key"]]
 
 
 async def test_list_and_get_statements(client: AsyncClient) -> None:
+    other_file = statement_csv([("2024-04-01", "Rent", "-900.00")])
     first = (await client.post("/api/statements", **upload(GOOD_FILE, "a.csv"))).json()
-    second = (await client.post("/api/statements", **upload(GOOD_FILE, "b.csv"))).json()
+    second = (await client.post("/api/statements", **upload(other_file, "b.csv"))).json()
 
     listed = (await client.get("/api/statements")).json()
     assert [item["id"] for item in listed] == [second["id"], first["id"]]
@@ -69,7 +88,40 @@ async def test_list_and_get_statements(client: AsyncClient) -> None:
 
     detail = (await client.get(f"/api/statements/{first['id']}")).json()
     assert detail["filename"] == "a.csv"
-    assert [line["line_number"] for line in detail["lines"]] == [2, 3]
+    assert detail["line_count"] == 2
+    page = (await client.get(f"/api/statements/{first['id']}/lines", params={"limit": 1, "offset": 1})).json()
+    assert [line["line_number"] for line in page] == [3]
+
+
+async def test_lines_of_an_unknown_statement_are_a_json_404(client: AsyncClient) -> None:
+    response = await client.get("/api/statements/999999/lines")
+    assert (response.status_code, response.json()["code"]) == (404, "statement_not_found")
+
+
+async def test_descriptions_survive_the_bulk_load_exactly(client: AsyncClient) -> None:
+    tricky = ["comma, inside", 'quote " inside', "back\\slash", "\\.", "tab\there", "ünïcödé €"]
+    content = (
+        "date,description,amount\n"
+        + "".join(f'2024-03-0{day},"{text.replace(chr(34), chr(34) * 2)}",1.00\n' for day, text in enumerate(tricky, 1))
+    ).encode()
+    body = (await client.post("/api/statements", **upload(content))).json()
+    lines = (await client.get(f"/api/statements/{body['id']}/lines")).json()
+    assert [line["description"] for line in lines] == tricky
+
+
+async def test_two_file_parts_are_a_422_and_store_nothing(
+    client: AsyncClient, bucket: WorkerBucket, db_session: AsyncSession
+) -> None:
+    other_file = statement_csv([("2024-04-01", "Rent", "-900.00")])
+    files = [("file", ("a.csv", GOOD_FILE, "text/csv")), ("file", ("b.csv", other_file, "text/csv"))]
+    response = await client.post("/api/statements", files=files)
+    assert response.status_code == 422
+    assert response.json() == {
+        "detail": "body.file: send exactly one file per upload, this request has 2",
+        "code": "validation_error",
+    }
+    assert bucket.keys() == []
+    assert await count_rows(db_session) == (0, 0)
 
 
 async def test_unknown_statement_is_a_json_404(client: AsyncClient) -> None:
@@ -142,6 +194,38 @@ async def test_announced_oversized_body_is_refused_before_reading(client: AsyncC
     assert response.json()["code"] == "file_too_large"
 
 
+async def test_a_chunked_body_is_refused_once_it_passes_the_limit(
+    contract: TestContract, session_factory: SessionFactory
+) -> None:
+    """No Content-Length and no end: the server must stop reading at the limit, not spool it all."""
+    chunk = b"x" * 4096
+    sent = 0
+
+    async def endless_body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="big.csv"\r\n\r\n'
+        while True:
+            sent += len(chunk)
+            yield chunk
+
+    async with (
+        app_with_settings(contract.settings(max_upload_bytes=64 * 1024)) as app,
+        isolated_client(app, session_factory) as client,
+    ):
+        response = await client.post(
+            "/api/statements",
+            content=endless_body(),
+            headers={"content-type": "multipart/form-data; boundary=b"},
+        )
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": "request body is larger than the limit of 65536 bytes",
+        "code": "file_too_large",
+    }
+    # The limit is the file plus 64 KiB of multipart framing; one chunk more was read, no further.
+    assert sent <= 128 * 1024 + len(chunk)
+
+
 async def test_storage_outage_is_503_and_stores_no_rows(
     contract: TestContract, session_factory: SessionFactory, db_session: AsyncSession
 ) -> None:
@@ -167,3 +251,75 @@ async def test_storage_outage_is_503_and_stores_no_rows(
 )
 def test_clean_filename(raw: str | None, expected: str) -> None:
     assert clean_filename(raw) == expected
+
+
+def proxied_database_url(contract: TestContract, proxy: LoopbackProxy) -> str:
+    # Plain text on the wire (no TLS, no GSS), so the proxy can recognise the COMMIT.
+    url = make_url(contract.database_url).set(
+        host="127.0.0.1", port=proxy.port, query={"sslmode": "disable", "gssencmode": "disable"}
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def database_address(contract: TestContract) -> tuple[str, int]:
+    url = make_url(contract.database_url)
+    return url.host or "127.0.0.1", url.port or 5432
+
+
+async def delete_statement(engine: AsyncEngine, sha256: str) -> None:
+    """These tests commit for real (through the proxy, outside the test transaction)."""
+    async with engine.begin() as connection:
+        await connection.execute(delete(Statement).where(Statement.sha256 == sha256))
+
+
+async def test_a_lost_commit_reply_keeps_the_file_and_the_retry_returns_the_statement(
+    contract: TestContract, engine: AsyncEngine, bucket: WorkerBucket
+) -> None:
+    """The database applies the COMMIT, its reply is lost on the wire: nothing may be deleted, and
+    sending the file again must return the statement that was saved, not a duplicate."""
+    content = statement_csv([("2024-05-01", "Lost reply", "-1.00"), ("2024-05-02", "Kept", "2.00")])
+    sha256 = hashlib.sha256(content).hexdigest()
+    try:
+        with loopback_proxy(*database_address(contract)) as proxy:
+            settings = contract.settings(database_url=proxied_database_url(contract, proxy))
+            async with app_with_settings(settings) as app:
+                transport = ASGITransport(app=app, raise_app_exceptions=False)
+                async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+                    proxy.drop_reply_after(b"COMMIT\x00")
+                    lost = await client.post("/api/statements", **upload(content))
+                    assert proxy.faults_fired == ["drop_reply"]
+                    retry = await client.post("/api/statements", **upload(content))
+        assert lost.status_code == 503
+        assert lost.json()["code"] == "database_unavailable"
+        assert "upload the same file again" in lost.json()["detail"]
+        assert lost.headers["retry-after"]
+
+        async with AsyncSession(engine) as session:
+            rows = (await session.scalars(select(Statement).where(Statement.sha256 == sha256))).all()
+        assert len(rows) == 1, "the COMMIT was applied: exactly one statement row"
+        assert bucket.read(rows[0].object_key) == content, "the committed row's object must still exist"
+        assert retry.status_code == 200, retry.text
+        assert retry.json()["id"] == rows[0].id
+        assert retry.json()["line_count"] == 2
+    finally:
+        await delete_statement(engine, sha256)
+
+
+async def test_concurrent_uploads_of_one_file_make_one_statement(
+    contract: TestContract, engine: AsyncEngine, bucket: WorkerBucket
+) -> None:
+    content = statement_csv([("2024-06-01", f"row {number}", "1.00") for number in range(3000)])
+    sha256 = hashlib.sha256(content).hexdigest()
+    try:
+        async with app_with_settings(contract.settings()) as app:
+            transport = ASGITransport(app=app, raise_app_exceptions=False)
+            async with AsyncClient(transport=transport, base_url="http://testserver") as client:
+                responses = await asyncio.gather(*(client.post("/api/statements", **upload(content)) for _ in range(3)))
+        assert sorted(response.status_code for response in responses) == [200, 200, 201]
+        assert len({response.json()["id"] for response in responses}) == 1
+        async with AsyncSession(engine) as session:
+            count = await session.scalar(select(func.count()).where(Statement.sha256 == sha256))
+        assert count == 1
+        assert bucket.keys() == [responses[0].json()["object_key"]]
+    finally:
+        await delete_statement(engine, sha256)

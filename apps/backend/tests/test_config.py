@@ -18,6 +18,7 @@ from src.config import (
     describe_fields,
     describe_type,
     env_names,
+    get_settings,
     load_settings,
     mask_url_password,
     render_config,
@@ -92,12 +93,60 @@ def test_bad_value_is_one_line_naming_the_env_variable(clean_env: pytest.MonkeyP
     assert "BASE_CURRENCY: " in message
 
 
-def test_production_requires_a_secret_key(clean_env: pytest.MonkeyPatch) -> None:
-    clean_env.setenv("ENVIRONMENT", "production")
-    with pytest.raises(ConfigurationError, match="SECRET_KEY must be set"):
+GOOD_SECRET_KEY = "k" * 32
+
+
+@pytest.mark.parametrize("environment", ["production", "staging"])
+@pytest.mark.parametrize(
+    ("secret", "problem"),
+    [
+        (None, "SECRET_KEY: required when ENVIRONMENT="),
+        ("dev-secret-key-change-me", "SECRET_KEY: the development default is refused"),
+        ("s3cr3t-value", "SECRET_KEY: shorter than 32 bytes"),
+        ("é" * 15, "SECRET_KEY: shorter than 32 bytes"),  # 30 bytes: bytes count, not characters
+    ],
+)
+def test_deployed_environments_refuse_a_weak_secret_key(
+    clean_env: pytest.MonkeyPatch, environment: str, secret: str | None, problem: str
+) -> None:
+    clean_env.setenv("ENVIRONMENT", environment)
+    if secret is not None:
+        clean_env.setenv("SECRET_KEY", secret)
+    with pytest.raises(ConfigurationError) as raised:
         load_settings()
-    clean_env.setenv("SECRET_KEY", "s3cr3t-value")
-    assert load_settings().secret_key.get_secret_value() == "s3cr3t-value"
+    message = str(raised.value)
+    assert problem in message
+    assert f"ENVIRONMENT={environment}" in message
+    assert "\n" not in message
+    if secret:
+        assert secret not in message
+
+
+def test_deployed_environments_accept_a_long_secret_key(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("ENVIRONMENT", "production")
+    clean_env.setenv("SECRET_KEY", GOOD_SECRET_KEY)
+    assert load_settings().secret_key.get_secret_value() == GOOD_SECRET_KEY
+
+
+def test_development_accepts_the_development_secret_key(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("ENVIRONMENT", "development")
+    clean_env.setenv("SECRET_KEY", "dev-secret-key-change-me")
+    assert load_settings().secret_key.get_secret_value() == "dev-secret-key-change-me"
+
+
+def test_a_weak_production_key_stops_the_server_with_one_line(clean_env: pytest.MonkeyPatch) -> None:
+    """What uvicorn --factory prints: the app factory turns the refusal into SystemExit."""
+    from src.main import create_app
+
+    get_settings.cache_clear()
+    clean_env.setenv("ENVIRONMENT", "production")
+    clean_env.setenv("SECRET_KEY", "dev-secret-key-change-me")
+    try:
+        with pytest.raises(SystemExit) as raised:
+            create_app()
+    finally:
+        get_settings.cache_clear()
+    assert str(raised.value).startswith("error: invalid configuration: SECRET_KEY: the development default is refused")
 
 
 def test_secrets_are_never_rendered() -> None:

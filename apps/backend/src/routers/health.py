@@ -1,4 +1,11 @@
-"""GET /api/health: is this instance able to serve? Load balancers and the smoke test ask it."""
+"""GET /api/health: can this instance serve, and is anything it depends on failing?
+
+Two questions, two signals. "Cannot serve" (PostgreSQL unreachable: every endpoint needs it) is
+503, so a load balancer takes the instance out. "Degraded" (Redis or S3 failing: the stats cache
+is bypassed, uploads answer 503, everything else works) is 200 with `status: degraded` and the
+failing dependencies listed in `failing`, so monitoring sees it while the instance keeps serving;
+pulling every instance because a cache is down would turn a slowdown into an outage.
+"""
 
 from __future__ import annotations
 
@@ -14,20 +21,27 @@ from src.schemas import CheckReport, HealthReport
 
 router = APIRouter(tags=["health"], responses=ERROR_RESPONSES)
 
+# Without these the app cannot answer any request; the others only degrade it.
+REQUIRED_DEPENDENCIES = frozenset({"database"})
+
 
 @router.get(
     "/health",
     response_model=HealthReport,
-    responses={503: {"model": HealthReport, "description": "A dependency failed its check"}},
+    responses={503: {"model": HealthReport, "description": "PostgreSQL failed its check: cannot serve"}},
 )
 async def health(resources: ResourcesDep) -> JSONResponse:
-    """200 when PostgreSQL, Redis and S3 all answer within the timeout, 503 otherwise."""
+    """200 `healthy` when every dependency answers, 200 `degraded` when Redis or S3 does not,
+    503 `unhealthy` when PostgreSQL does not (each check bounded by HEALTH_CHECK_TIMEOUT)."""
     results = await check_dependencies(resources)
-    healthy = all(result.status == "ok" for result in results)
+    failing = sorted(result.name for result in results if result.status != "ok")
+    serving = not REQUIRED_DEPENDENCIES.intersection(failing)
+    status = "unhealthy" if not serving else "degraded" if failing else "healthy"
     report = HealthReport(
-        status="healthy" if healthy else "unhealthy",
+        status=status,
         timestamp=dt.datetime.now(dt.UTC),
         git_sha=resources.settings.git_commit_sha,
+        failing=failing,
         checks={
             result.name: CheckReport(
                 status="ok" if result.status == "ok" else "error",
@@ -37,4 +51,4 @@ async def health(resources: ResourcesDep) -> JSONResponse:
             for result in results
         },
     )
-    return JSONResponse(report.model_dump(mode="json"), status_code=200 if healthy else 503)
+    return JSONResponse(report.model_dump(mode="json"), status_code=200 if serving else 503)

@@ -1,28 +1,38 @@
-"""Bank statements: upload a CSV, list statements, read one with its lines.
+"""Bank statements: upload a CSV, list statements, read one and its lines page by page.
 
-An upload is all or nothing: the file is parsed completely first, the rows are flushed, the raw
-file goes to S3, and only then is the transaction committed; if the commit fails the object is
-deleted again. A malformed file therefore leaves neither an object nor a row behind.
+An upload is idempotent and never loses a stored file:
+
+- The file is parsed completely first (in a worker thread), so a malformed file stores nothing.
+- Its bytes go to S3 under a key derived from their sha256 (content-addressed), then its rows are
+  written and committed. The same file always maps to the same key and, by a unique constraint,
+  to the same row: uploading it again answers 200 with the existing statement instead of adding a
+  duplicate, and a retry after any failure is safe.
+- No request ever deletes an object. When the connection fails around COMMIT, the database may
+  have applied it with the reply lost; deleting "our" object would then orphan a committed row.
+  The client gets 503 and retries (and gets its statement back, 200, if it was saved); an object
+  whose row never committed is an orphan that `python -m src.orphans` sweeps (see docs/api.md).
 """
 
 from __future__ import annotations
 
-import hashlib
+import asyncio
 import logging
 import re
 import unicodedata
 from typing import Annotated
 
 from botocore.exceptions import BotoCoreError, ClientError
-from fastapi import APIRouter, File, Path, Query, UploadFile
+from fastapi import APIRouter, File, Path, Query, Request, Response, UploadFile
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.dependencies import ResourcesDep, SessionDep
-from src.errors import ERROR_RESPONSES, ApiError, ErrorBody
+from src.errors import ERROR_RESPONSES, ApiError, ErrorBody, database_unavailable_error, is_connection_failure
 from src.models import Statement, StatementLine
-from src.schemas import StatementDetail, StatementSummary
-from src.statement_csv import StatementFormatError, parse_statement_csv
+from src.schemas import StatementLineOut, StatementSummary
+from src.statement_csv import StatementFormatError
+from src.statement_import import copy_statement_lines, prepare_statement
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/statements", tags=["statements"], responses=ERROR_RESPONSES)
@@ -30,6 +40,7 @@ router = APIRouter(prefix="/statements", tags=["statements"], responses=ERROR_RE
 StatementId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1)]
+LineLimit = Annotated[int, Query(ge=1, le=5000)]
 DEFAULT_FILENAME = "statement.csv"
 
 
@@ -40,22 +51,37 @@ def clean_filename(raw: str | None) -> str:
     return name[:255] or DEFAULT_FILENAME
 
 
+async def find_statement_by_sha256(session: AsyncSession, sha256: str) -> Statement | None:
+    return await session.scalar(select(Statement).where(Statement.sha256 == sha256))
+
+
 @router.post(
     "",
     status_code=201,
-    response_model=StatementDetail,
+    response_model=StatementSummary,
     responses={
+        200: {"model": StatementSummary, "description": "This file was uploaded before: its existing statement"},
         413: {"model": ErrorBody, "description": "The file exceeds MAX_UPLOAD_BYTES"},
-        503: {"model": ErrorBody, "description": "Object storage unavailable"},
+        503: {"model": ErrorBody, "description": "Storage or database unavailable; retrying is safe"},
     },
 )
 async def upload_statement(
+    request: Request,
+    response: Response,
     file: Annotated[UploadFile, File(description="CSV: date, description, amount[, currency]")],
     session: SessionDep,
     resources: ResourcesDep,
 ) -> Statement:
-    """Store a statement file in S3 and its lines in PostgreSQL; 422 names the first bad line."""
+    """Store a statement file and its lines: 201 the first time, 200 with the same statement for
+    the same file again; 422 names the first bad line. The body counts the lines
+    (`line_count`); read them with GET /api/statements/{id}/lines."""
     settings = resources.settings
+    # FastAPI keeps only the last part of a repeated field; a second file must not vanish silently.
+    parts = (await request.form()).getlist("file")
+    if len(parts) != 1:
+        raise ApiError(
+            422, "validation_error", f"body.file: send exactly one file per upload, this request has {len(parts)}"
+        )
     content = await file.read(settings.max_upload_bytes + 1)
     if len(content) > settings.max_upload_bytes:
         raise ApiError(
@@ -64,41 +90,54 @@ async def upload_statement(
             f"statement file is larger than the limit of {settings.max_upload_bytes} bytes",
         )
     try:
-        parsed = parse_statement_csv(content, settings.base_currency)
+        prepared = await asyncio.to_thread(prepare_statement, content, settings.base_currency)
     except StatementFormatError as error:
         raise ApiError(422, "invalid_statement", str(error)) from None
 
-    key = resources.storage.new_statement_key()
-    statement = Statement(
-        filename=clean_filename(file.filename),
-        object_key=key,
-        size_bytes=len(content),
-        sha256=hashlib.sha256(content).hexdigest(),
-        line_count=len(parsed),
-        lines=[
-            StatementLine(
-                line_number=line.line_number,
-                date=line.date,
-                description=line.description,
-                amount=line.amount,
-                currency=line.currency,
-            )
-            for line in parsed
-        ],
-    )
-    session.add(statement)
-    # Rows first: a database error must surface before an object exists that would need undoing.
-    await session.flush()
+    existing = await find_statement_by_sha256(session, prepared.sha256)
+    if existing is not None:
+        response.status_code = 200
+        return existing
+
+    key = resources.storage.statement_key(prepared.sha256)
     try:
+        # Before any row: a row must never point at an object that is not there.
         await resources.storage.put(key, content)
     except (BotoCoreError, ClientError) as error:
         logger.error("storing statement object %s failed: %s", key, error)
         raise ApiError(503, "storage_unavailable", "object storage is unavailable; try again later") from None
+
+    statement = Statement(
+        filename=clean_filename(file.filename),
+        object_key=key,
+        size_bytes=len(content),
+        sha256=prepared.sha256,
+        line_count=len(prepared.lines),
+    )
+    session.add(statement)
+    try:
+        await session.flush()
+    except IntegrityError:
+        # A concurrent upload of the same file committed first; it is the statement.
+        await session.rollback()
+        winner = await find_statement_by_sha256(session, prepared.sha256)
+        if winner is None:
+            raise
+        response.status_code = 200
+        return winner
+    await copy_statement_lines(session, statement.id, prepared.lines)
     try:
         await session.commit()
-    except BaseException:
-        await resources.storage.delete(key)
-        raise
+    except Exception as error:
+        if not is_connection_failure(error):
+            raise
+        # The COMMIT may have been applied with its reply lost: keep the object, let the client
+        # retry; the retry finds the row (200) or stores it now (201).
+        logger.error("commit of statement %s failed, outcome unknown: %s", prepared.sha256, error)
+        raise database_unavailable_error(
+            "the database connection failed while saving the statement; upload the same file again: "
+            "you get the statement back if it was saved, or it is saved now"
+        ) from None
     await resources.stats_cache.invalidate()
     return statement
 
@@ -110,9 +149,30 @@ async def list_statements(session: SessionDep, limit: Limit = 100, offset: Offse
     return list((await session.scalars(query)).all())
 
 
-@router.get("/{statement_id}", response_model=StatementDetail)
-async def get_statement(statement_id: StatementId, session: SessionDep) -> Statement:
-    statement = await session.get(Statement, statement_id, options=[selectinload(Statement.lines)])
+async def get_existing_statement(session: AsyncSession, statement_id: int) -> Statement:
+    statement = await session.get(Statement, statement_id)
     if statement is None:
         raise ApiError(404, "statement_not_found", f"statement {statement_id} does not exist")
     return statement
+
+
+@router.get("/{statement_id}", response_model=StatementSummary)
+async def get_statement(statement_id: StatementId, session: SessionDep) -> Statement:
+    """The statement without its lines: a file may hold hundreds of thousands of them."""
+    return await get_existing_statement(session, statement_id)
+
+
+@router.get("/{statement_id}/lines", response_model=list[StatementLineOut])
+async def list_statement_lines(
+    statement_id: StatementId, session: SessionDep, limit: LineLimit = 1000, offset: Offset = 0
+) -> list:
+    """The statement's lines in file order, a page at a time."""
+    await get_existing_statement(session, statement_id)
+    query = (
+        select(StatementLine)
+        .where(StatementLine.statement_id == statement_id)
+        .order_by(StatementLine.line_number)
+        .limit(limit)
+        .offset(offset)
+    )
+    return list((await session.scalars(query)).all())

@@ -1,0 +1,162 @@
+"""A large upload must not freeze the server: health keeps answering while it is imported.
+
+`measure_large_upload` is also the `bench` figure: the time a statement of N lines takes to
+upload, and the worst /api/health latency seen while it did. Run it on its own, at the size of
+the original report (200 000 lines, ~5 MB), with the figures printed:
+
+    UPLOAD_BENCH_LINES=200000 uvx nox -s test -- tests/test_upload_bench.py -n 0 --no-cov -s
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from src.models import Statement
+from tests.dead_endpoints import closed_port
+from tests.harness import TestContract, WorkerBucket
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
+DEFAULT_LINES = 40_000
+HEALTH_INTERVAL_SECONDS = 0.05
+IDLE_PROBES = 40
+BACKEND_DIR = Path(__file__).resolve().parents[1]
+# Generous: on a loaded machine, importing the app under coverage alone can take tens of seconds.
+START_DEADLINE_SECONDS = 300
+
+
+def start_server(contract: TestContract, port: int) -> subprocess.Popen[bytes]:
+    """uvicorn as a deploy runs it, with room for the large file (16 MiB)."""
+    command = [sys.executable, "-m", "uvicorn", "--factory", "src.main:create_app", "--host", "127.0.0.1"]
+    return subprocess.Popen(
+        [*command, "--port", str(port)],
+        cwd=BACKEND_DIR,
+        env=contract.environ(MAX_UPLOAD_BYTES=str(16 * 1024 * 1024)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_until_healthy(process: subprocess.Popen[bytes], url: str) -> None:
+    deadline = time.monotonic() + START_DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"uvicorn exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=10).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"uvicorn did not answer {url} within {START_DEADLINE_SECONDS} s")
+
+
+def large_statement(line_count: int) -> bytes:
+    """~25 bytes a line, like the report's 200 000-line, 5 MB file."""
+    rows = (
+        f"2024-{month:02d}-{day:02d},p{number},{number % 997}.{number % 100:02d}"
+        for number, month, day in ((number, number % 12 + 1, number % 28 + 1) for number in range(line_count))
+    )
+    return ("date,description,amount\n" + "\n".join(rows) + "\n").encode()
+
+
+@dataclass
+class UploadFigures:
+    lines: int
+    size_bytes: int
+    upload_seconds: float = 0.0
+    status: int = 0
+    body_bytes: int = 0
+    body: dict = field(default_factory=dict)
+    # (seconds since the upload started when the answer came, latency, status) per health probe
+    health: list[tuple[float, float, int]] = field(default_factory=list)
+    # Latencies of the same probe on the idle server just before: what this machine manages anyway.
+    idle_health: list[float] = field(default_factory=list)
+
+    def during_upload(self) -> list[tuple[float, float, int]]:
+        return [probe for probe in self.health if probe[0] <= self.upload_seconds]
+
+    def summary(self) -> str:
+        during = self.during_upload()
+        worst_at, worst, _ = max(during, key=lambda probe: probe[1], default=(float("nan"), float("nan"), 0))
+        return (
+            f"upload of {self.lines} lines ({self.size_bytes / 1e6:.1f} MB): {self.upload_seconds:.1f} s, "
+            f"HTTP {self.status}, response {self.body_bytes} bytes; /api/health during it: "
+            f"{len(during)} answers, worst {worst * 1000:.0f} ms (answered at {worst_at:.1f} s); "
+            f"idle before: worst {max(self.idle_health, default=float('nan')) * 1000:.0f} ms "
+            f"of {len(self.idle_health)}"
+        )
+
+
+def measure_large_upload(base_url: str, line_count: int) -> UploadFigures:
+    """Upload a generated statement of `line_count` lines while polling /api/health."""
+    content = large_statement(line_count)
+    figures = UploadFigures(lines=line_count, size_bytes=len(content))
+    with httpx.Client(base_url=base_url, timeout=120) as client:
+        for _ in range(IDLE_PROBES):
+            sent = time.perf_counter()
+            client.get("/api/health")
+            figures.idle_health.append(time.perf_counter() - sent)
+            time.sleep(HEALTH_INTERVAL_SECONDS)
+    started = time.perf_counter()
+    done = threading.Event()
+
+    def poll_health() -> None:
+        with httpx.Client(base_url=base_url, timeout=120) as client:
+            while not done.is_set():
+                sent = time.perf_counter()
+                status = client.get("/api/health").status_code
+                answered = time.perf_counter()
+                figures.health.append((answered - started, answered - sent, status))
+                done.wait(HEALTH_INTERVAL_SECONDS)
+
+    poller = threading.Thread(target=poll_health, daemon=True)
+    poller.start()
+    try:
+        with httpx.Client(base_url=base_url, timeout=600) as client:
+            response = client.post("/api/statements", files={"file": ("large.csv", content, "text/csv")})
+        figures.upload_seconds = time.perf_counter() - started
+        figures.status = response.status_code
+        figures.body_bytes = len(response.content)
+        figures.body = response.json()
+    finally:
+        done.set()
+        poller.join(timeout=120)
+    return figures
+
+
+async def test_a_large_upload_leaves_health_answering(
+    contract: TestContract, engine: AsyncEngine, bucket: WorkerBucket
+) -> None:
+    line_count = int(os.environ.get("UPLOAD_BENCH_LINES") or DEFAULT_LINES)
+    port = closed_port()
+    process = start_server(contract, port)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_healthy(process, f"{base_url}/api/health")
+        figures = measure_large_upload(base_url, line_count)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        async with engine.begin() as connection:
+            sha256 = hashlib.sha256(large_statement(line_count)).hexdigest()
+            await connection.execute(delete(Statement).where(Statement.sha256 == sha256))
+    print(f"\nbench: {figures.summary()}")
+    assert figures.status == 201, figures.body
+    assert figures.body["line_count"] == line_count
+    assert "lines" not in figures.body, "the 201 body must count the lines, not echo them"
+    during = figures.during_upload()
+    # A blocked event loop answers nothing until the upload is done; a free one keeps answering.
+    assert len(during) >= 3, figures.summary()
+    assert all(status == 200 for _, _, status in during), figures.summary()

@@ -19,7 +19,7 @@ from nox.command import CommandFailed
 
 from noxlib import lifecycle
 from noxlib.errors import UserError
-from noxlib.paths import BACKEND_DIR, NOX_DIR, REPO_ROOT
+from noxlib.paths import ARTEFACTS_DIR, BACKEND_DIR, NOX_DIR, REPO_ROOT
 
 COVERAGE_DIR = NOX_DIR / "coverage-data"  # not .nox/coverage: that is the session venv
 DURATIONS_FILE = BACKEND_DIR / "test_durations.json"
@@ -197,7 +197,8 @@ _DURATION_LINE = re.compile(r"^\s*([0-9.]+)s (?:setup|call|teardown)\s+(\S.*::.*
 
 def refresh_durations(session: nox.Session) -> None:
     """Run the whole suite once and record each test's setup + call + teardown time."""
-    report = NOX_DIR / "durations.txt"
+    ARTEFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    report = ARTEFACTS_DIR / "durations.txt"
     run(session, extra_args=["--no-cov", "--durations=0", "--durations-min=0", "-q"], output=report)
     durations: dict[str, float] = {}
     for line in report.read_text().splitlines():

@@ -69,7 +69,7 @@ def documented_examples() -> list[tuple[str, str, list[str]]]:
 @functools.cache
 def listed_names() -> set[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "nox", "-f", str(REPO / "noxfile.py"), "-l", "--json"],
+        [sys.executable, "-m", "nox", "-f", str(REPO / "noxfile.py"), "-k", "not __no_such_session__", "-l", "--json"],
         cwd=REPO, env=dict(os.environ, NOX_SCRIPT_MODE="none"), capture_output=True, text=True, check=True,
     )  # fmt: skip
     entries = json.loads(result.stdout)

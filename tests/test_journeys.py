@@ -301,3 +301,34 @@ def test_smoke_and_docs_pass_after_the_suite_test_that_takes_screenshots(tmp_pat
 
     docs_run = run_nox("-s", "docs", "--", "build", timeout=900)
     assert docs_run.returncode == 0, docs_run.stdout
+
+
+# ----- a default Python older than 3.12 --------------------------------------------------------------
+def older_pyenv_python() -> str:
+    """A pyenv Python older than 3.12 (Debian 12's is 3.11), or skip: the journey needs pyenv to hide 3.12+."""
+    pyenv, uvx = shutil.which("pyenv"), shutil.which("uvx")
+    if pyenv is None or uvx is None:
+        pytest.skip("needs pyenv (to make an older Python the only one) and uvx")
+    versions = subprocess.run([pyenv, "versions", "--bare"], capture_output=True, text=True, check=False).stdout
+    older = [version for version in versions.split() if re.fullmatch(r"3\.(9|10|11)\.\d+", version)]
+    if not older:
+        pytest.skip("pyenv has no Python 3.9-3.11 to play an old default Python")
+    return older[-1]
+
+
+def test_an_older_default_python_gets_a_line_and_a_documented_fix():
+    """`uvx nox` with only 3.11 around: nox stops before the noxfile runs, so its line must be in the docs."""
+    env = nox_env(PYENV_VERSION=older_pyenv_python(), UV_PYTHON_DOWNLOADS="never")
+    env.pop("NOX_SCRIPT_MODE")  # the script mode is the journey: `uvx nox` reads the noxfile's PEP 723 block
+    result = subprocess.run(
+        ["uvx", "nox", "-l"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    last = output.strip().splitlines()[-1]
+    assert last == """No Python satisfies "requires-python": '>=3.12'""", output
+    troubleshooting = next(
+        row for row in (REPO / "docs" / "development.md").read_text().splitlines() if row.startswith(f"| `{last}`")
+    )
+    assert "`uv python install 3.12`" in troubleshooting
+    assert "`uv python install 3.12`" in (REPO / "README.md").read_text()

@@ -332,3 +332,20 @@ def test_an_older_default_python_gets_a_line_and_a_documented_fix():
     )
     assert "`uv python install 3.12`" in troubleshooting
     assert "`uv python install 3.12`" in (REPO / "README.md").read_text()
+
+
+# ----- frontend output in a log ------------------------------------------------------------------------
+def test_frontend_test_output_in_a_log_has_no_colour_escapes(tmp_path):
+    """`CI=true` makes vitest colour its output even into a file; a log must read as text."""
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not on PATH")
+    log = tmp_path / "frontend_test.log"
+    with open(log, "wb") as output:
+        result = subprocess.run(
+            nox_command("-s", "frontend_test"), cwd=REPO, env=nox_env(CI="true"), stdout=output,
+            stderr=subprocess.STDOUT, timeout=900, check=False,
+        )  # fmt: skip
+    text = log.read_text(errors="replace")
+    assert result.returncode == 0, text
+    assert re.search(r"Tests\s+\d+ passed", text), text
+    assert "\x1b[" not in text

@@ -193,7 +193,7 @@ def test_dev_frontend_url_shows_real_data_smoke_script_is_read_only_and_ctrl_c_s
 
         # scripts/smoke_test.sh against this stack with nothing but BASE_URL: it checks, never writes.
         script = subprocess.run(
-            ["bash", str(REPO / "scripts" / "smoke_test.sh")],
+            [shutil.which("bash") or "/bin/bash", str(REPO / "scripts" / "smoke_test.sh")],
             env={"PATH": bare_python_path(tmp_path), "HOME": os.environ.get("HOME", "/"), "BASE_URL": frontend_url},
             capture_output=True,
             text=True,

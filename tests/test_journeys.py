@@ -320,6 +320,10 @@ def test_an_older_default_python_gets_a_line_and_a_documented_fix():
     """`uvx nox` with only 3.11 around: nox stops before the noxfile runs, so its line must be in the docs."""
     env = nox_env(PYENV_VERSION=older_pyenv_python(), UV_PYTHON_DOWNLOADS="never")
     env.pop("NOX_SCRIPT_MODE")  # the script mode is the journey: `uvx nox` reads the noxfile's PEP 723 block
+    # A person's shell: no session venv (with its Python 3.12) on PATH for uv to find.
+    env["PATH"] = os.pathsep.join(
+        entry for entry in env["PATH"].split(os.pathsep) if not Path(entry).resolve().is_relative_to(NOX_DIR)
+    )
     result = subprocess.run(
         ["uvx", "nox", "-l"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
     )  # fmt: skip

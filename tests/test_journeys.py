@@ -316,7 +316,7 @@ def older_pyenv_python() -> str:
     return older[-1]
 
 
-def test_an_older_default_python_gets_a_line_and_a_documented_fix():
+def test_an_older_default_python_gets_a_line_and_a_documented_fix(tmp_path):
     """`uvx nox` with only 3.11 around: nox stops before the noxfile runs, so its line must be in the docs."""
     env = nox_env(PYENV_VERSION=older_pyenv_python(), UV_PYTHON_DOWNLOADS="never")
     env.pop("NOX_SCRIPT_MODE")  # the script mode is the journey: `uvx nox` reads the noxfile's PEP 723 block
@@ -324,8 +324,10 @@ def test_an_older_default_python_gets_a_line_and_a_documented_fix():
     env["PATH"] = os.pathsep.join(
         entry for entry in env["PATH"].split(os.pathsep) if not Path(entry).resolve().is_relative_to(NOX_DIR)
     )
+    # A fresh clone's envdir: a script environment built earlier with 3.12 would be reused.
     result = subprocess.run(
-        ["uvx", "nox", "-l"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False
+        ["uvx", "nox", "--envdir", str(tmp_path / "nox"), "-l"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode != 0, output

@@ -15,10 +15,11 @@ import statistics
 from pathlib import Path
 
 import nox
+from nox.command import CommandFailed
 
 from noxlib import lifecycle
 from noxlib.errors import UserError
-from noxlib.paths import BACKEND_DIR, NOX_DIR, REPO_ROOT
+from noxlib.paths import ARTEFACTS_DIR, BACKEND_DIR, NOX_DIR, REPO_ROOT
 
 COVERAGE_DIR = NOX_DIR / "coverage-data"  # not .nox/coverage: that is the session venv
 DURATIONS_FILE = BACKEND_DIR / "test_durations.json"
@@ -32,6 +33,48 @@ INHERITED_PYTEST_VARIABLES = (
     "PYTEST_ADDOPTS",
 )
 COVERAGE_ARGS = ["--cov=src", "--cov-branch", "--cov-report=term-missing:skip-covered"]
+# pytest's "no tests were collected / all deselected" exit status.
+NO_TESTS_COLLECTED = 5
+# Options that narrow the run to part of the suite (with their value, when they take one).
+NARROWING_OPTIONS = ("-k", "-m", "--deselect", "--ignore", "--ignore-glob")
+NARROWING_FLAGS = ("--lf", "--last-failed", "--sw", "--stepwise")
+# pytest options (core and the plugins the test group installs) whose value is the next
+# argument: that argument is not a test path.
+OPTIONS_WITH_VALUE = (
+    *NARROWING_OPTIONS,
+    *("-n", "--numprocesses", "--dist", "--maxprocesses", "--max-worker-restart", "--tx", "-p", "-c", "-o"),
+    *("--override-ini", "-W", "--pythonwarnings", "-r", "--tb", "--maxfail", "--durations", "--durations-min"),
+    *("--cov", "--cov-report", "--cov-config", "--cov-fail-under", "--cov-context", "--rootdir", "--basetemp"),
+    *("--confcutdir", "--import-mode", "--capture", "--junitxml", "--junit-xml", "--log-level", "--log-file"),
+    *("--log-cli-level", "--log-file-level", "--lfnf", "--last-failed-no-failures", "--color", "--asyncio-mode"),
+    *("--hypothesis-seed", "--hypothesis-profile", "--report-log"),
+)
+
+
+def narrowed_selection(args: list[str]) -> list[str]:
+    """The arguments that make this pytest run a part of the suite (-k, -m, --lf, node ids...).
+
+    The coverage threshold is a verdict on the whole suite: a part of it reports coverage but is
+    not judged by it, or every `-k` run would fail on lines the other tests cover.
+    """
+    narrowing: list[str] = []
+    position = 0
+    while position < len(args):
+        arg = args[position]
+        option = arg.split("=", 1)[0]
+        if option in OPTIONS_WITH_VALUE and "=" not in arg and position + 1 < len(args):
+            if option in NARROWING_OPTIONS:
+                narrowing.append(f"{arg} {args[position + 1]}")
+            position += 2
+            continue
+        if option in NARROWING_OPTIONS or option in NARROWING_FLAGS:
+            narrowing.append(arg)
+        elif arg[:2] in ("-k", "-m") and len(arg) > 2 and not arg.startswith("--"):
+            narrowing.append(f"{arg[:2]} {arg[2:]}")  # -kexpr
+        elif not arg.startswith("-"):
+            narrowing.append(arg)  # a test file, directory or node id
+        position += 1
+    return narrowing
 
 
 def coverage_file(session_name: str) -> str:
@@ -58,9 +101,13 @@ def run(
     posargs = [*(extra_args or []), *session.posargs]
     coverage = "--no-cov" not in posargs
     default_args = list(COVERAGE_ARGS) if coverage else []
-    if shard:
-        # A shard sees part of the code; only the combined report can judge the threshold.
+    selection = narrowed_selection(posargs)
+    if shard or (coverage and selection):
+        # A shard or a subset sees part of the code; only a whole run (or the combined report of
+        # every shard) can judge the threshold.
         default_args.append("--cov-fail-under=0")
+    if coverage and selection and not shard:
+        session.log(f"coverage   reported, not enforced: the run is narrowed to {' '.join(selection)}")
     COVERAGE_DIR.mkdir(parents=True, exist_ok=True)
     workers, pytest_args = lifecycle.resolve_workers([*default_args, *posargs])
     with lifecycle.isolated_run(
@@ -80,10 +127,18 @@ def run(
                 if not selected:
                     return  # without node ids pytest would run the whole suite
                 pytest_args = [*pytest_args, *selected]
-            if output is None:
-                session.run("pytest", *pytest_args, env=env)
-            else:
-                output.write_text(session.run("pytest", *pytest_args, env=env, silent=True) or "")
+            try:
+                if output is None:
+                    session.run("pytest", *pytest_args, env=env)
+                else:
+                    output.write_text(session.run("pytest", *pytest_args, env=env, silent=True) or "")
+            except CommandFailed as failure:
+                if failure.return_code == NO_TESTS_COLLECTED and selection:
+                    raise UserError(
+                        f"no test matched {' '.join(selection)}; list the test names with "
+                        "`nox -s test -- --collect-only -q` and pick a -k that is part of one"
+                    ) from None
+                raise
 
 
 def collect(session: nox.Session, env: dict[str, str | None]) -> list[str]:
@@ -142,7 +197,8 @@ _DURATION_LINE = re.compile(r"^\s*([0-9.]+)s (?:setup|call|teardown)\s+(\S.*::.*
 
 def refresh_durations(session: nox.Session) -> None:
     """Run the whole suite once and record each test's setup + call + teardown time."""
-    report = NOX_DIR / "durations.txt"
+    ARTEFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    report = ARTEFACTS_DIR / "durations.txt"
     run(session, extra_args=["--no-cov", "--durations=0", "--durations-min=0", "-q"], output=report)
     durations: dict[str, float] = {}
     for line in report.read_text().splitlines():

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from typing import TextIO
+
 import nox
 
 from noxlib import node
@@ -10,10 +13,23 @@ from noxlib.paths import FRONTEND_DIR
 NPM_ENV = {"NEXT_TELEMETRY_DISABLED": "1"}
 
 
+def color_environment(stream: TextIO = sys.stdout) -> dict[str, str | None]:
+    """No colour escapes when the output is not a terminal (a `nox -s ci` log, a pipe, a file).
+
+    vitest and next colour their output whenever `CI` is set, terminal or not, and a log file
+    then reads `\\x1b[32m✓\\x1b[39m`. Every colour library they use honours NO_COLOR over CI.
+    FORCE_COLOR is removed rather than set to 0: Node warns on every start when it sees both.
+    """
+    if stream.isatty():
+        return {}
+    return {"NO_COLOR": "1", "FORCE_COLOR": None}
+
+
 def npm_script(session: nox.Session, script: str, *args: str) -> None:
     """`npm run <script>` in apps/frontend after `npm ci` if package-lock.json changed."""
     if node.npm_install_needed(FRONTEND_DIR):
         node.ensure_node_modules(FRONTEND_DIR, purpose="the frontend", log=session.log, ignore_scripts=False)
     npm = node.npm_executable("the frontend")
+    env = {**NPM_ENV, **color_environment()}
     with session.chdir(FRONTEND_DIR):
-        session.run(npm, "run", script, *([*["--"], *args] if args else []), env=NPM_ENV, external=True)
+        session.run(npm, "run", script, *([*["--"], *args] if args else []), env=env, external=True)

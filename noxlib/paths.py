@@ -18,7 +18,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BACKEND_DIR = REPO_ROOT / "apps" / "backend"
 FRONTEND_DIR = REPO_ROOT / "apps" / "frontend"
 NOX_DIR = REPO_ROOT / ".nox"
-# Logs, screenshots and reports that sessions and tests write: never inside a session's venv dir.
+# The one home of what sessions write for people to read (screenshots, app logs, reports).
+# Never `.nox/<session>`: that is the session's virtualenv, which uv refuses to recreate once
+# anything else lives there. No session is named "artefacts", so no venv ever lands here.
 ARTEFACTS_DIR = NOX_DIR / "artefacts"
 
 # PostgreSQL refuses to run as root; these accounts exist on most systems and images.

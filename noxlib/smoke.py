@@ -3,8 +3,11 @@
 A deploy runner may have nothing but a bare `python3` (3.9 or newer), so everything that runs the
 checks uses only the standard library (urllib) and old-enough syntax, and imports no other part
 of noxlib that needs more; `python3 -m noxlib.smoke --base-url URL --mode MODE` is the whole
-interface. Only the optional browser part needs a package (playwright, installed by
-`nox -s smoke`) and a Chromium already on the machine: it is never downloaded.
+interface. Against a URL it is read-only unless asked: the default mode `prod` never writes, and
+the one writing check (the ping toggle) runs only with an explicit `--mode staging` or `--mode dev`,
+so pointing it at production by mistake changes nothing. Only the optional browser part needs a
+package (playwright, installed by `nox -s smoke`) and a Chromium already on the machine: it is
+never downloaded.
 
 `nox -s smoke` without a URL starts the stack itself (see `run_session`): the services through
 the test lifecycle, uvicorn, and the frontend's production build on free ports; then it runs this
@@ -30,16 +33,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from noxlib.paths import FRONTEND_DIR, NOX_DIR, REPO_ROOT
+from noxlib.paths import ARTEFACTS_DIR, FRONTEND_DIR, REPO_ROOT
 
 MODES = ("dev", "staging", "prod")
 DEFAULT_BASE_URL = "http://127.0.0.1:3000"
-DEFAULT_MODE = "staging"
+# Read-only unless asked: a mistyped URL must never mutate a deployment (see the module docstring).
+DEFAULT_MODE = "prod"
+# The variable deploy runners and the original project's docs use; --base-url or the script's
+# positional URL win over it.
+BASE_URL_VARIABLE = "BASE_URL"
 # Without a URL, `nox -s smoke` checks a stack it started for itself: writing to it is harmless.
 OWN_STACK_MODE = "dev"
 # Longer than the frontend proxy's 15 s backend timeout, so its 503 is what we see, not ours.
 DEFAULT_TIMEOUT = 20.0
-SCREENSHOT_DIR = NOX_DIR / "smoke"
+# Screenshots and the own stack's app logs; never .nox/smoke, which is the session's venv.
+SCREENSHOT_DIR = ARTEFACTS_DIR / "smoke"
 USER_AGENT = "finance-report-smoke/1"
 SNIPPET_LENGTH = 160
 
@@ -260,11 +268,16 @@ CHECKS = (
 )
 
 
-def skip_reason(check: Check, mode: str, *, api_only: bool, expected_sha: str) -> str | None:
+def skip_reason(
+    check: Check, mode: str, *, api_only: bool, expected_sha: str, failed_before: bool = False
+) -> str | None:
     if check.page and api_only:
         return "api only: no frontend at this URL"
     if check.writes and mode == "prod":
-        return "prod mode never writes"
+        return "prod mode never writes (--mode staging or dev to run it)"
+    if check.writes and failed_before:
+        # Something is already wrong there: a write now could leave it in a state nobody checked.
+        return "an earlier check failed; no writes to a broken deployment"
     if check.needs_sha and not expected_sha:
         return "EXPECTED_SHA not set"
     return None
@@ -416,7 +429,9 @@ def run_checks(
     out(f"smoke {target.base_url} (mode {mode}, origin {target.origin})")
     for check in CHECKS:
         what = f"{check.method} {check.path}"
-        reason = skip_reason(check, mode, api_only=api_only, expected_sha=target.expected_sha)
+        reason = skip_reason(
+            check, mode, api_only=api_only, expected_sha=target.expected_sha, failed_before=report.failed > 0
+        )
         if reason:
             report.skipped += 1
             out(line("skip", check.name, what, "", None, reason))
@@ -515,10 +530,20 @@ class _Parser(argparse.ArgumentParser):
 def parser() -> argparse.ArgumentParser:
     described = _Parser(
         prog="python3 -m noxlib.smoke",
-        description="Smoke-test a running Finance Report: pages, API, CORS, and a real browser when one is found.",
+        description=(
+            "Smoke-test a running Finance Report: pages, API, CORS, and a real browser when one is found. "
+            f"Read-only by default (mode {DEFAULT_MODE}); the ping toggle, the one check that writes, runs only "
+            "with an explicit --mode staging or --mode dev."
+        ),
     )
-    described.add_argument("--base-url", help=f"the frontend's URL (default {DEFAULT_BASE_URL})")
-    described.add_argument("--mode", choices=MODES, help=f"prod never writes (default {DEFAULT_MODE})")
+    described.add_argument(
+        "--base-url", help=f"the frontend's URL (default ${BASE_URL_VARIABLE}, else {DEFAULT_BASE_URL})"
+    )
+    described.add_argument(
+        "--mode",
+        choices=MODES,
+        help="prod: read-only (the default); staging, dev: also toggle the ping state and toggle it back",
+    )
     described.add_argument("--api-only", action="store_true", help="the URL is the backend: skip pages and browser")
     described.add_argument("--no-browser", action="store_true", help="skip the browser even when Chromium is found")
     described.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds per request or wait")
@@ -526,13 +551,17 @@ def parser() -> argparse.ArgumentParser:
     return described
 
 
-def parse_arguments(argv: list[str]) -> argparse.Namespace:
+def parse_arguments(argv: list[str], environ: dict[str, str] | None = None) -> argparse.Namespace:
+    """The options; with `environ`, an unset --base-url falls back to its BASE_URL (the command line's way)."""
     options = parser().parse_args(argv)
+    given_as = "--base-url"
+    if options.base_url is None and environ is not None and environ.get(BASE_URL_VARIABLE, "").strip():
+        options.base_url, given_as = environ[BASE_URL_VARIABLE].strip(), BASE_URL_VARIABLE
     if options.base_url is not None:
         parts = urllib.parse.urlsplit(options.base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             example = "https://report.example.com"
-            raise UsageError(f"--base-url must be an http(s) URL like {example}, got {options.base_url!r}")
+            raise UsageError(f"{given_as} must be an http(s) URL like {example}, got {options.base_url!r}")
     if not options.timeout > 0:
         raise UsageError(f"--timeout must be a positive number of seconds, got {options.timeout:g}")
     return options
@@ -545,7 +574,7 @@ def origin_of(url: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        options = parse_arguments(sys.argv[1:] if argv is None else argv)
+        options = parse_arguments(sys.argv[1:] if argv is None else argv, dict(os.environ))
     except UsageError as error:
         print(f"smoke: error: {error} (see --help)", file=sys.stderr)
         return 2
@@ -651,6 +680,7 @@ def check_own_stack(session: Any, options: argparse.Namespace) -> None:
             "frontend   build is current (.next/ is newer than every source file and package-lock.json); "
             "skipping npm run build"
         )
+    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     logs = {name: SCREENSHOT_DIR / f"{name}.log" for name in ("backend", "frontend")}
     for log in logs.values():
         log.unlink(missing_ok=True)

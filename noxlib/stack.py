@@ -91,7 +91,10 @@ def backend_environment(
     env.update(
         S3_BUCKET=bucket,
         REDIS_KEY_PREFIX=f"{namespace}:",
-        CORS_ORIGINS=",".join(sorted({frontend_origin, "http://localhost:3000"})),
+        # The frontend answers on both loopback names (next dev's allowedDevOrigins); so does CORS.
+        CORS_ORIGINS=",".join(
+            sorted({frontend_origin, frontend_origin.replace(f"//{HOST}:", "//localhost:"), "http://localhost:3000"})
+        ),
         ENVIRONMENT="development",
         GIT_COMMIT_SHA=git_sha(),
     )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 ROW = re.compile(r"^\| `(?P<name>[^`]+)` \| (?P<description>.*?) \| (?P<tags>[^|]*)\|$")
@@ -42,3 +45,104 @@ def test_readme_quick_start_is_the_two_commands_and_ci_runs_the_test_command():
     assert "uvx nox -s ci" in readme
     # .ci/run calls uvx by its resolved path ("$uvx"), with exactly the README's arguments.
     assert re.search(r'^"\$uvx" nox -s ci$', (REPO / ".ci" / "run").read_text(), re.MULTILINE)
+
+
+# ----- every `nox -s …` example the docs show --------------------------------------------------
+DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
+# `nox -s NAME` or `nox -s "NAME(param)"`, then optionally `-- ARGS` up to the end of the code span,
+# a shell comment or a table cell.
+EXAMPLE = re.compile(r"""\bnox (?:-R )?-s (?P<name>"[^"]+"|[\w.\-]+)(?: -- (?P<args>[^`#|\n]*))?""")
+INNER_ENVDIR = Path(os.environ.get("FR_SUITE_NOX_ENVDIR", str(REPO / ".nox" / "suite-envs")))
+
+
+def documented_examples() -> list[tuple[str, str, list[str]]]:
+    """(document, session, its arguments) for every `nox -s` command in README.md and docs/."""
+    found = []
+    for document in DOCUMENTS:
+        for match in EXAMPLE.finditer(document.read_text()):
+            name = match["name"].strip('"')
+            args = (match["args"] or "").split()
+            found.append((document.name, name, args))
+    return found
+
+
+@functools.cache
+def listed_names() -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(REPO / "noxfile.py"), "-k", "not __no_such_session__", "-l", "--json"],
+        cwd=REPO, env=dict(os.environ, NOX_SCRIPT_MODE="none"), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    entries = json.loads(result.stdout)
+    return {entry["session"] for entry in entries} | {entry["name"] for entry in entries}
+
+
+@functools.cache
+def pytest_help() -> str:
+    """`pytest --help` of the backend's test venv: pytest with every plugin `nox -s test` has."""
+    pytest_bin = INNER_ENVDIR / "test" / "bin" / "pytest"
+    if not pytest_bin.exists():
+        pytest.skip(f"{pytest_bin} is prepared by `nox -s noxlib_test`; run the suite through it")
+    return subprocess.run(
+        [str(pytest_bin), "--help"], cwd="/", capture_output=True, text=True, check=True
+    ).stdout  # fmt: skip
+
+
+def check_pytest_args(args: list[str]) -> None:
+    """Every option is one the test venv's pytest knows; every -k selects a recorded test."""
+    from noxlib.backend_tests import DURATIONS_FILE
+
+    recorded = [node.lower() for node in json.loads(DURATIONS_FILE.read_text())]
+    for position, arg in enumerate(args):
+        if arg.startswith("-"):
+            assert re.search(rf"(^|[ ,]){re.escape(arg.split('=', 1)[0])}([ =,]|$)", pytest_help(), re.M), arg
+        if arg == "-k":
+            expression = args[position + 1]
+            assert re.fullmatch(r"\w+", expression), f"-k {expression}: keep the docs' example a single word"
+            assert any(expression.lower() in node for node in recorded), f"-k {expression} selects no test"
+
+
+def check_session_args(name: str, args: list[str]) -> None:
+    """The session's own parser (or its documented options) accepts what the example passes."""
+    from noxlib import ci, docs, env_keys, smoke
+    from noxlib.bench import GROUPS
+
+    base = name.split("(")[0]
+    if base == "test" or base.startswith("test-"):
+        check_pytest_args(args)
+    elif base == "smoke":
+        smoke.parse_arguments([arg.replace("https://…", "https://report.example.com") for arg in args])
+    elif base == "docs":
+        docs.choose_mode(args, interactive=False)
+    elif base == "env_keys":
+        env_keys.build_parser().parse_args(args)
+    elif base == "ci":
+        assert set(args) <= set(ci.OPTIONS), args
+    elif base == "boot":
+        assert len(args) <= 1, args
+        assert set(args) <= {"dry-run", "critical", "full"}, args
+    elif base == "bench":
+        assert set(args) <= {"--ci", *GROUPS}, args
+    elif base in ("dev", "down"):
+        # The flag each reads from its posargs in noxfile.py.
+        flag = {"dev": "--frontend", "down": "--force"}[base]
+        assert set(args) <= {flag}, args
+        assert f'"{flag}" in session.posargs' in (REPO / "noxfile.py").read_text()
+    else:
+        assert args == [], f"nox -s {name} takes no arguments in the docs' examples, got {args}"
+
+
+def test_the_docs_show_examples_for_the_everyday_sessions():
+    names = {name for _, name, _ in documented_examples()}
+    assert {"dev", "test", "ci", "smoke", "docs", "down", "boot", "env_keys"} <= names
+
+
+@pytest.mark.parametrize(
+    ("document", "name", "args"),
+    [pytest.param(*example, id=f"{example[0]}: nox -s {example[1]} {' '.join(example[2])}".strip())
+     for example in dict.fromkeys(map(lambda e: (e[0], e[1], tuple(e[2])), documented_examples()))],
+)  # fmt: skip
+def test_every_documented_nox_command_names_a_session_and_passes_accepted_arguments(document, name, args):
+    if "<" in name:
+        pytest.skip(f"{name} is a placeholder")
+    assert name in listed_names(), f"{document}: `nox -s {name}` names no session of `nox -l`"
+    check_session_args(name, list(args))

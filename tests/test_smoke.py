@@ -27,6 +27,7 @@ import pytest
 from noxlib import lifecycle, smoke, stack
 from noxlib.errors import UserError
 from noxlib.namespace import get_s3_bucket, get_test_db_name
+from noxlib.paths import ARTEFACTS_DIR
 from noxlib.processes import free_port, stop_tree
 
 REPO = Path(__file__).resolve().parent.parent
@@ -332,6 +333,59 @@ def test_cors_origin_defaults_to_the_base_url_and_can_be_overridden(imitation):
     assert f"OPTIONS {imitation.url}/api/ping -> HTTP 400, body: Disallowed CORS origin" in refused.stdout
 
 
+# ----- read-only unless asked ------------------------------------------------------------------
+def test_the_script_with_only_a_url_is_read_only(imitation, bare_path):
+    result = run_script(imitation.url, path=bare_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"smoke {imitation.url} (mode prod" in result.stdout
+    assert check_lines(result.stdout)["toggle"] == "skip"
+    assert imitation.methods() == {"GET", "OPTIONS"}
+
+
+def test_the_script_honours_base_url_and_the_argument_wins(imitation, bare_path):
+    from_env = run_script(path=bare_path, env={"BASE_URL": imitation.url})
+    assert from_env.returncode == 0, from_env.stdout + from_env.stderr
+    assert f"smoke {imitation.url} (mode prod" in from_env.stdout
+    assert ("GET", "/api/health") in imitation.requests
+    assert imitation.methods() == {"GET", "OPTIONS"}
+
+    port = free_port()
+    argument_wins = run_script(imitation.url, path=bare_path, env={"BASE_URL": f"http://127.0.0.1:{port}"})
+    assert argument_wins.returncode == 0, argument_wins.stdout + argument_wins.stderr
+    assert f"smoke {imitation.url} (mode prod" in argument_wins.stdout
+
+
+def test_a_bad_base_url_is_one_line_naming_the_variable():
+    result = run_script(env={"BASE_URL": "report.example.com"})
+    assert result.returncode == 2
+    assert result.stderr == (
+        "smoke: error: BASE_URL must be an http(s) URL like https://report.example.com, "
+        "got 'report.example.com' (see --help)\n"
+    )
+
+
+def test_help_says_it_is_read_only_unless_asked():
+    result = run_script("--help")
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    assert "Read-only by default (mode prod)" in text
+    assert "runs only with an explicit --mode staging or --mode dev" in text
+    assert "BASE_URL" in text
+
+
+def test_no_writes_to_a_deployment_that_already_failed_a_check(imitation):
+    imitation.allowed_origin = "https://elsewhere.example"  # the CORS check fails before the toggle
+    report, lines = run_in_process(smoke.Target(imitation.url, origin=imitation.url), "staging", browser=False)
+    assert report.failures[0].startswith("cors preflight: ")
+    assert check_lines("\n".join(lines))["toggle"] == "skip"
+    assert "POST" not in imitation.methods()
+
+
+def test_screenshots_and_logs_default_to_the_artefacts_dir_not_a_session_venv():
+    assert smoke.SCREENSHOT_DIR == ARTEFACTS_DIR / "smoke"
+    assert smoke.parser().parse_args([]).screenshots == ARTEFACTS_DIR / "smoke"
+
+
 # ----- the command line and the browser's absence ---------------------------------------------
 @pytest.fixture
 def bare_path(tmp_path) -> str:
@@ -494,7 +548,8 @@ def test_the_browser_reaches_nothing_but_the_app(scripted, tmp_path):
     thread.start()
     try:
         scripted.extra = f'<img src="http://{address}:{port}/pixel">'
-        report, lines = run_in_process(smoke.Target(scripted.url, origin=scripted.url, timeout=10), "prod")
+        target = smoke.Target(scripted.url, origin=scripted.url, timeout=10)
+        report, lines = run_in_process(target, "prod", screenshots=tmp_path)
     finally:
         outside.server.shutdown()
         outside.server.server_close()

@@ -20,6 +20,11 @@ const nextConfig: NextConfig = {
   // `next dev` would otherwise write AGENTS.md into the work tree whenever it runs under a coding
   // agent, leaving the repository dirty after every nox dev/smoke session.
   agentRules: false,
+  // `nox -s dev` prints http://127.0.0.1:3000 and people also type http://localhost:3000; Next
+  // blocks its dev resources (/_next/hmr, the client chunks) for any origin it does not know, and
+  // a blocked HMR socket leaves every page on its loading placeholder. Both loopback names are
+  // the same machine, so both are allowed; nothing else is (`next dev` listens on 127.0.0.1 only).
+  allowedDevOrigins: ["127.0.0.1", "localhost"],
   poweredByHeader: false,
   cacheComponents: true,
   partialPrefetching: true,

@@ -15,12 +15,15 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-
-import psycopg
-from psycopg import sql
+from typing import TYPE_CHECKING
 
 from noxlib.errors import ServiceError
 from noxlib.namespace import TEMPLATE_PREFIX, get_template_db_name, get_test_db_name
+
+# psycopg is imported inside the functions that talk to PostgreSQL: importing noxlib (every
+# `nox -l`) must not pay for the client.
+if TYPE_CHECKING:
+    import psycopg
 
 _TEMPLATE_NAME = re.compile(rf"^{TEMPLATE_PREFIX}[0-9a-f]{{12}}$")
 _CLONE_RETRIES = 20
@@ -53,6 +56,8 @@ class DatabaseJanitor:
         self._own = re.compile(rf"^{re.escape(self.test_db)}(_gw[0-9]{{1,3}})?$")
 
     def _connect(self) -> psycopg.Connection:
+        import psycopg
+
         try:
             return psycopg.connect(self.admin_url, autocommit=True, connect_timeout=10)
         except psycopg.OperationalError as error:
@@ -91,6 +96,8 @@ class DatabaseJanitor:
         The caller holds the template lock, so a half-built template is never cloned: a
         database only becomes a template (`IS_TEMPLATE`) after its migrations succeeded.
         """
+        from psycopg import sql
+
         name = get_template_db_name(schema_hash)
         with self._connect() as connection:
             if self._is_ready_template(connection, name):
@@ -112,6 +119,8 @@ class DatabaseJanitor:
 
     def drop_stale_templates(self, keep: Iterable[str]) -> list[str]:
         """Drop templates of other migration states that no live run is using."""
+        from psycopg import sql
+
         keep = set(keep)
         dropped = []
         with self._connect() as connection:
@@ -128,6 +137,9 @@ class DatabaseJanitor:
     # ----- clones --------------------------------------------------------------------------
     def clone(self, template: str, name: str) -> None:
         """Create `name` as a copy of `template` (replacing a leftover of the same name)."""
+        import psycopg
+        from psycopg import sql
+
         self._assert_owned(name)
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
         with self._connect() as connection:
@@ -158,6 +170,9 @@ class DatabaseJanitor:
 
 def ensure_database(admin_url: str, name: str) -> bool:
     """Create `name` when missing (the dev database); True when it was created now."""
+    import psycopg
+    from psycopg import sql
+
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as connection:
         if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             return False
@@ -169,6 +184,8 @@ def ensure_database(admin_url: str, name: str) -> bool:
 
 def drop_orphan_test_databases(admin_url: str, live_namespaces: Iterable[str]) -> list[str]:
     """Drop test databases whose namespace holds no live lease (`nox -s down`'s reaping)."""
+    import psycopg
+
     live_prefixes = [get_test_db_name(namespace) for namespace in live_namespaces]
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as connection:
         rows = connection.execute(
@@ -185,6 +202,8 @@ def drop_orphan_test_databases(admin_url: str, live_namespaces: Iterable[str]) -
 
 
 def _drop(connection: psycopg.Connection, name: str) -> None:
+    from psycopg import sql
+
     connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 

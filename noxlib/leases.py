@@ -19,8 +19,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from noxlib.processes import TrackedProcess
 
 
@@ -77,6 +75,9 @@ class LeaseRegistry:
     """The lease file under the user's state directory and its lock."""
 
     def __init__(self, directory: Path) -> None:
+        # filelock is imported where it is used: `nox -l` imports this module and must stay cheap.
+        from filelock import FileLock
+
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "leases.json"
         self.lock = FileLock(str(directory / "leases.lock"))

@@ -8,7 +8,6 @@ in a separate envdir, and every inner run reuses it with `-R`.
 from __future__ import annotations
 
 import nox
-from filelock import FileLock
 
 from noxlib.ci import VENV_VARIABLES
 from noxlib.paths import NOX_DIR
@@ -19,6 +18,8 @@ DEFAULT_ARGS = ["-n", "auto", "--dist", "loadgroup", "tests"]
 
 def prepare_inner_runs(session: nox.Session) -> dict[str, str | None]:
     """Sync the inner `test` venv once; return the env that tells the tests where it is."""
+    from filelock import FileLock
+
     clean: dict[str, str | None] = dict.fromkeys(VENV_VARIABLES)
     INNER_ENVDIR.mkdir(parents=True, exist_ok=True)
     # Two suite runs in one checkout share the envdir: reuse the venv (uv sync is a no-op when it

@@ -300,11 +300,16 @@ def bench_commands(
                 cost = fixed_cost(output, started_at)
                 if cost is not None:
                     fixed[label].append(cost)
+        measured = []
         for label in checkouts:
             suffix = "" if label == "after" else f" [{label}]"
-            figures.append(Figure("loop", name + suffix, samples[label]))
+            measured.append(Figure("loop", name + suffix, samples[label]))
             if fixed[label]:
-                figures.append(Figure("loop", f"{name.split(',')[0]}: to first command{suffix}", fixed[label]))
+                measured.append(Figure("loop", f"{name.split(',')[0]}: to first command{suffix}", fixed[label]))
+        # Whole commands take minutes: show each figure as it lands, not only in the final table.
+        for figure in measured:
+            session.log(figure.row())
+        figures += measured
     return figures
 
 

@@ -57,17 +57,8 @@ def test_three_runs_started_together_build_the_venv_once_and_all_pass(services, 
     for code, log in zip(codes, logs, strict=True):
         assert code == 0, log
         assert "No module named" not in log
+    # One built it; the two that started while it did waited and then kept it as it was.
     assert sum(CREATED in log for log in logs) == 1, "\n\n".join(logs)
-
-
-def test_a_warm_run_keeps_the_venv(services, envdir, tmp_path):
-    branch = f"warm-{uuid.uuid4().hex[:6]}"
-    marker = envdir / "test" / "pyvenv.cfg"
-    before = marker.stat().st_mtime_ns
-    proc = start(envdir, branch, tmp_path)
-    assert proc.wait(timeout=600) == 0, output(branch, tmp_path)
-    assert CREATED not in output(branch, tmp_path)
-    assert marker.stat().st_mtime_ns == before
 
 
 def test_a_forced_rebuild_waits_for_the_run_using_the_venv(services, envdir, tmp_path):

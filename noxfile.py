@@ -20,16 +20,16 @@ Each session is a sentence; the logic lives in noxlib/. Tags say where a session
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import nox
-from nox_uv import session
 
 # nox imports this file by path; noxlib sits beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+# noxlib imports no client library (boto3, redis, psycopg, psutil) at module level: `nox -l`
+# imports this whole file, and each session loads only what it uses (tests/test_startup_cost.py).
 import noxlib.ci as local_ci
 from noxlib import backend_tests, frontend, lifecycle, stack, suite_tests
 from noxlib import bench as benchmarks
@@ -38,14 +38,17 @@ from noxlib import env_keys as env_key_contract
 from noxlib import lint as lint_checks
 from noxlib import smoke as smoke_checks
 from noxlib.errors import reported
+from noxlib.session_venvs import session, share_between_runs
 
 nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "test"]
-# Compile installed packages once at install time: test runs start many Python processes, and
-# with PYTHONDONTWRITEBYTECODE set they would otherwise recompile every import each time.
-os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
+# Keep session venvs between runs: `uv sync --locked` brings them up to date (a no-op when nothing
+# changed), and runs in one checkout share them safely (noxlib/session_venvs.py). `--reuse-venv
+# never` rebuilds on request.
+nox.options.reuse_venv = "yes"
+share_between_runs()
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = nox.project.python_versions(PYPROJECT)

@@ -4,11 +4,17 @@ Machines are noisy, so every figure is the median of several runs (min and max b
 the table leads with ratios. The benchmark runs on services of its own (a private
 FR_CACHE_DIR), so measuring a cold start never stops a developer's services.
 Speed goals live here, never as timed assertions in tests.
+
+The `loop` group times whole commands as a developer types them (`uvx nox -l`, a warm
+`uvx nox -s test`, ...); `-- --before REF` runs each of them in a clone of REF too, interleaved
+with this checkout's runs so both see the same machine load, and reports before/after ratios.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import itertools
 import json
 import os
 import re
@@ -16,6 +22,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -24,7 +31,7 @@ from pathlib import Path
 import nox
 
 from noxlib import lifecycle, paths
-from noxlib.ci import nested_nox_env, nox_command
+from noxlib.ci import VENV_VARIABLES, nested_nox_env, nox_command
 from noxlib.databases import DatabaseJanitor, ensure_database, migrations_hash
 from noxlib.errors import UserError
 from noxlib.namespace import get_worker_db_name
@@ -33,7 +40,9 @@ from noxlib.services.native import NativeServices
 
 RESULTS_FILE = NOX_DIR / "bench.json"
 ISOLATION_TESTS = ["tests/test_api_ping.py", "tests/test_api_journal.py", "tests/test_api_reconciliation.py"]
-GROUPS = ("services", "databases", "isolation", "test", "ci")
+GROUPS = ("services", "databases", "isolation", "test", "loop", "suite", "ci")
+# Opt-in: minutes each (`suite` is noxlib_test and a cold `ci` in a fresh clone).
+OPT_IN = ("suite", "ci")
 
 
 @dataclass
@@ -48,7 +57,7 @@ class Figure:
 
     def row(self) -> str:
         return (
-            f"{self.group:<10} {self.name:<44} {self.median:8.3f} {min(self.runs):8.3f} "
+            f"{self.group:<10} {self.name:<56} {self.median:8.3f} {min(self.runs):8.3f} "
             f"{max(self.runs):8.3f} {len(self.runs):>3}"
         )
 
@@ -214,6 +223,128 @@ def bench_ci(runs: int) -> list[Figure]:
     ]
 
 
+# ----- whole commands: the inner loop ---------------------------------------------------------
+# (figure name, uvx nox arguments, warm: run once untimed first). The figures of issue 15's table.
+LOOP_COMMANDS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    ("uvx nox --version", ("--version",), False),
+    ("uvx nox -l", ("-l",), False),
+    ("uvx nox -s env_keys, warm", ("-s", "env_keys"), True),
+    ("uvx nox -s docs -- build, warm", ("-s", "docs", "--", "build"), True),
+    ("uvx nox -s test, warm", ("-s", "test"), True),
+)
+SUITE_COMMANDS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
+    ("uvx nox -s noxlib_test", ("-s", "noxlib_test"), False),
+)
+_TIMESTAMP = re.compile(r"^nox > \[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] (.*)$")
+
+
+def developer_env(session: nox.Session) -> dict[str, str]:
+    """What a terminal has: no venv of ours on PATH or in the environment, no script-mode override."""
+    env = {key: value for key, value in os.environ.items() if key not in (*VENV_VARIABLES, "NOX_SCRIPT_MODE")}
+    env.pop("NOX_CURRENT_SESSION", None)
+    ours = str(Path(session.bin))
+    env["PATH"] = os.pathsep.join(part for part in env.get("PATH", "").split(os.pathsep) if part != ours)
+    return env
+
+
+def uvx_nox(*args: str) -> list[str]:
+    uvx = shutil.which("uvx")
+    if uvx is None:
+        raise UserError("the loop benchmark times `uvx nox ...` as typed: install uv (it brings uvx).")
+    return [uvx, "nox", "--add-timestamp", *args] if args != ("--version",) else [uvx, "nox", "--version"]
+
+
+def fixed_cost(output: str, started: datetime.datetime) -> float | None:
+    """Seconds from starting `uvx nox -s X` to the session's first own command (after `uv sync`)."""
+    stamped = [(match[1], match[2]) for line in output.splitlines() if (match := _TIMESTAMP.match(line))]
+    for (_, text), (stamp, _) in itertools.pairwise(stamped):
+        if " sync " in text and text.split()[0].endswith("uv"):
+            return (datetime.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f") - started).total_seconds()
+    return None
+
+
+def clone_checkout(ref: str, into: Path) -> Path:
+    """A fresh clone of this repository at `ref`: the "before" side, or a cold `ci`'s checkout."""
+    resolved = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if resolved.returncode != 0:
+        raise UserError(f"--before {ref}: not a commit of this repository; give a branch, tag or commit.")
+    subprocess.run(["git", "clone", "--quiet", "--shared", str(REPO_ROOT), str(into)], check=True)
+    subprocess.run(["git", "checkout", "--quiet", "--detach", resolved.stdout.strip()], cwd=into, check=True)
+    return into
+
+
+def bench_commands(
+    session: nox.Session,
+    commands: tuple[tuple[str, tuple[str, ...], bool], ...],
+    runs: int,
+    checkouts: dict[str, Path],
+) -> list[Figure]:
+    """Each command in each checkout, the checkouts interleaved run by run."""
+    env = developer_env(session)
+    figures = []
+    for name, args, warm in commands:
+        samples: dict[str, list[float]] = {label: [] for label in checkouts}
+        fixed: dict[str, list[float]] = {label: [] for label in checkouts}
+        if warm:
+            for root in checkouts.values():
+                _run_quiet(uvx_nox(*args), env, root)
+        for _ in range(runs):
+            for label, root in checkouts.items():
+                started_at = datetime.datetime.now()
+                started = time.perf_counter()
+                output = _run_quiet(uvx_nox(*args), env, root)
+                samples[label].append(time.perf_counter() - started)
+                cost = fixed_cost(output, started_at)
+                if cost is not None:
+                    fixed[label].append(cost)
+        measured = []
+        for label in checkouts:
+            suffix = "" if label == "after" else f" [{label}]"
+            measured.append(Figure("loop", name + suffix, samples[label]))
+            if fixed[label]:
+                measured.append(Figure("loop", f"{name.split(',')[0]}: to first command{suffix}", fixed[label]))
+        # Whole commands take minutes: show each figure as it lands, not only in the final table.
+        for figure in measured:
+            session.log(figure.row())
+        figures += measured
+    return figures
+
+
+def bench_cold_ci(session: nox.Session, checkouts: dict[str, Path]) -> list[Figure]:
+    """`uvx nox -s ci` in a fresh clone with nothing cached, once per checkout (minutes each)."""
+    env = developer_env(session)
+    figures = []
+    for label, root in checkouts.items():
+        with tempfile.TemporaryDirectory(prefix="bench-ci-") as scratch:
+            fresh = clone_checkout(_head(root), Path(scratch) / "clone")
+            started = time.perf_counter()
+            _run_quiet(uvx_nox("-s", "ci"), {**env, "CI": "true"}, fresh)
+            suffix = "" if label == "after" else f" [{label}]"
+            figures.append(
+                Figure("suite", f"uvx nox -s ci, cold, fresh clone{suffix}", [time.perf_counter() - started])
+            )
+    return figures
+
+
+def _head(root: Path) -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def before_after_ratios(figures: list[Figure]) -> dict[str, float]:
+    """before / after for every figure measured in both checkouts: above 1 means faster now."""
+    ratios = {}
+    for figure in figures:
+        before = next((f for f in figures if f.name == f"{figure.name} [before]"), None)
+        if before and figure.median > 0:
+            ratios[f"before / after: {figure.name}"] = round(before.median / figure.median, 2)
+    return ratios
+
+
 # ----- report ------------------------------------------------------------------------------
 RATIOS = (
     ("migrate per worker / clone per worker", "migrate per worker database (naive)", "clone per worker database"),
@@ -222,6 +353,7 @@ RATIOS = (
     ("cold start / join", "cold start (postgres+redis+s3)", "join running"),
     ("uncached / cached no-op ci", "nox -s ci, warm, --no-cache", "nox -s ci, nothing changed (cached)"),
     ("nox -s test: -n 0 / -n auto", "nox -s test -- -n 0: wall", "nox -s test -- -n auto: wall"),
+    ("uvx nox -l / uvx nox --version", "uvx nox -l", "uvx nox --version"),
 )
 
 
@@ -230,15 +362,15 @@ def _find(figures: list[Figure], prefix: str) -> Figure | None:
 
 
 def report(figures: list[Figure]) -> tuple[str, dict[str, float]]:
-    lines = [f"{'group':<10} {'measure':<44} {'median':>8} {'min':>8} {'max':>8} {'n':>3}  (seconds)"]
+    lines = [f"{'group':<10} {'measure':<56} {'median':>8} {'min':>8} {'max':>8} {'n':>3}  (seconds)"]
     lines += [figure.row() for figure in figures]
-    ratios = {}
+    ratios = before_after_ratios(figures)
     for label, numerator, denominator in RATIOS:
         top, bottom = _find(figures, numerator), _find(figures, denominator)
         if top and bottom and bottom.median > 0:
             ratios[label] = round(top.median / bottom.median, 2)
     lines.append("")
-    lines += [f"ratio      {label:<44} {value:8.2f}x" for label, value in ratios.items()]
+    lines += [f"ratio      {label:<56} {value:8.2f}x" for label, value in ratios.items()]
     return "\n".join(lines), ratios
 
 
@@ -248,12 +380,26 @@ def run(session: nox.Session) -> None:
     if "--quick" in args:
         runs = 2
         args.remove("--quick")
-    chosen = [name for name in args if not name.startswith("-")] or [g for g in GROUPS if g != "ci" or "--ci" in args]
+    before = None
+    if "--before" in args:
+        index = args.index("--before")
+        if index + 1 >= len(args):
+            raise UserError("--before needs a commit to compare with, e.g. `nox -s bench -- loop --before main`.")
+        before = args[index + 1]
+        del args[index : index + 2]
+    chosen = [name for name in args if not name.startswith("-")] or [
+        g for g in GROUPS if g not in OPT_IN or (g == "ci" and "--ci" in args)
+    ]
     unknown = sorted(set(chosen) - set(GROUPS))
     if unknown:
-        raise UserError(f"unknown bench group {unknown[0]!r}; choose from {', '.join(GROUPS)} (ci is opt-in: --ci).")
+        raise UserError(
+            f"unknown bench group {unknown[0]!r}; choose from {', '.join(GROUPS)} (suite and ci are opt-in)."
+        )
     figures: list[Figure] = []
-    with private_state():
+    with private_state(), tempfile.TemporaryDirectory(prefix="bench-before-") as scratch:
+        checkouts = {"after": REPO_ROOT}
+        if before is not None:
+            checkouts = {"before": clone_checkout(before, Path(scratch) / "before"), "after": REPO_ROOT}
         session.log(f"benchmarking {', '.join(chosen)} on private services ({runs} runs each)")
         if "services" in chosen:
             figures += bench_services(runs)
@@ -263,6 +409,13 @@ def run(session: nox.Session) -> None:
             figures += bench_isolation(session, runs)
         if "test" in chosen:
             figures += bench_test_session(runs)
+        if "loop" in chosen:
+            cheap = tuple(command for command in LOOP_COMMANDS if not command[2])
+            figures += bench_commands(session, cheap, max(runs, 5), checkouts)
+            figures += bench_commands(session, tuple(c for c in LOOP_COMMANDS if c[2]), runs, checkouts)
+        if "suite" in chosen:
+            figures += bench_commands(session, SUITE_COMMANDS, 1, checkouts)
+            figures += bench_cold_ci(session, checkouts)
     if "ci" in chosen:
         figures += bench_ci(runs)  # on the developer's own state: that is what `ci` uses
     table, ratios = report(figures)

@@ -6,15 +6,15 @@ that first touched S3; creating it up front makes a broken S3 fail the run at th
 
 from __future__ import annotations
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
-
 from noxlib.errors import ServiceError
 from noxlib.services import ServiceUrls
 
 
 def _client(urls: ServiceUrls):  # noqa: ANN202 - boto3 clients are generated at run time
+    # boto3 takes most of a second to import: only the sessions that touch S3 pay for it.
+    import boto3
+    from botocore.config import Config
+
     return boto3.client(
         "s3",
         endpoint_url=urls.s3_endpoint,
@@ -27,6 +27,8 @@ def _client(urls: ServiceUrls):  # noqa: ANN202 - boto3 clients are generated at
 
 def create_bucket(urls: ServiceUrls, bucket: str) -> None:
     """Create `bucket`, first removing a leftover of a crashed run with the same name."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     remove_bucket(urls, bucket)
     try:
         _client(urls).create_bucket(Bucket=bucket)
@@ -36,6 +38,8 @@ def create_bucket(urls: ServiceUrls, bucket: str) -> None:
 
 def remove_bucket(urls: ServiceUrls, bucket: str) -> bool:
     """Empty and delete `bucket`; False when it did not exist."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     client = _client(urls)
     try:
         paginator = client.get_paginator("list_object_versions")
@@ -57,6 +61,8 @@ def remove_bucket(urls: ServiceUrls, bucket: str) -> bool:
 
 
 def bucket_exists(urls: ServiceUrls, bucket: str) -> bool:
+    from botocore.exceptions import ClientError
+
     try:
         _client(urls).head_bucket(Bucket=bucket)
     except ClientError:
@@ -66,6 +72,8 @@ def bucket_exists(urls: ServiceUrls, bucket: str) -> bool:
 
 def ensure_bucket(urls: ServiceUrls, bucket: str) -> None:
     """Create `bucket` when missing and keep what is in it (the dev app's uploads)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     if bucket_exists(urls, bucket):
         return
     try:

@@ -23,8 +23,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock
-
 from noxlib.paths import REPO_ROOT
 
 CACHE_NAME = "ci-cache.json"
@@ -170,6 +168,9 @@ class CiCache:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[dict[str, dict]]:
+        # filelock is imported where it is used: `nox -l` imports this module and must stay cheap.
+        from filelock import FileLock
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.path) + ".lock", timeout=60):
             try:

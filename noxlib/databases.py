@@ -22,13 +22,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import psycopg
-from psycopg import sql
+from typing import TYPE_CHECKING
 
 from noxlib.errors import ServiceError, UserError
 from noxlib.namespace import DB_PREFIX, TEMPLATE_PREFIX, get_template_db_name, get_test_db_name
 from noxlib.processes import TrackedProcess
+
+# psycopg is imported inside the functions that talk to PostgreSQL: importing noxlib (every
+# `nox -l`) must not pay for the client.
+if TYPE_CHECKING:
+    import psycopg
 
 _TEMPLATE_NAME = re.compile(rf"^{TEMPLATE_PREFIX}[0-9a-f]{{12}}$")
 _TEST_OR_WORKER_NAME = re.compile(rf"^{DB_PREFIX}[a-z0-9_]+$")
@@ -135,6 +138,8 @@ def migrations_hash(migration_root: Path) -> str:
 
 
 def _connect(admin_url: str) -> psycopg.Connection:
+    import psycopg
+
     try:
         return psycopg.connect(admin_url, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as error:
@@ -202,6 +207,8 @@ class DatabaseJanitor:
         return bool(row and row[0])
 
     def _record_owner(self, connection: psycopg.Connection, name: str, kind: str) -> None:
+        from psycopg import sql
+
         connection.execute(
             sql.SQL("COMMENT ON DATABASE {} IS {}").format(sql.Identifier(name), sql.Literal(self.owner.comment(kind)))
         )
@@ -215,6 +222,8 @@ class DatabaseJanitor:
         The caller holds the template lock, so a half-built template is never cloned: a
         database only becomes a template (`IS_TEMPLATE`) after its migrations succeeded.
         """
+        from psycopg import sql
+
         name = get_template_db_name(schema_hash)
         deadline = time.monotonic() + _FOREIGN_BUILD_WAIT
         with self._connect() as connection:
@@ -263,6 +272,8 @@ class DatabaseJanitor:
         A database merely shaped like a template, or a template another state directory built
         (another clone on a shared server may be cloning it right now), is never touched.
         """
+        from psycopg import sql
+
         keep = set(keep)
         dropped = []
         with self._connect() as connection:
@@ -278,6 +289,9 @@ class DatabaseJanitor:
     # ----- clones --------------------------------------------------------------------------
     def clone(self, template: str, name: str) -> None:
         """Create `name` as a copy of `template`, recording this run as its owner."""
+        import psycopg
+        from psycopg import sql
+
         self._assert_owned(name)
         statement = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
         with self._connect() as connection:
@@ -345,6 +359,9 @@ class DatabaseJanitor:
 
 def ensure_database(admin_url: str, name: str) -> bool:
     """Create `name` when missing (the dev database); True when it was created now."""
+    import psycopg
+    from psycopg import sql
+
     with psycopg.connect(admin_url, autocommit=True, connect_timeout=10) as connection:
         if connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             return False
@@ -406,6 +423,8 @@ def drop_orphan_test_databases(
 
 
 def _drop(connection: psycopg.Connection, name: str) -> None:
+    from psycopg import sql
+
     connection.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 

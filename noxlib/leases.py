@@ -20,8 +20,6 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from noxlib.errors import UserError
 from noxlib.processes import TrackedProcess
 
@@ -162,6 +160,9 @@ class LeaseRegistry:
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / "leases.json"
+        # filelock is imported where it is used: `nox -l` imports this module and must stay cheap.
+        from filelock import FileLock
+
         self.lock = FileLock(str(directory / "leases.lock"))
 
     def _move_aside(self, path: Path, what: str, reason: str) -> None:

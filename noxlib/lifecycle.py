@@ -18,9 +18,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-from filelock import FileLock
-
 from noxlib import buckets
 from noxlib.databases import DatabaseJanitor, migrations_hash
 from noxlib.errors import UserError
@@ -257,6 +254,8 @@ def prepare_template(
     service_lease: ServiceLease, janitor: DatabaseJanitor, migrate: Callable[[str], None]
 ) -> tuple[str, bool]:
     """The migrated template for the current migrations, built once and shared by all runs."""
+    from filelock import FileLock
+
     schema_hash = migrations_hash(MIGRATIONS_DIR)
     with FileLock(str(state_dir() / "template.lock")):
         template, built = janitor.ensure_template(
@@ -369,6 +368,9 @@ def postgres_died(urls: ServiceUrls, janitor: DatabaseJanitor, error: UserError)
 
 def delete_redis_keys(urls: ServiceUrls, namespace: str) -> int:
     """The app prefixes its Redis keys with the namespace; remove this run's."""
+    # redis takes half a second to import: only the sessions that clean a namespace pay for it.
+    import redis
+
     client = redis.Redis.from_url(urls.redis_url, socket_timeout=5)
     try:
         keys = list(client.scan_iter(match=f"{namespace}:*", count=500))

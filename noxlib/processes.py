@@ -20,8 +20,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from noxlib.errors import ServiceError
 
 # psutil reports start times rounded to the clock tick; allow for that when comparing.
@@ -37,6 +35,9 @@ class TrackedProcess:
     create_time: float
 
     def is_running(self) -> bool:
+        # psutil is imported where it is used: `nox -l` imports this module and must stay cheap.
+        import psutil
+
         try:
             process = psutil.Process(self.pid)
             if abs(process.create_time() - self.create_time) > _START_TIME_TOLERANCE:
@@ -54,6 +55,8 @@ class TrackedProcess:
 
     @classmethod
     def of_pid(cls, name: str, pid: int) -> TrackedProcess:
+        import psutil
+
         return cls(name=name, pid=pid, create_time=psutil.Process(pid).create_time())
 
 
@@ -74,6 +77,8 @@ def start(
     Without a `log_path`, output goes to the terminal with every line prefixed by `name`, so
     two servers in one terminal (`nox -s dev -- --frontend`) stay readable.
     """
+    import psutil
+
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") if log_path is not None else contextlib.nullcontext() as log:
@@ -143,6 +148,8 @@ def stop_tree(process: TrackedProcess, *, sig: int = signal.SIGTERM, timeout: fl
     Descendants are listed before the parent is signalled: once it dies they are reparented
     and could no longer be told apart from strangers.
     """
+    import psutil
+
     if not process.is_running():
         return True
     try:

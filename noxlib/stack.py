@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nox
-import psutil
 
 from noxlib import processes
 from noxlib.errors import ServiceError, UserError
@@ -73,6 +72,8 @@ def git_sha() -> str:
 
 def require_port(port: int, what: str, variable: str) -> int:
     """The exact port a developer expects, or a clear line about who holds it."""
+    import psutil
+
     if processes.port_is_free(port):
         return port
     holder = ""

@@ -1,14 +1,14 @@
 """Running the suite's own tests, which start whole `nox -s test` runs of their own.
 
-Those inner runs must not rebuild a venv under each other (two `uv venv --clear` on one
-directory race), nor touch the developer's `.nox/test`: their venv is prepared once, here,
-in a separate envdir, and every inner run reuses it with `-R`.
+Their venv is prepared once, here, in an envdir of their own (the developer's `.nox/test` keeps
+whatever state the developer left it in), and every inner run reuses it with `-R`. Two suite
+runs in one checkout share that envdir safely: the venv lock (noxlib/session_venvs.py) lets only
+one of them build or sync it, and a sync of an unchanged venv is a no-op.
 """
 
 from __future__ import annotations
 
 import nox
-from filelock import FileLock
 
 from noxlib.ci import VENV_VARIABLES
 from noxlib.paths import NOX_DIR
@@ -21,11 +21,8 @@ def prepare_inner_runs(session: nox.Session) -> dict[str, str | None]:
     """Sync the inner `test` venv once; return the env that tells the tests where it is."""
     clean: dict[str, str | None] = dict.fromkeys(VENV_VARIABLES)
     INNER_ENVDIR.mkdir(parents=True, exist_ok=True)
-    # Two suite runs in one checkout share the envdir: reuse the venv (uv sync is a no-op when it
-    # is current) and never let two syncs run at once.
-    with FileLock(str(INNER_ENVDIR / ".sync.lock")):
-        session.run(
-            "nox", "--envdir", str(INNER_ENVDIR), "--reuse-venv", "yes", "-s", "test", "--install-only",
-            env={**clean, "NOX_SCRIPT_MODE": "none"},
-        )  # fmt: skip
+    session.run(
+        "nox", "--envdir", str(INNER_ENVDIR), "--reuse-venv", "yes", "-s", "test", "--install-only",
+        env={**clean, "NOX_SCRIPT_MODE": "none"},
+    )  # fmt: skip
     return {"FR_SUITE_NOX_ENVDIR": str(INNER_ENVDIR)}

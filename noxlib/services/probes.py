@@ -8,13 +8,13 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
-import psycopg
-import redis
-
 from noxlib.services import ServiceUrls
 
 
 def postgres_ready(urls: ServiceUrls) -> bool:
+    # Imported here, not at the top: `nox -l` and sessions without services never pay for the clients.
+    import psycopg
+
     try:
         with psycopg.connect(urls.database_url(), connect_timeout=2) as connection:
             connection.execute("SELECT 1")
@@ -24,6 +24,8 @@ def postgres_ready(urls: ServiceUrls) -> bool:
 
 
 def redis_ready(urls: ServiceUrls) -> bool:
+    import redis
+
     try:
         client = redis.Redis.from_url(urls.redis_url, socket_connect_timeout=1, socket_timeout=1)
         try:

@@ -13,8 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from filelock import FileLock
-
 from noxlib.errors import UserError
 from noxlib.namespace import short_hash
 from noxlib.paths import REPO_ROOT, state_dir
@@ -60,6 +58,8 @@ def tools_root() -> Path:
 
 def tools_env() -> Path:
     """A venv with the `services` group installed, shared by every run with the same pins."""
+    from filelock import FileLock
+
     requirements = _pinned_requirements()
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     location = tools_root() / short_hash(f"{python}\n{requirements}", 12)

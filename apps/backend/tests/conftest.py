@@ -9,6 +9,7 @@ import boto3
 import pytest
 from fastapi import FastAPI
 from httpx import AsyncClient
+from hypothesis import settings as hypothesis_settings
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
@@ -22,6 +23,14 @@ from tests.harness import (
     delete_redis_keys,
     isolated_client,
     isolation_from_environ,
+)
+
+# Generated-input tests (test_fuzz.py): a few examples per operation at the desk keep `nox -s test`
+# quick; CI (CI=true, as GitHub sets it) runs four times as many. HYPOTHESIS_PROFILE picks one.
+hypothesis_settings.register_profile("dev", max_examples=10)
+hypothesis_settings.register_profile("ci", max_examples=40)
+hypothesis_settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI", "").lower() in {"1", "true"} else "dev")
 )
 
 

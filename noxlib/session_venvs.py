@@ -1,0 +1,129 @@
+"""Session virtualenvs that are kept while nothing they install changes, and safe to share.
+
+nox rebuilds a session's venv on every run unless told to reuse it; the noxfile turns reuse on
+(`nox.options.reuse_venv = "yes"`), so a warm session only runs nox-uv's `uv sync --locked`,
+which is a no-op while uv.lock, the session's groups and its Python are unchanged and brings the
+venv up to date when they changed. nox's staleness check (turned on here) rebuilds a venv whose
+interpreter is no longer the one the session asks for; `--reuse-venv never` rebuilds on request.
+
+Runs in one checkout share `.nox/<session>`: three `nox -s test` in three terminals, or
+`nox -s test` beside `nox -s ci`. A run that rebuilt the venv under another would pull packages
+out from under its pytest (`No module named 'iniconfig'`). So every run holds a lock on
+`.nox/<session>.lock` while it uses the venv: shared when it reuses an unchanged venv (any number
+of such runs go on together), exclusive when it creates, rebuilds or re-syncs it (it waits until
+no other run is using the venv, and the others wait for it until its `uv sync` is done). The lock
+lives beside the venv, not inside it, because `uv venv --clear` empties the directory; it is
+released when the run exits.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import hashlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nox.virtualenv
+import nox_uv
+from nox.logger import logger
+
+from noxlib.paths import REPO_ROOT
+
+# The file whose change means "what the sessions install changed": it pins every group's packages.
+LOCK_FILE = REPO_ROOT / "uv.lock"
+INPUTS_MARKER = ".noxlib-inputs"
+# Open lock files of the venvs this process uses (closing one would drop its lock), and which of
+# them are held exclusively until the session's `uv sync` is done.
+_held: list[int] = []
+_exclusive: list[int] = []
+
+
+def inputs_fingerprint(python: str) -> str:
+    """What a venv was built from: uv.lock and the interpreter nox resolved for the session."""
+    digest = hashlib.sha256(LOCK_FILE.read_bytes() if LOCK_FILE.exists() else b"")
+    digest.update(b"\0" + python.encode())
+    return digest.hexdigest()
+
+
+class SharedVirtualEnv(nox.virtualenv.VirtualEnv):
+    """nox's uv venv, created under an exclusive lock and used under a shared one."""
+
+    def create(self) -> bool:
+        handle = _open_lock(Path(f"{self.location}.lock"))
+        _flock(handle, fcntl.LOCK_SH, f"waiting for the run rebuilding {self.location_name}")
+        if self._unchanged():
+            logger.debug(f"Reusing {self.location_name}: nothing it installs changed.")
+            self._reused = True
+            return False
+        # Upgrading a shared lock is not atomic: release it and queue for the exclusive one.
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        _flock(handle, fcntl.LOCK_EX, f"waiting until no other run uses {self.location_name}")
+        created = super().create()
+        Path(self.location, INPUTS_MARKER).write_text(inputs_fingerprint(self._resolved_interpreter))
+        # Exclusive until nox-uv's `uv sync` is done (see `session`): it may change packages.
+        _exclusive.append(handle)
+        # Compile what this sync installs, once: test runs start many Python processes, and with
+        # PYTHONDONTWRITEBYTECODE set they would recompile every import each time. Only here,
+        # because uv recompiles the whole venv on every sync it is given this setting.
+        os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
+        return created
+
+    def _unchanged(self) -> bool:
+        """True when reusing is allowed and the venv was built from the current inputs."""
+        if not self.reuse_existing or not os.path.isdir(self.location):
+            return False
+        marker = Path(self.location, INPUTS_MARKER)
+        if not marker.is_file() or marker.read_text() != inputs_fingerprint(self._resolved_interpreter):
+            return False
+        # nox's own reuse checks (backend type, broken links, interpreter staleness). With the
+        # uv backend they only read: uv itself clears the directory when it recreates it.
+        return not self._clean_location()
+
+
+def _open_lock(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    _held.append(handle)
+    return handle
+
+
+def _flock(handle: int, mode: int, waiting: str) -> None:
+    """Take the lock; say once why the run pauses when another run holds it."""
+    try:
+        fcntl.flock(handle, mode | fcntl.LOCK_NB)
+    except BlockingIOError:
+        logger.info(waiting.capitalize() + " …")
+        fcntl.flock(handle, mode)
+
+
+def session(*args: Any, **kwargs: Any) -> Callable[..., Any]:
+    """`nox_uv.session`, and once its `uv sync` is done, other runs may use the venv again.
+
+    nox-uv syncs the venv and then calls the session function; wrapping that function is the
+    first moment after the sync, so that is where an exclusive lock becomes shared.
+    """
+    if not args:
+        return functools.partial(session, **kwargs)
+    [function] = args
+
+    @functools.wraps(function)
+    def after_sync(*call_args: Any, **call_kwargs: Any) -> Any:
+        while _exclusive:
+            fcntl.flock(_exclusive.pop(), fcntl.LOCK_SH)
+        return function(*call_args, **call_kwargs)
+
+    return nox_uv.session(after_sync, **kwargs)
+
+
+def share_between_runs() -> None:
+    """Make every uv session venv a SharedVirtualEnv and let nox check its interpreter.
+
+    nox picks a venv class from `nox.virtualenv.ALL_VENVS` by backend name; replacing the "uv"
+    entry is the one hook it offers for how a venv is created.
+    """
+    nox.virtualenv.ALL_VENVS["uv"] = functools.partial(SharedVirtualEnv, venv_backend="uv")
+    # Off by default in nox: without it a venv built by another Python 3.12 install is reused.
+    os.environ.setdefault("NOX_ENABLE_STALENESS_CHECK", "1")

@@ -34,7 +34,7 @@ from noxlib.errors import UserError
 from noxlib.leases import LeaseRegistry
 from noxlib.paths import REPO_ROOT
 from noxlib.services.compose import ComposeServices, detect_runtime
-from tests.runs import PROBE, output, run_nox, start_run, wait_ready
+from tests.runs import PROBE, output, run_nox, start_run
 
 # ===== the real engine =====================================================================
 
@@ -136,11 +136,20 @@ def probe_run(stack: Stack, branch: str, tmp_path: Path, **extra: str) -> subpro
                      BRANCH_NAME=branch, **extra)  # fmt: skip
 
 
+def wait_until_inside(proc: subprocess.Popen, ready_dir: Path, output, timeout: float = 900) -> None:
+    """Until the probe is inside its test; a cold start pulls and initialises every service."""
+    deadline = time.monotonic() + timeout
+    while not any(ready_dir.iterdir()):
+        assert proc.poll() is None, output()
+        assert time.monotonic() < deadline, output()
+        time.sleep(0.5)
+
+
 # ----- start, join, last out ---------------------------------------------------------------
 def test_two_namespaces_share_the_stack_and_the_last_out_stops_it(stack, tmp_path):
     first = start_run("cmp-first", tmp_path, sleep=3600, workers=1, **stack.env)
     try:
-        wait_ready("cmp-first", tmp_path, 1, first)
+        wait_until_inside(first, tmp_path / "ready-cmp-first", output=lambda: output("cmp-first", tmp_path))
         assert set(stack.containers()) == INFRA_SERVICES
         second = probe_run(stack, "cmp-second", tmp_path)
         assert second.returncode == 0, second.stdout

@@ -8,7 +8,6 @@
 #   "psycopg[binary]>=3.2",
 #   "boto3>=1.35",
 #   "redis>=5.0",
-#   "docker>=7.1",
 # ]
 # ///
 """Finance Report's development sessions. `nox -l` lists them; docs/development.md explains them.
@@ -31,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # noxlib imports no client library (boto3, redis, psycopg, psutil) at module level: `nox -l`
 # imports this whole file, and each session loads only what it uses (tests/test_startup_cost.py).
 import noxlib.ci as local_ci
-from noxlib import backend_tests, frontend, lifecycle, stack, suite_tests
+from noxlib import backend_tests, container_tests, frontend, lifecycle, stack, suite_tests
 from noxlib import bench as benchmarks
 from noxlib import docs as docs_site
 from noxlib import env_keys as env_key_contract
@@ -204,3 +203,10 @@ def noxlib_test(session: nox.Session) -> None:
     """Test the suite itself: names, leases, databases, lifecycle, scripts and workflows."""
     env = suite_tests.prepare_inner_runs(session)
     session.run("pytest", *(session.posargs or suite_tests.DEFAULT_ARGS), env=env)
+
+
+@session(python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"])
+@reported
+def compose_test(session: nox.Session) -> None:
+    """Test the compose backend, compose file and images on a real engine (skips when none answers)."""
+    container_tests.run(session)

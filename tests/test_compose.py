@@ -1,242 +1,322 @@
-"""The compose backend and backend selection, driven through a stand-in engine CLI.
+"""The compose backend, the compose file and the images, on a real container engine.
 
-No container engine can run on the test machine, so `docker`/`podman` on PATH are
-tests/faults/fake_engine.py: it records every command line and answers `compose port` the way
-the real CLI prints it. What is tested is the commands noxlib sends and how it reads the answers.
+Whenever docker (or podman) answers — Docker Desktop, OrbStack, a Linux engine, GitHub's runners,
+the container lab on the team's machines — these tests run against it: whole
+`nox -s test|infra|down` runs with FR_SERVICES=compose, hand-run `docker compose` commands beside
+them, image builds and the full stack under the smoke checks; without an engine the module skips
+in one line saying how to get one. Each test uses a compose project of its own
+(COMPOSE_PROJECT_NAME) and a state directory of its own, so it never meets the developer's stack,
+and removes only its own project, volumes included. Engine detection and parsing are tested in
+tests/test_compose_detection.py.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-import sys
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import tomllib
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from noxlib.errors import ServiceError, UserError
+from noxlib.errors import UserError
+from noxlib.leases import LeaseRegistry
 from noxlib.paths import REPO_ROOT
-from noxlib.services import select_backend
-from noxlib.services.compose import ComposeServices, detect_runtime, parse_port
-from noxlib.services.native import NativeServices
-from tests.runs import run_nox
+from noxlib.services.compose import ComposeServices, detect_runtime
+from tests.runs import PROBE, output, run_nox, start_run
 
-FAKE_ENGINE = Path(__file__).resolve().parent / "faults" / "fake_engine.py"
-PREFIX = ["compose", "-f", str(REPO_ROOT / "docker-compose.yml"), "-p", "finance_report_infra", "--profile", "infra"]
+# ===== the real engine =====================================================================
 
 
-class FakeEngines:
-    """A bin directory that is the whole PATH, holding only the engines a test installs."""
+def _answering_engine() -> str | None:
+    try:
+        return detect_runtime()
+    except UserError:
+        return None
 
-    def __init__(self, directory: Path) -> None:
-        self.bin = directory / "bin"
-        self.bin.mkdir()
-        self.log = directory / "calls.jsonl"
 
-    def install(self, name: str = "docker") -> None:
-        wrapper = self.bin / name
-        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_ENGINE}" "$0" "$@"\n')
-        wrapper.chmod(0o755)
+ENGINE = _answering_engine()
+NO_ENGINE = (
+    "no container engine answers (`docker info` fails): start Docker, or on the team's machines "
+    '`eval "$(bash ../shared/container-lab/setup.sh env)"`; then `uvx nox -s compose_test`'
+)
+if ENGINE is None:
+    pytest.skip(NO_ENGINE, allow_module_level=True)
 
-    def calls(self) -> list[list[str]]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
+INFRA_SERVICES = {"postgres", "redis", "minio", "minio-init"}
+_projects = itertools.count()
+
+
+@dataclass
+class Stack:
+    """One compose project and one nox state directory, both this test's alone."""
+
+    project: str
+    state: Path
+    env: dict[str, str]
+
+    def compose(self, *args: str, timeout: float = 600, **extra: str) -> subprocess.CompletedProcess[str]:
+        """`docker compose ARGS` as typed in the repository root, in this test's project."""
+        assert ENGINE
+        return subprocess.run(
+            [ENGINE, "compose", *args],
+            cwd=REPO_ROOT,
+            env={**os.environ, **self.env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def engine(self, *args: str) -> str:
+        assert ENGINE
+        result = subprocess.run([ENGINE, *args], capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def containers(self, *, running: bool = True) -> dict[str, str]:
+        """{service: container id} of this project's containers (running ones only by default)."""
+        filters = ["--filter", f"label=com.docker.compose.project={self.project}"]
+        if running:
+            filters += ["--filter", "status=running"]
+        listed = self.engine("ps", "--all", *filters, "--format", '{{.ID}} {{.Label "com.docker.compose.service"}}')
+        return {service: cid for cid, _, service in (line.partition(" ") for line in listed.splitlines())}
+
+    def volumes(self) -> set[str]:
+        listed = self.engine("volume", "ls", "--filter", f"label=com.docker.compose.project={self.project}", "-q")
+        return set(listed.split())
+
+    def nox(self, *args: str, timeout: float = 600, **extra: str) -> subprocess.CompletedProcess[str]:
+        return run_nox(*args, timeout=timeout, **self.env, **extra)
+
+    def registry(self) -> LeaseRegistry:
+        return LeaseRegistry(self.state)
+
+    def backend(self, **extra: str) -> ComposeServices:
+        assert ENGINE
+        return ComposeServices(ENGINE, {**os.environ, **self.env, **extra})
 
 
 @pytest.fixture
-def engines(tmp_path, monkeypatch) -> FakeEngines:
-    fake = FakeEngines(tmp_path)
-    # Only the fake engines: the machine's own docker CLI (no daemon here) must not be found.
-    monkeypatch.setenv("PATH", str(fake.bin))
-    monkeypatch.setenv("FAKE_ENGINE_LOG", str(fake.log))
-    for key in ("CONTAINER_RUNTIME", "FR_SERVICES", "POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD"):
-        monkeypatch.delenv(key, raising=False)
-    return fake
+def stack() -> Iterator[Stack]:
+    project = f"frtest-{os.getpid()}-{next(_projects)}-{uuid.uuid4().hex[:4]}"
+    # Under root the native backend's rules apply to FR_CACHE_DIR too: an enterable directory.
+    state = Path(tempfile.mkdtemp(prefix="fr-compose-test-", dir="/var/tmp"))
+    state.chmod(0o755)
+    env = {"FR_SERVICES": "compose", "FR_CACHE_DIR": str(state), "COMPOSE_PROJECT_NAME": project}
+    made = Stack(project, state, env)
+    try:
+        yield made
+    finally:
+        # Everything of this project, its volumes included: the project name is this test's own.
+        made.compose("--profile", "infra", "--profile", "app", "down", "--volumes", "--remove-orphans")
+        shutil.rmtree(state, ignore_errors=True)
 
 
-def assert_one_line(error: pytest.ExceptionInfo[BaseException]) -> str:
-    message = str(error.value)
-    assert message
-    assert "\n" not in message
-    return message
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
-# ----- commands ----------------------------------------------------------------------------
-def test_start_brings_the_infra_profile_up_and_waits(engines):
-    engines.install("docker")
-    ComposeServices("docker").start()
-    assert engines.calls() == [["docker", *PREFIX, "up", "--detach", "--wait"]]
+def probe_run(stack: Stack, branch: str, tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """`nox -s test` on the probe: it uses the run's database, bucket and Redis, then cleans up."""
+    return stack.nox("-s", "test", "--", "--no-cov", "-n", "1", "-p", "no:cacheprovider", str(PROBE),
+                     BRANCH_NAME=branch, **extra)  # fmt: skip
 
 
-def test_stop_takes_the_project_down(engines):
-    engines.install("docker")
-    ComposeServices("docker").stop()
-    assert engines.calls() == [["docker", *PREFIX, "down", "--remove-orphans"]]
+def wait_until_inside(proc: subprocess.Popen, ready_dir: Path, output, timeout: float = 900) -> None:
+    """Until the probe is inside its test; a cold start pulls and initialises every service."""
+    deadline = time.monotonic() + timeout
+    while not any(ready_dir.iterdir()):
+        assert proc.poll() is None, output()
+        assert time.monotonic() < deadline, output()
+        time.sleep(0.5)
 
 
-def test_urls_read_each_host_port_from_compose_port(engines, monkeypatch):
-    engines.install("docker")
-    monkeypatch.setenv("POSTGRES_PASSWORD", "from-env")
-    urls = ComposeServices("docker").urls()
-    assert [call[len(PREFIX) + 1 :] for call in engines.calls()] == [
-        ["port", "postgres", "5432"],
-        ["port", "redis", "6379"],
-        ["port", "minio", "9000"],
-    ]
-    assert urls.ports() == {"postgres": 49153, "redis": 49154, "s3": 49155}
-    assert urls.database_url() == "postgresql://postgres:from-env@127.0.0.1:49153/postgres"
-    assert urls.redis_url == "redis://127.0.0.1:49154/0"
-    assert urls.s3_endpoint == "http://127.0.0.1:49155"
+# ----- start, join, last out ---------------------------------------------------------------
+def test_two_namespaces_share_the_stack_and_the_last_out_stops_it(stack, tmp_path):
+    first = start_run("cmp-first", tmp_path, sleep=3600, workers=1, **stack.env)
+    try:
+        wait_until_inside(first, tmp_path / "ready-cmp-first", output=lambda: output("cmp-first", tmp_path))
+        assert set(stack.containers()) == INFRA_SERVICES
+        second = probe_run(stack, "cmp-second", tmp_path)
+        assert second.returncode == 0, second.stdout
+        assert "compose (joined)" in second.stdout
+        # The first run still holds its lease: the second must not have stopped anything.
+        assert set(stack.containers()) == INFRA_SERVICES
+    finally:
+        os.killpg(first.pid, 2)  # Ctrl+C ends the sleeping probe; cleanup still runs
+    assert first.wait(timeout=300) == 130, output("cmp-first", tmp_path)
+    log = output("cmp-first", tmp_path)
+    assert "compose (started)" in log
+    assert "services   stopped (last lease out)" in log
+    assert stack.containers() == {}
+    assert stack.volumes(), "stopping keeps the data volumes"
 
 
-def test_an_unpublished_port_is_a_clear_service_error(engines, monkeypatch):
-    engines.install("docker")
-    monkeypatch.setenv("FAKE_ENGINE_PORT_REDIS", "")
-    with pytest.raises(ServiceError) as error:
-        ComposeServices("docker").urls()
-    assert "could not read a host port" in assert_one_line(error)
+# ----- a hand-run stack and nox's (issue 13 item 1) ------------------------------------------
+def test_a_hand_started_stack_is_joined_and_left_running(stack, tmp_path):
+    """The compose file's own instructions, then nox: one stack, no container-name clash."""
+    hand = stack.compose("--profile", "infra", "up", "--detach", "--wait")
+    assert hand.returncode == 0, hand.stderr
+    started = stack.containers()
+    result = probe_run(stack, "cmp-hand", tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "compose (joined)" in result.stdout
+    assert "Conflict" not in result.stdout
+    assert stack.containers() == started, "nox must neither recreate nor stop what a person started"
 
 
-@pytest.mark.parametrize(
-    ("running", "healthy"),
-    [("postgres redis minio", True), ("postgres minio", False), ("", False)],
-)
-def test_healthy_means_every_service_is_running(engines, monkeypatch, running, healthy):
-    engines.install("docker")
-    monkeypatch.setenv("FAKE_ENGINE_RUNNING", running)
-    assert ComposeServices("docker").healthy() is healthy
-    assert engines.calls() == [["docker", *PREFIX, "ps", "--status", "running", "--services"]]
+def test_nox_and_a_hand_run_show_the_same_project(stack, tmp_path):
+    """What nox started is what `docker compose ps` in the checkout lists (and can stop)."""
+    result = stack.nox("-s", "infra", timeout=600)
+    assert result.returncode == 0, result.stdout
+    listed = stack.compose("--profile", "infra", "ps", "--services", "--status", "running")
+    assert set(listed.stdout.split()) == INFRA_SERVICES
+    down = stack.nox("-s", "down")
+    assert down.returncode == 0, down.stdout
+    assert stack.containers() == {}
+    assert stack.containers(running=False) == {}, "down removes the containers"
+    assert {volume.rsplit("_", 1)[-1] for volume in stack.volumes()} == {
+        "postgres-data",
+        "redis-data",
+        "minio-data",
+    }, "down keeps the named data volumes and leaves no anonymous one"
+    anonymous = stack.engine("volume", "ls", "--filter", "dangling=true", "-q").split()
+    assert not [v for v in anonymous if len(v) == 64 and v in stack.volumes()]
 
 
-def test_a_failing_command_reports_the_engines_last_line(engines, monkeypatch):
-    engines.install("docker")
-    monkeypatch.setenv("FAKE_ENGINE_UP_EXIT", "1")
-    with pytest.raises(ServiceError) as error:
-        ComposeServices("docker").start()
-    assert assert_one_line(error) == "`docker compose up --detach --wait` failed: " + (
-        "Error response from daemon: port is already allocated"
+# ----- a killed container, fresh ports -----------------------------------------------------
+def test_a_killed_container_is_restarted_and_its_new_port_read(stack, tmp_path):
+    infra = stack.nox("-s", "infra")
+    assert infra.returncode == 0, infra.stdout
+    before = stack.backend().urls()
+    stack.engine("kill", stack.containers()["redis"])
+    assert not stack.backend().healthy()
+    result = probe_run(stack, "cmp-killed", tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "compose (started)" in result.stdout
+    assert "redis" in stack.containers()
+    after = stack.backend().urls()
+    printed = stack.compose("--profile", "infra", "port", "redis", "6379").stdout.strip()
+    assert printed.endswith(f":{after.ports()['redis']}"), "urls() reads the port the engine uses now"
+    assert after.ports()["postgres"] == before.ports()["postgres"], "the others kept running"
+    # Kept services stay kept: the run that restarted redis did not stop them on its way out.
+    assert set(stack.containers()) == INFRA_SERVICES
+
+
+# ----- credentials from one place (issue 13 item 2) --------------------------------------------
+CUSTOM_CREDENTIALS = {
+    "POSTGRES_USER": "labowner",
+    "POSTGRES_PASSWORD": "pg-secret-from-outside",
+    "S3_ACCESS_KEY": "labuser",
+    "S3_SECRET_KEY": "labsecret123",
+}
+
+
+def assert_credentials_used(stack: Stack, result: subprocess.CompletedProcess[str], **extra: str) -> None:
+    assert result.returncode == 0, result.stdout
+    for secret in ("pg-secret-from-outside", "labsecret123"):
+        assert secret not in result.stdout, "a secret was printed"
+    urls = stack.backend(**extra).urls()
+    assert (urls.postgres_user, urls.s3_access_key) == ("labowner", "labuser")
+    with psycopg.connect(urls.database_url(), connect_timeout=10) as connection:
+        assert connection.execute("SELECT current_user").fetchone() == ("labowner",)
+
+
+def test_credentials_from_the_environment_reach_the_run(stack, tmp_path):
+    infra = stack.nox("-s", "infra", **CUSTOM_CREDENTIALS)
+    assert infra.returncode == 0, infra.stdout
+    result = probe_run(stack, "cmp-env", tmp_path, **CUSTOM_CREDENTIALS)
+    assert "compose (joined)" in result.stdout
+    assert_credentials_used(stack, result)
+
+
+def test_credentials_from_a_dotenv_file_reach_the_run(stack, tmp_path):
+    """A .env beside the compose file, as compose reads it; nothing set in the environment."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    shutil.copy(REPO_ROOT / "docker-compose.yml", checkout / "docker-compose.yml")
+    (checkout / ".env").write_text("".join(f"{key}={value}\n" for key, value in CUSTOM_CREDENTIALS.items()))
+    compose_file = {"COMPOSE_FILE": str(checkout / "docker-compose.yml")}
+    hand = stack.compose("--profile", "infra", "up", "--detach", "--wait", **compose_file)
+    assert hand.returncode == 0, hand.stderr
+    result = probe_run(stack, "cmp-dotenv", tmp_path, **compose_file)
+    assert "compose (joined)" in result.stdout
+    assert_credentials_used(stack, result, **compose_file)
+
+
+# ----- the whole stack: images, migrations, smoke (issue 13 items 4 and 5) ---------------------
+def wait_for_health(url: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - our own loopback URL
+                return json.load(answer)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+
+
+@pytest.mark.slow
+def test_the_whole_stack_comes_up_migrated_and_passes_the_smoke_checks(stack, tmp_path):
+    """One command on fresh volumes: images built, schema migrated, frontend → backend → services."""
+    frontend_port = free_port()
+    extra = {"FRONTEND_PORT": str(frontend_port), "GIT_COMMIT_SHA": "0123456789abcdef"}
+    # The same command the release workflow runs, without --push.
+    build = stack.compose("--profile", "app", "build", timeout=1800, **extra)
+    assert build.returncode == 0, build.stderr[-4000:]
+    up = stack.compose("--profile", "infra", "--profile", "app", "up", "--detach", "--wait", **extra)
+    assert up.returncode == 0, up.stderr[-4000:]
+    migrate = stack.compose("--profile", "app", "ps", "--all", "--format", "json", "migrate", **extra)
+    assert '"ExitCode":0' in migrate.stdout.replace(" ", ""), migrate.stdout
+
+    base_url = f"http://127.0.0.1:{frontend_port}"
+    health = wait_for_health(f"{base_url}/api/health")
+    assert health["status"] == "healthy", health
+    assert health["git_sha"].startswith("0123456"), health
+    smoke = subprocess.run(
+        ["bash", str(REPO_ROOT / "scripts" / "smoke_test.sh"), base_url, "prod", "--no-browser"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    assert "cors" in smoke.stdout.lower()
 
 
-# ----- parse_port --------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("printed", "port"),
-    [
-        ("127.0.0.1:49153\n", 49153),
-        ("0.0.0.0:1234", 1234),
-        ("[::1]:1234", 1234),
-        ("[::]:5432\n", 5432),
-        ("0.0.0.0:1234\n[::]:1235\n", 1235),  # one line per address family; any will do
-    ],
-)
-def test_parse_port_reads_the_host_port(printed, port):
-    assert parse_port(printed) == port
+@pytest.mark.slow
+def test_the_images_install_from_the_lock_files(stack):
+    """Reproducible images: the backend's packages are uv.lock's versions, the frontend's npm ci."""
+    build = stack.compose("--profile", "app", "build", "backend", timeout=1800)
+    assert build.returncode == 0, build.stderr[-4000:]
+    image = stack.compose("--profile", "app", "config", "--images").stdout.split()
+    backend_image = next(name for name in image if "finance-report-backend" in name)
+    assert ENGINE
+    frozen = subprocess.run(
+        [ENGINE, "run", "--rm", "--entrypoint", "python", backend_image, "-c",
+         "import importlib.metadata as m; print(m.version('fastapi'), m.version('sqlalchemy'))"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert frozen.returncode == 0, frozen.stderr
+    locked = _locked_versions("fastapi", "sqlalchemy")
+    assert frozen.stdout.split() == locked
 
 
-@pytest.mark.parametrize("printed", ["", "\n", "junk", "127.0.0.1:", "[::1]:abc", "no such service: minio"])
-def test_parse_port_rejects_junk(printed):
-    with pytest.raises(ServiceError) as error:
-        parse_port(printed)
-    assert "could not read a host port" in assert_one_line(error)
-
-
-# ----- choosing the engine and the backend -------------------------------------------------
-def test_container_runtime_podman_picks_podman(engines, monkeypatch):
-    engines.install("docker")
-    engines.install("podman")
-    monkeypatch.setenv("CONTAINER_RUNTIME", "podman")
-    monkeypatch.setenv("FR_SERVICES", "compose")
-    assert detect_runtime() == "podman"
-    backend = select_backend()
-    assert isinstance(backend, ComposeServices)
-    backend.start()
-    assert engines.calls() == [["podman", *PREFIX, "up", "--detach", "--wait"]]
-
-
-def test_auto_detection_asks_docker_first(engines):
-    engines.install("docker")
-    engines.install("podman")
-    assert detect_runtime() == "docker"
-    assert engines.calls() == [["docker", "info"]]
-
-
-def test_auto_detection_uses_podman_when_docker_does_not_answer(engines, monkeypatch):
-    engines.install("docker")
-    engines.install("podman")
-    monkeypatch.setenv("FAKE_ENGINE_INFO_EXIT", "1")
-    # Both fakes read the same variable, so neither answers: detection must ask both.
-    assert detect_runtime() is None
-    assert engines.calls() == [["docker", "info"], ["podman", "info"]]
-
-
-@pytest.mark.parametrize(
-    ("runtime", "install", "expected"),
-    [
-        pytest.param("lxc", [], "is not supported; use docker or podman", id="unknown"),
-        pytest.param("podman", ["docker"], "podman is not on PATH", id="missing"),
-    ],
-)
-def test_a_bad_container_runtime_is_a_one_line_user_error(engines, monkeypatch, runtime, install, expected):
-    for name in install:
-        engines.install(name)
-    monkeypatch.setenv("CONTAINER_RUNTIME", runtime)
-    with pytest.raises(UserError) as error:
-        detect_runtime()
-    assert expected in assert_one_line(error)
-    assert engines.calls() == []
-
-
-@pytest.mark.parametrize(
-    "installed",
-    [pytest.param([], id="no-engine-installed"), pytest.param(["docker", "podman"], id="no-engine-answers")],
-)
-def test_auto_without_an_answering_engine_is_native(engines, monkeypatch, installed):
-    for name in installed:
-        engines.install(name)
-    monkeypatch.setenv("FAKE_ENGINE_INFO_EXIT", "1")
-    monkeypatch.setenv("FR_SERVICES", "auto")
-    assert isinstance(select_backend(), NativeServices)
-
-
-def test_auto_with_an_answering_engine_is_compose(engines, monkeypatch):
-    engines.install("docker")
-    monkeypatch.setenv("FR_SERVICES", "auto")
-    backend = select_backend()
-    assert isinstance(backend, ComposeServices)
-    assert backend.runtime == "docker"
-
-
-def test_fr_services_compose_without_an_engine_is_a_one_line_user_error(engines, monkeypatch):
-    monkeypatch.setenv("FR_SERVICES", "compose")
-    with pytest.raises(UserError) as error:
-        select_backend()
-    assert "neither docker nor podman answers" in assert_one_line(error)
-
-
-def test_fr_services_bogus_is_a_one_line_user_error(engines, monkeypatch):
-    monkeypatch.setenv("FR_SERVICES", "bogus")
-    with pytest.raises(UserError) as error:
-        select_backend()
-    assert assert_one_line(error).startswith("FR_SERVICES='bogus' is not a services backend")
-    assert engines.calls() == []
-
-
-@pytest.mark.parametrize(
-    ("env", "expected"),
-    [
-        pytest.param({"FR_SERVICES": "bogus"}, "FR_SERVICES='bogus' is not a services backend", id="bogus-backend"),
-        pytest.param(
-            {"FR_SERVICES": "compose", "CONTAINER_RUNTIME": "lxc"},
-            "CONTAINER_RUNTIME='lxc' is not supported",
-            id="unknown-runtime",
-        ),
-    ],
-)
-def test_nox_reports_a_bad_choice_in_one_line(env, expected):
-    """The same mistakes through `nox -s infra`: the sentence, and no traceback."""
-    result = run_nox("-s", "infra", timeout=120, **env)
-    assert result.returncode != 0
-    assert "Traceback" not in result.stdout
-    lines = [line for line in result.stdout.splitlines() if expected in line]
-    assert len(lines) == 1, result.stdout
-    assert lines[0].startswith(f"nox > Session infra aborted: {expected}")
+def _locked_versions(*names: str) -> list[str]:
+    packages = {p["name"]: p["version"] for p in tomllib.loads((REPO_ROOT / "uv.lock").read_text())["package"]}
+    return [packages[name] for name in names]

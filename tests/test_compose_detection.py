@@ -1,0 +1,208 @@
+"""Choosing the container engine and the backend, and reading what the engine prints.
+
+Detection must be seen with engines that do and do not answer, which one real engine cannot
+show: here `docker`/`podman` on PATH are tests/faults/fake_engine.py. Parsing is pure. Everything
+else about compose runs against a real engine in tests/test_compose.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from noxlib.errors import ServiceError, UserError
+from noxlib.services import select_backend
+from noxlib.services.compose import ComposeServices, detect_runtime, parse_environment, parse_ps
+from noxlib.services.native import NativeServices
+from tests.runs import run_nox
+
+FAKE_ENGINE = Path(__file__).resolve().parent / "faults" / "fake_engine.py"
+
+
+class FakeEngines:
+    """A bin directory that is the whole PATH, holding only the engines a test installs."""
+
+    def __init__(self, directory: Path) -> None:
+        self.bin = directory / "bin"
+        self.bin.mkdir()
+        self.log = directory / "calls.jsonl"
+
+    def install(self, name: str = "docker") -> None:
+        wrapper = self.bin / name
+        wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_ENGINE}" "$0" "$@"\n')
+        wrapper.chmod(0o755)
+
+    def calls(self) -> list[list[str]]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+@pytest.fixture
+def engines(tmp_path, monkeypatch) -> FakeEngines:
+    fake = FakeEngines(tmp_path)
+    # Only the fake engines: the machine's own docker CLI must not be found.
+    monkeypatch.setenv("PATH", str(fake.bin))
+    monkeypatch.setenv("FAKE_ENGINE_LOG", str(fake.log))
+    for key in ("CONTAINER_RUNTIME", "FR_SERVICES"):
+        monkeypatch.delenv(key, raising=False)
+    return fake
+
+
+def assert_one_line(error: pytest.ExceptionInfo[BaseException]) -> str:
+    message = str(error.value)
+    assert message
+    assert "\n" not in message
+    return message
+
+
+# ----- choosing the engine and the backend -------------------------------------------------
+def test_container_runtime_podman_picks_podman(engines, monkeypatch):
+    engines.install("docker")
+    engines.install("podman")
+    monkeypatch.setenv("CONTAINER_RUNTIME", "podman")
+    monkeypatch.setenv("FR_SERVICES", "compose")
+    assert detect_runtime() == "podman"
+    backend = select_backend()
+    assert isinstance(backend, ComposeServices)
+    assert backend.command("up")[:2] == ["podman", "compose"]
+    assert engines.calls() == []
+
+
+def test_auto_detection_asks_docker_first(engines):
+    engines.install("docker")
+    engines.install("podman")
+    assert detect_runtime() == "docker"
+    assert engines.calls() == [["docker", "info"]]
+
+
+def test_auto_detection_uses_podman_when_docker_does_not_answer(engines, monkeypatch):
+    engines.install("docker")
+    engines.install("podman")
+    monkeypatch.setenv("FAKE_ENGINE_INFO_EXIT", "1")
+    # Both fakes read the same variable, so neither answers: detection must ask both.
+    assert detect_runtime() is None
+    assert engines.calls() == [["docker", "info"], ["podman", "info"]]
+
+
+@pytest.mark.parametrize(
+    ("runtime", "install", "expected"),
+    [
+        pytest.param("lxc", [], "is not supported; use docker or podman", id="unknown"),
+        pytest.param("podman", ["docker"], "podman is not on PATH", id="missing"),
+    ],
+)
+def test_a_bad_container_runtime_is_a_one_line_user_error(engines, monkeypatch, runtime, install, expected):
+    for name in install:
+        engines.install(name)
+    monkeypatch.setenv("CONTAINER_RUNTIME", runtime)
+    with pytest.raises(UserError) as error:
+        detect_runtime()
+    assert expected in assert_one_line(error)
+    assert engines.calls() == []
+
+
+@pytest.mark.parametrize(
+    "installed",
+    [pytest.param([], id="no-engine-installed"), pytest.param(["docker", "podman"], id="no-engine-answers")],
+)
+def test_auto_without_an_answering_engine_is_native(engines, monkeypatch, installed):
+    for name in installed:
+        engines.install(name)
+    monkeypatch.setenv("FAKE_ENGINE_INFO_EXIT", "1")
+    monkeypatch.setenv("FR_SERVICES", "auto")
+    assert isinstance(select_backend(), NativeServices)
+
+
+def test_auto_with_an_answering_engine_is_compose(engines, monkeypatch):
+    engines.install("docker")
+    monkeypatch.setenv("FR_SERVICES", "auto")
+    backend = select_backend()
+    assert isinstance(backend, ComposeServices)
+    assert backend.runtime == "docker"
+
+
+def test_fr_services_compose_without_an_engine_is_a_one_line_user_error(engines, monkeypatch):
+    monkeypatch.setenv("FR_SERVICES", "compose")
+    with pytest.raises(UserError) as error:
+        select_backend()
+    assert "neither docker nor podman answers" in assert_one_line(error)
+
+
+def test_fr_services_bogus_is_a_one_line_user_error(engines, monkeypatch):
+    monkeypatch.setenv("FR_SERVICES", "bogus")
+    with pytest.raises(UserError) as error:
+        select_backend()
+    assert assert_one_line(error).startswith("FR_SERVICES='bogus' is not a services backend")
+    assert engines.calls() == []
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        pytest.param({"FR_SERVICES": "bogus"}, "FR_SERVICES='bogus' is not a services backend", id="bogus-backend"),
+        pytest.param(
+            {"FR_SERVICES": "compose", "CONTAINER_RUNTIME": "lxc"},
+            "CONTAINER_RUNTIME='lxc' is not supported",
+            id="unknown-runtime",
+        ),
+    ],
+)
+def test_nox_reports_a_bad_choice_in_one_line(env, expected):
+    """The same mistakes through `nox -s infra`: the sentence, and no traceback."""
+    result = run_nox("-s", "infra", timeout=120, **env)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout
+    lines = [line for line in result.stdout.splitlines() if expected in line]
+    assert len(lines) == 1, result.stdout
+    assert lines[0].startswith(f"nox > Session infra aborted: {expected}")
+
+
+# ----- reading what the engine prints ------------------------------------------------------
+PS_ENTRY = {
+    "ID": "abc123",
+    "Service": "postgres",
+    "State": "running",
+    "Health": "healthy",
+    "Publishers": [
+        {"URL": "127.0.0.1", "TargetPort": 5432, "PublishedPort": 32790, "Protocol": "tcp"},
+        {"URL": "", "TargetPort": 9001, "PublishedPort": 0, "Protocol": "tcp"},
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "printed",
+    [
+        pytest.param(json.dumps(PS_ENTRY) + "\n", id="json-lines (compose >= 2.21)"),
+        pytest.param(json.dumps([PS_ENTRY]), id="json-array (older compose)"),
+    ],
+)
+def test_ps_is_read_in_either_json_form(printed):
+    (container,) = parse_ps(printed).values()
+    assert container.service == "postgres"
+    assert container.ports == {5432: 32790}, "an exposed, unpublished port is not a host port"
+    assert container.ready
+
+
+@pytest.mark.parametrize(
+    ("state", "health", "ready"),
+    [("running", "", True), ("running", "starting", False), ("exited", "", False), ("running", "unhealthy", False)],
+)
+def test_a_container_is_ready_when_running_and_not_unhealthy(state, health, ready):
+    entry = dict(PS_ENTRY, State=state, Health=health)
+    assert parse_ps(json.dumps(entry))["postgres"].ready is ready
+
+
+def test_ps_junk_is_a_one_line_service_error():
+    with pytest.raises(ServiceError) as error:
+        parse_ps("no configuration file provided: not found")
+    assert "could not read `compose ps` output" in assert_one_line(error)
+
+
+def test_environment_keeps_values_with_equals_signs():
+    inspected = [{"Id": "abc", "Config": {"Env": ["POSTGRES_PASSWORD=a=b", "EMPTY=", "PATH=/bin"]}}]
+    assert parse_environment(inspected) == {"abc": {"POSTGRES_PASSWORD": "a=b", "EMPTY": "", "PATH": "/bin"}}

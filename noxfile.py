@@ -203,6 +203,13 @@ def api_types(session: nox.Session) -> None:
     api_contract.run(session, fix="--fix" in session.posargs)
 
 
+@session(python=DEFAULT_PYTHON, uv_groups=["typecheck"], tags=["ci"], default=False)
+@reported
+def typecheck(session: nox.Session) -> None:
+    """Type-check noxlib, the backend and the scripts with mypy --strict (what and how: pyproject.toml)."""
+    session.run("mypy", *session.posargs)
+
+
 @session(python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False)
 def noxlib_test(session: nox.Session) -> None:
     """Test the suite itself: names, leases, databases, lifecycle, scripts and workflows."""

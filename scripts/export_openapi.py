@@ -23,8 +23,8 @@ from pathlib import Path
 # `src` is the backend's top-level package; the script runs from any directory.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "apps" / "backend"))
 
-from src.config import Settings  # noqa: E402
-from src.main import create_app  # noqa: E402
+from src.config import Settings
+from src.main import create_app
 
 
 def setting_variables() -> set[str]:

@@ -99,7 +99,7 @@ def _placeholder_name(node: ast.expr, constants: dict[str, ast.expr]) -> str | N
 
 def _parameters(function: ast.FunctionDef) -> list[str]:
     """The argument names of `@nox.parametrize(...)` decorators, e.g. `shard`."""
-    names = []
+    names: list[str] = []
     for decorator in function.decorator_list:
         if not isinstance(decorator, ast.Call) or not decorator.args:
             continue

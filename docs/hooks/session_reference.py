@@ -31,6 +31,8 @@ class SessionInfo:
     name: str
     summary: str
     tags: tuple[str, ...]
+    # Whether bare `nox` runs it: nox's per-session `default=` (True unless the decorator says False).
+    default: bool = True
 
 
 def _module_constants(tree: ast.Module) -> dict[str, ast.expr]:
@@ -97,7 +99,7 @@ def _placeholder_name(node: ast.expr, constants: dict[str, ast.expr]) -> str | N
 
 def _parameters(function: ast.FunctionDef) -> list[str]:
     """The argument names of `@nox.parametrize(...)` decorators, e.g. `shard`."""
-    names = []
+    names: list[str] = []
     for decorator in function.decorator_list:
         if not isinstance(decorator, ast.Call) or not decorator.args:
             continue
@@ -154,17 +156,15 @@ def read_sessions(noxfile: Path) -> list[SessionInfo]:
         summary = docstring.strip().splitlines()[0] if docstring.strip() else ""
         if not summary:
             raise PluginError(f"{noxfile.name}:{node.lineno}: session {name!r} has no docstring for `nox -l`")
-        sessions.append(SessionInfo(name, summary, tags))
+        default_node = keywords.get("default")
+        default = not (isinstance(default_node, ast.Constant) and default_node.value is False)
+        sessions.append(SessionInfo(name, summary, tags, default))
     return sessions
 
 
 def read_default_sessions(noxfile: Path) -> tuple[str, ...]:
-    """What bare `nox` runs: the literal list assigned to `nox.options.sessions`, if any."""
-    tree = ast.parse(noxfile.read_text(encoding="utf-8"), filename=str(noxfile))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "nox.options.sessions":
-            return _strings(node.value, _module_constants(tree)) or ()
-    return ()
+    """What bare `nox` runs: every session whose decorator does not say `default=False`."""
+    return tuple(session.name for session in read_sessions(noxfile) if session.default)
 
 
 def render_session_table(sessions: list[SessionInfo], defaults: tuple[str, ...] = ()) -> str:

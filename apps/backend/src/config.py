@@ -277,13 +277,15 @@ def describe_fields() -> list[dict[str, Any]]:
     for name, field in Settings.model_fields.items():
         secret = is_secret(field)
         default = field.get_default(call_default_factory=True)
+        # rebuild_annotation: the full (never None) type, with Annotated metadata such as NoDecode.
+        adapter = TypeAdapter[Any](field.rebuild_annotation())
         described.append(
             {
                 "field": name,
                 "env": env_names(name, field),
                 "type": describe_type(field.annotation),
                 # A secret's default is never a real value: show none rather than risk a leak.
-                "default": None if secret else TypeAdapter(field.annotation).dump_python(default, mode="json"),
+                "default": None if secret else adapter.dump_python(default, mode="json"),
                 "secret": secret,
                 "description": field.description or "",
             }

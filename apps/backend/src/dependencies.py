@@ -12,7 +12,8 @@ from src.resources import Resources
 
 
 def get_resources(request: Request) -> Resources:
-    return request.app.state.resources
+    resources: Resources = request.app.state.resources
+    return resources
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -8,6 +8,7 @@ validation (422), a lost database connection (503: retryable, unlike a bug) and 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 
 from fastapi import FastAPI, Request
@@ -63,7 +64,7 @@ def database_unavailable_error(detail: str = "the database is unavailable; try a
     return ApiError(503, "database_unavailable", detail)
 
 
-def error_response(status_code: int, code: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(status_code: int, code: str, detail: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse(
         status_code=status_code,
         content={"detail": detail, "code": code},

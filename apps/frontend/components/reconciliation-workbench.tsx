@@ -9,7 +9,6 @@ import {
   describeMatchingRun,
   describeStatementUpload,
   formatAmount,
-  formatCount,
   formatMatchRate,
   type PendingLine,
   readPendingLines,
@@ -153,15 +152,15 @@ function StatsPanel({ stats }: { stats: ReconciliationStats }) {
       <dl className="stats">
         <div>
           <dt>Matched</dt>
-          <dd data-testid="stats-matched">{formatCount(stats.matched)}</dd>
+          <dd data-testid="stats-matched">{stats.matched}</dd>
         </div>
         <div>
           <dt>Unmatched statement lines</dt>
-          <dd data-testid="stats-unmatched-lines">{formatCount(stats.unmatchedStatementLines)}</dd>
+          <dd data-testid="stats-unmatched-lines">{stats.unmatchedStatementLines}</dd>
         </div>
         <div>
           <dt>Unmatched journal entries</dt>
-          <dd data-testid="stats-unmatched-entries">{formatCount(stats.unmatchedJournalEntries)}</dd>
+          <dd data-testid="stats-unmatched-entries">{stats.unmatchedJournalEntries}</dd>
         </div>
         <div>
           <dt>Match rate</dt>

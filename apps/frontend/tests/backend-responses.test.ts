@@ -2,109 +2,130 @@
 import { describe, expect, it } from "vitest";
 
 import {
+  ContractError,
   describeMatchingRun,
   describeStatementUpload,
   formatAmount,
   formatMatchRate,
-  readCheck,
   readHealthReport,
   readPendingLines,
   readPingState,
   readReconciliationStats,
 } from "@/lib/backend-responses";
 
-describe("readCheck", () => {
-  it.each([
-    [true, true],
-    [false, false],
-    ["ok", true],
-    ["OK", true],
-    ["healthy", true],
-    ["failed", false],
-    [{ status: "ok" }, true],
-    [{ status: "failed", error: "timeout" }, false],
-    [{ ok: true, latency_ms: 3 }, true],
-    [{ ok: false }, false],
-    [{ healthy: true }, true],
-    [{}, false],
-    [null, false],
-    [42, false],
-  ])("reads %j as ok=%s", (value, ok) => {
-    expect(readCheck(value).ok).toBe(ok);
+import {
+  healthyAnswer,
+  matchingRunAnswer,
+  pendingAnswer,
+  pingAnswer,
+  statementUploadAnswer,
+  statsAnswer,
+  unhealthyAnswer,
+  withRenamedField,
+} from "./api-fixtures";
+
+describe("readHealthReport", () => {
+  it("reads a healthy report", () => {
+    const report = readHealthReport(healthyAnswer);
+
+    expect(report).toMatchObject({ healthy: true, status: "healthy", gitSha: "0123456789abcdef0123" });
+    expect(report.checks).toEqual([
+      { name: "database", ok: true, detail: null },
+      { name: "redis", ok: true, detail: null },
+      { name: "s3", ok: true, detail: null },
+    ]);
   });
 
   it("keeps the reason a check failed", () => {
-    expect(readCheck({ status: "failed", error: "Connection refused" }).detail).toBe("Connection refused");
-    expect(readCheck("error: connection refused")).toEqual({ ok: false, detail: "error: connection refused" });
-    expect(readCheck("failed").detail).toBeNull();
-  });
-});
+    const report = readHealthReport(unhealthyAnswer);
 
-describe("readHealthReport", () => {
-  it("lists the expected checks first, then any others the backend added", () => {
-    const report = readHealthReport({ status: "healthy", checks: { queue: "ok", s3: "ok", database: "ok", redis: "ok" } });
-
-    expect(report.checks.map((check) => check.name)).toEqual(["database", "redis", "s3", "queue"]);
-    expect(report.healthy).toBe(true);
-  });
-
-  it("derives the status from the checks when the backend sends none", () => {
-    expect(readHealthReport({ checks: { database: "ok", redis: "failed", s3: "ok" } }).status).toBe("unhealthy");
-  });
-
-  it("rejects an answer without checks", () => {
-    expect(() => readHealthReport({ detail: "boom" })).toThrow("no checks");
-  });
-});
-
-describe("readPingState", () => {
-  it("reads the backend's field names", () => {
-    expect(readPingState({ state: "pong", toggle_count: 3, updated_at: "2026-01-01T00:00:00Z" })).toEqual({
-      state: "pong",
-      toggleCount: 3,
-      updatedAt: "2026-01-01T00:00:00Z",
+    expect(report.healthy).toBe(false);
+    expect(report.checks.find((check) => check.name === "redis")).toEqual({
+      name: "redis",
+      ok: false,
+      detail: "Connection refused",
     });
   });
-});
 
-describe("readReconciliationStats", () => {
-  it("accepts a percentage or a fraction for the match rate", () => {
-    expect(readReconciliationStats({ match_rate: 0.25 }).matchRate).toBe(0.25);
-    expect(readReconciliationStats({ match_rate: 25 }).matchRate).toBe(0.25);
-  });
+  it("lists the expected checks first, then any others, and a missing one as failed", () => {
+    const withoutS3 = Object.fromEntries(Object.entries(healthyAnswer.checks).filter(([name]) => name !== "s3"));
+    const report = readHealthReport({ ...healthyAnswer, checks: { queue: healthyAnswer.checks.redis, ...withoutS3 } });
 
-  it("computes the match rate when the backend leaves it out", () => {
-    expect(readReconciliationStats({ matched: 3, unmatched_statement_lines: 1 }).matchRate).toBe(0.75);
-    expect(readReconciliationStats({ matched: 0, unmatched_statement_lines: 0 }).matchRate).toBeNull();
+    expect(report.checks.map((check) => check.name)).toEqual(["database", "redis", "s3", "queue"]);
+    expect(report.checks[2]).toEqual({ name: "s3", ok: false, detail: "not reported" });
   });
 });
 
-describe("readPendingLines", () => {
-  it("accepts a bare list or a wrapped one and alternative field names", () => {
-    const line = { id: "l1", transaction_date: "2026-01-05", memo: "Coffee", amount: -12.5 };
-
-    expect(readPendingLines([line])).toEqual([{ id: "l1", date: "2026-01-05", description: "Coffee", amount: "-12.5" }]);
-    expect(readPendingLines({ lines: [line] })).toHaveLength(1);
-  });
-
-  it("rejects something that is not a list", () => {
-    expect(() => readPendingLines({ count: 3 })).toThrow("not a list");
+describe("every decoder reads what the backend sends", () => {
+  it("reads the ping state, stats, pending lines and action answers", () => {
+    expect(readPingState(pingAnswer)).toEqual({ state: "ping", toggleCount: 4, updatedAt: "2026-01-02T03:04:05Z" });
+    expect(readPingState({ ...pingAnswer, updated_at: null }).updatedAt).toBeNull();
+    expect(readReconciliationStats(statsAnswer)).toEqual({
+      matched: 12,
+      unmatchedStatementLines: 3,
+      unmatchedJournalEntries: 2,
+      matchRate: 0.8,
+    });
+    expect(readPendingLines(pendingAnswer)).toEqual([
+      { id: 1, date: "2026-01-05", description: "Coffee Roasters", amount: "-12.50" },
+      { id: 2, date: "2026-01-06", description: "Salary", amount: "2500.00" },
+    ]);
+    expect(describeMatchingRun(matchingRunAnswer)).toBe("Matching finished: 2 new matches.");
+    expect(describeMatchingRun({ matched: 1, matches: [] })).toBe("Matching finished: 1 new match.");
+    expect(describeStatementUpload(statementUploadAnswer, "a.csv")).toBe("Imported 2 lines from a.csv.");
   });
 });
 
-describe("sentences and formats", () => {
-  it("describes a matching run and an upload from whatever count is there", () => {
-    expect(describeMatchingRun({ matched: 1 })).toBe("Matching finished: 1 new match.");
-    expect(describeMatchingRun({})).toBe("Matching finished.");
-    expect(describeStatementUpload({ lines: [{}, {}, {}] }, "a.csv")).toBe("Imported 3 lines from a.csv.");
-    expect(describeStatementUpload(undefined, "a.csv")).toBe("Uploaded a.csv.");
+describe("a field the backend renamed or dropped", () => {
+  it.each([
+    ["health", () => readHealthReport(withRenamedField(healthyAnswer, "git_sha", "commit")), "git_sha"],
+    ["ping", () => readPingState(withRenamedField(pingAnswer, "toggle_count", "toggles")), "toggle_count"],
+    ["stats", () => readReconciliationStats(withRenamedField(statsAnswer, "matched", "matched_count")), "matched"],
+    [
+      "pending",
+      () => readPendingLines([withRenamedField(pendingAnswer[0], "description", "memo")]),
+      "0.description",
+    ],
+    ["matching", () => describeMatchingRun(withRenamedField(matchingRunAnswer, "matched", "created")), "matched"],
+    [
+      "upload",
+      () => describeStatementUpload(withRenamedField(statementUploadAnswer, "line_count", "lines_imported"), "a.csv"),
+      "line_count",
+    ],
+  ])("fails the %s decoder with a ContractError naming the field", (_what, read, field) => {
+    expect(read).toThrow(ContractError);
+    expect(read).toThrow(new RegExp(`\\(${field.replace(".", "\\.")}: `));
   });
 
+  it("explains the mismatch in one sentence with the one thing to do", () => {
+    const error = (() => {
+      try {
+        readPingState(withRenamedField(pingAnswer, "toggle_count", "toggles"));
+      } catch (caught) {
+        return caught;
+      }
+    })();
+
+    expect(error).toBeInstanceOf(ContractError);
+    expect(error).toMatchObject({ code: "contract_mismatch" });
+    expect((error as Error).message).toMatch(
+      /^The backend's ping state does not match the API this page was built for \(toggle_count: .+\)\. Deploy the frontend and backend from the same commit\.$/,
+    );
+  });
+
+  it("rejects a wrong type or a value outside the documented range, not only a missing field", () => {
+    expect(() => readPendingLines([{ ...pendingAnswer[0], amount: -12.5 }])).toThrow(ContractError);
+    expect(() => readReconciliationStats({ ...statsAnswer, match_rate: 80 })).toThrow(ContractError);
+    expect(() => readHealthReport({ ...healthyAnswer, status: "ok" })).toThrow(ContractError);
+    expect(() => readPendingLines({ items: pendingAnswer })).toThrow(ContractError);
+  });
+});
+
+describe("formats", () => {
   it("formats amounts with two decimals and leaves non-numbers alone", () => {
     expect(formatAmount("1234.5")).toBe("1,234.50");
     expect(formatAmount("n/a")).toBe("n/a");
     expect(formatAmount("")).toBe("");
     expect(formatMatchRate(0.875)).toBe("87.5%");
-    expect(formatMatchRate(null)).toBe("—");
   });
 });

@@ -5,14 +5,8 @@ import { describe, expect, it } from "vitest";
 import { HealthDashboard } from "@/components/health-dashboard";
 
 import { backendDown, deferredResponse, jsonResponse, stubBrowserFetch } from "./browser-fetch";
+import { healthyAnswer as healthy, unhealthyAnswer, withRenamedField } from "./api-fixtures";
 import { renderPage } from "./render-page";
-
-const healthy = {
-  status: "healthy",
-  timestamp: "2026-01-02T03:04:05Z",
-  git_sha: "0123456789abcdef0123",
-  checks: { database: { status: "ok" }, redis: { status: "ok" }, s3: { status: "ok" } },
-};
 
 describe("dashboard", () => {
   it("shows a loading state until the health answer arrives", async () => {
@@ -43,14 +37,7 @@ describe("dashboard", () => {
   });
 
   it("shows an unhealthy backend's 503 report, naming the failed check and why", async () => {
-    stubBrowserFetch({
-      "GET /api/health": jsonResponse(503, {
-        status: "unhealthy",
-        timestamp: "2026-01-02T03:04:05Z",
-        git_sha: "abc",
-        checks: { database: { status: "ok" }, redis: { status: "failed", error: "Connection refused" }, s3: true },
-      }),
-    });
+    stubBrowserFetch({ "GET /api/health": jsonResponse(503, unhealthyAnswer) });
 
     renderPage(<HealthDashboard />);
 
@@ -63,9 +50,8 @@ describe("dashboard", () => {
   });
 
   it("lists a check the backend left out as failed rather than hiding it", async () => {
-    stubBrowserFetch({
-      "GET /api/health": jsonResponse(200, { status: "healthy", checks: { database: "ok", redis: "ok" } }),
-    });
+    const withoutS3 = Object.fromEntries(Object.entries(healthy.checks).filter(([name]) => name !== "s3"));
+    stubBrowserFetch({ "GET /api/health": jsonResponse(200, { ...healthy, checks: withoutS3 }) });
 
     renderPage(<HealthDashboard />);
 
@@ -87,5 +73,16 @@ describe("dashboard", () => {
 
     expect(await screen.findByTestId("health-status")).toHaveTextContent("healthy");
     expect(screen.queryByTestId("error-state")).not.toBeInTheDocument();
+  });
+
+  it("shows a renamed field as an error naming it, never as a half-empty report", async () => {
+    stubBrowserFetch({ "GET /api/health": jsonResponse(200, withRenamedField(healthy, "git_sha", "commit")) });
+
+    renderPage(<HealthDashboard />);
+
+    const errorState = await screen.findByTestId("error-state");
+    expect(errorState).toHaveTextContent("does not match the API this page was built for (git_sha:");
+    expect(screen.queryByTestId("health-status")).not.toBeInTheDocument();
+    expect(document.body).not.toHaveTextContent("—");
   });
 });

@@ -5,10 +5,8 @@ import { describe, expect, it } from "vitest";
 import { PingPong } from "@/components/ping-pong";
 
 import { backendDown, deferredResponse, jsonResponse, stubBrowserFetch } from "./browser-fetch";
+import { pingAnswer as ping, pongAnswer as pong, withRenamedField } from "./api-fixtures";
 import { renderPage } from "./render-page";
-
-const ping = { state: "ping", toggle_count: 4, updated_at: "2026-01-02T03:04:05Z" };
-const pong = { state: "pong", toggle_count: 5, updated_at: "2026-01-02T03:05:00Z" };
 
 describe("ping-pong", () => {
   it("shows a loading state until the state arrives", async () => {
@@ -37,7 +35,7 @@ describe("ping-pong", () => {
   });
 
   it("says 'never' for a state that was never toggled", async () => {
-    stubBrowserFetch({ "GET /api/ping": jsonResponse(200, { state: "ping", toggle_count: 0, updated_at: null }) });
+    stubBrowserFetch({ "GET /api/ping": jsonResponse(200, { ...ping, toggle_count: 0, updated_at: null }) });
 
     renderPage(<PingPong />);
 
@@ -92,6 +90,15 @@ describe("ping-pong", () => {
 
     renderPage(<PingPong />);
 
-    expect(await screen.findByTestId("error-state")).toHaveTextContent("no state");
+    expect(await screen.findByTestId("error-state")).toHaveTextContent("ping state does not match");
+  });
+
+  it("shows a renamed toggle count as an error naming it, not as a count of 0", async () => {
+    stubBrowserFetch({ "GET /api/ping": jsonResponse(200, withRenamedField(ping, "toggle_count", "toggles")) });
+
+    renderPage(<PingPong />);
+
+    expect(await screen.findByTestId("error-state")).toHaveTextContent("(toggle_count:");
+    expect(screen.queryByTestId("toggle-count")).not.toBeInTheDocument();
   });
 });

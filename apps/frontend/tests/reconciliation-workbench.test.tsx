@@ -5,13 +5,14 @@ import { describe, expect, it } from "vitest";
 import { ReconciliationWorkbench } from "@/components/reconciliation-workbench";
 
 import { backendDown, deferredResponse, jsonResponse, stubBrowserFetch } from "./browser-fetch";
+import {
+  matchingRunAnswer,
+  pendingAnswer as pendingLines,
+  statementUploadAnswer,
+  statsAnswer as stats,
+  withRenamedField,
+} from "./api-fixtures";
 import { renderPage } from "./render-page";
-
-const stats = { matched: 12, unmatched_statement_lines: 3, unmatched_journal_entries: 2, match_rate: 0.8 };
-const pendingLines = [
-  { id: 1, date: "2026-01-05", description: "Coffee Roasters", amount: "-12.5" },
-  { id: 2, date: "2026-01-06", description: "Salary", amount: "2500.00" },
-];
 
 function csvFile(text: string, name = "statement.csv"): File {
   return new File([text], name, { type: "text/csv" });
@@ -50,25 +51,54 @@ describe("reconciliation workbench", () => {
     expect(list).toHaveTextContent("2,500.00");
   });
 
-  it("reads stats and pending lines whose field names differ slightly", async () => {
+  it("shows a renamed stats field as an error naming it, never as —", async () => {
     stubBrowserFetch({
-      "GET /api/reconciliation/stats": jsonResponse(200, { matched_count: "7", unmatched_lines: 1, match_rate: 87.5 }),
-      "GET /api/reconciliation/pending": jsonResponse(200, { items: [] }),
+      "GET /api/reconciliation/stats": jsonResponse(200, withRenamedField(stats, "matched", "matched_count")),
+      "GET /api/reconciliation/pending": jsonResponse(200, pendingLines),
     });
 
     renderPage(<ReconciliationWorkbench />);
 
-    expect(await screen.findByTestId("stats-matched")).toHaveTextContent("7");
-    expect(screen.getByTestId("stats-unmatched-entries")).toHaveTextContent("—");
-    expect(screen.getByTestId("stats-match-rate")).toHaveTextContent("87.5%");
-    expect(screen.getByTestId("pending-list")).toHaveTextContent("Nothing pending");
+    expect(await screen.findByTestId("error-state")).toHaveTextContent(
+      "reconciliation stats does not match the API this page was built for (matched:",
+    );
+    expect(screen.queryByTestId("stats-matched")).not.toBeInTheDocument();
+    expect(document.body).not.toHaveTextContent("—");
+  });
+
+  it("says nothing is pending for an empty list", async () => {
+    stubBrowserFetch({
+      "GET /api/reconciliation/stats": jsonResponse(200, stats),
+      "GET /api/reconciliation/pending": jsonResponse(200, []),
+    });
+
+    renderPage(<ReconciliationWorkbench />);
+
+    expect(await screen.findByTestId("pending-list")).toHaveTextContent("Nothing pending");
+  });
+
+  it("reports an upload answer it cannot read as a failed upload, not a success", async () => {
+    stubBrowserFetch({
+      "GET /api/reconciliation/stats": jsonResponse(200, stats),
+      "GET /api/reconciliation/pending": jsonResponse(200, pendingLines),
+      "POST /api/statements": jsonResponse(
+        201,
+        withRenamedField(statementUploadAnswer, "line_count", "lines_imported"),
+      ),
+    });
+    renderPage(<ReconciliationWorkbench />);
+
+    await userEvent.upload(await screen.findByTestId("upload-input"), csvFile("date,description,amount\n"));
+
+    expect(await screen.findByTestId("upload-error")).toHaveTextContent("(line_count:");
+    expect(screen.queryByTestId("upload-result")).not.toBeInTheDocument();
   });
 
   it("runs matching, reports the outcome and reloads stats and pending lines", async () => {
     const fetchStub = stubBrowserFetch({
       "GET /api/reconciliation/stats": jsonResponse(200, stats),
       "GET /api/reconciliation/pending": jsonResponse(200, pendingLines),
-      "POST /api/reconciliation/run": jsonResponse(200, { matched: 2 }),
+      "POST /api/reconciliation/run": jsonResponse(200, matchingRunAnswer),
     });
     renderPage(<ReconciliationWorkbench />);
     await screen.findByTestId("stats-matched");
@@ -86,7 +116,7 @@ describe("reconciliation workbench", () => {
     const fetchStub = stubBrowserFetch({
       "GET /api/reconciliation/stats": jsonResponse(200, stats),
       "GET /api/reconciliation/pending": jsonResponse(200, pendingLines),
-      "POST /api/statements": jsonResponse(201, { id: "s1", lines_imported: 2 }),
+      "POST /api/statements": jsonResponse(201, statementUploadAnswer),
     });
     renderPage(<ReconciliationWorkbench />);
 

@@ -33,7 +33,7 @@ async def create_journal_entry(entry: JournalEntryIn, session: SessionDep, resou
 
 
 @router.get("", response_model=list[JournalEntryOut])
-async def list_journal_entries(session: SessionDep, limit: Limit = 100, offset: Offset = 0) -> list:
+async def list_journal_entries(session: SessionDep, limit: Limit = 100, offset: Offset = 0) -> list[JournalEntry]:
     """Oldest first, in the order a ledger is read."""
     query = select(JournalEntry).order_by(JournalEntry.date, JournalEntry.id).limit(limit).offset(offset)
     return list((await session.scalars(query)).all())

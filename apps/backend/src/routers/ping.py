@@ -25,14 +25,15 @@ async def get_ping(session: SessionDep) -> PingReport:
     row = await session.get(PingState, PING_ROW_ID)
     if row is None:
         return PingReport(state="ping", toggle_count=0, updated_at=None)
-    return PingReport(state=row.state, toggle_count=row.toggle_count, updated_at=row.updated_at)
+    # from_attributes: the row's `state` is a plain str column; PingReport checks it is ping/pong.
+    return PingReport.model_validate(row, from_attributes=True)
 
 
 @router.post("/toggle", response_model=PingReport)
 async def toggle_ping(session: SessionDep) -> PingReport:
     """Flip ping↔pong in one statement, so concurrent toggles never lose a count."""
-    statement = insert(PingState).values(id=PING_ROW_ID, state="pong", toggle_count=1, updated_at=func.now())
-    statement = statement.on_conflict_do_update(
+    first_toggle = insert(PingState).values(id=PING_ROW_ID, state="pong", toggle_count=1, updated_at=func.now())
+    statement = first_toggle.on_conflict_do_update(
         index_elements=[PingState.id],
         set_={
             "state": case((PingState.state == "ping", "pong"), else_="ping"),
@@ -42,4 +43,4 @@ async def toggle_ping(session: SessionDep) -> PingReport:
     ).returning(PingState.state, PingState.toggle_count, PingState.updated_at)
     row = (await session.execute(statement)).one()
     await session.commit()
-    return PingReport(state=row.state, toggle_count=row.toggle_count, updated_at=row.updated_at)
+    return PingReport.model_validate(row, from_attributes=True)

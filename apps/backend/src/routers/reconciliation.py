@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from src.dependencies import ResourcesDep, SessionDep
 from src.errors import ERROR_RESPONSES
+from src.models import StatementLine
 from src.reconciliation import compute_stats, list_pending_lines, run_reconciliation
 from src.schemas import (
     MatchOut,
@@ -52,6 +53,6 @@ async def stats(session: SessionDep, resources: ResourcesDep) -> ReconciliationS
 
 
 @router.get("/pending", response_model=list[StatementLineOut])
-async def pending(session: SessionDep, limit: Limit = 100, offset: Offset = 0) -> list:
+async def pending(session: SessionDep, limit: Limit = 100, offset: Offset = 0) -> list[StatementLine]:
     """Statement lines without a journal entry, oldest first."""
     return await list_pending_lines(session, limit, offset)

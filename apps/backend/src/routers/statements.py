@@ -143,7 +143,7 @@ async def upload_statement(
 
 
 @router.get("", response_model=list[StatementSummary])
-async def list_statements(session: SessionDep, limit: Limit = 100, offset: Offset = 0) -> list:
+async def list_statements(session: SessionDep, limit: Limit = 100, offset: Offset = 0) -> list[Statement]:
     """Newest first."""
     query = select(Statement).order_by(Statement.id.desc()).limit(limit).offset(offset)
     return list((await session.scalars(query)).all())

@@ -99,6 +99,8 @@ def test_uvicorn_serves_health_over_http(contract: TestContract) -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+        if process.stdout:  # an open pipe left to the garbage collector is a ResourceWarning
+            process.stdout.close()
 
 
 @pytest.mark.e2e

@@ -261,6 +261,28 @@ def test_the_docs_subset_example_passes_and_an_empty_selection_fails_in_one_line
     assert "Traceback" not in nothing.stdout
 
 
+@pytest.mark.parametrize(
+    ("args", "narrowing"),
+    [
+        (["-k", "reconciliation", "-n", "0"], ["-k reconciliation"]),
+        (["-kreconciliation"], ["-k reconciliation"]),
+        (["tests/test_api_ping.py::test_toggle", "-x"], ["tests/test_api_ping.py::test_toggle"]),
+        (["--lf"], ["--lf"]),
+        (["--last-failed", "-q"], ["--last-failed"]),
+        (["-m", "not slow"], ["-m not slow"]),
+        (["--deselect=tests/test_a.py::test_b"], ["--deselect=tests/test_a.py::test_b"]),
+        # Whole-suite runs: options and their values are not a selection.
+        ([], []),
+        (["-n", "auto", "--dist", "loadgroup", "-p", "no:cacheprovider"], []),
+        (["--no-cov", "-q", "--tb", "short", "--maxfail", "3"], []),
+    ],
+)
+def test_which_runs_are_subsets_whose_coverage_is_reported_not_enforced(args, narrowing):
+    from noxlib.backend_tests import narrowed_selection
+
+    assert narrowed_selection(args) == narrowing
+
+
 # ----- a suite test with screenshots, then nox -s smoke, then the docs -----------------------------
 def is_venv_or_absent(directory: Path) -> bool:
     return not directory.exists() or (directory / "pyvenv.cfg").is_file()

@@ -187,6 +187,14 @@ def _run_quiet(argv: list[str], env: dict[str, str], cwd: Path) -> str:
     return result.stdout
 
 
+def _run_merged(argv: list[str], env: dict[str, str], cwd: Path) -> str:
+    """Like _run_quiet, with stderr in the output: nox writes its (timestamped) log there."""
+    result = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if result.returncode != 0:
+        raise UserError(f"benchmark command failed: {' '.join(argv[:4])} …\n{result.stdout[-2000:]}")
+    return result.stdout
+
+
 def _nox(*args: str) -> list[str]:
     return nox_command(REPO_ROOT / "noxfile.py", *args)
 
@@ -295,7 +303,7 @@ def bench_commands(
             for label, root in checkouts.items():
                 started_at = datetime.datetime.now()
                 started = time.perf_counter()
-                output = _run_quiet(uvx_nox(*args), env, root)
+                output = _run_merged(uvx_nox(*args), env, root)
                 samples[label].append(time.perf_counter() - started)
                 cost = fixed_cost(output, started_at)
                 if cost is not None:

@@ -3,8 +3,9 @@
 nox rebuilds a session's venv on every run unless told to reuse it; the noxfile turns reuse on
 (`nox.options.reuse_venv = "yes"`), so a warm session only runs nox-uv's `uv sync --locked`,
 which is a no-op while uv.lock, the session's groups and its Python are unchanged and brings the
-venv up to date when they changed. nox's staleness check (turned on here) rebuilds a venv whose
-interpreter is no longer the one the session asks for; `--reuse-venv never` rebuilds on request.
+venv up to date when they changed. A venv is rebuilt when the interpreter nox resolves for the
+session is another one than it was built with (its path is part of the fingerprint, so nox's
+slower staleness check is not needed); `--reuse-venv never` rebuilds on request.
 
 Runs in one checkout share `.nox/<session>`: three `nox -s test` in three terminals, or
 `nox -s test` beside `nox -s ci`. A run that rebuilt the venv under another would pull packages
@@ -42,10 +43,8 @@ _exclusive: list[int] = []
 
 
 def inputs_fingerprint(python: str) -> str:
-    """What a venv was built from: uv.lock and the interpreter nox resolved for the session."""
-    digest = hashlib.sha256(LOCK_FILE.read_bytes() if LOCK_FILE.exists() else b"")
-    digest.update(b"\0" + python.encode())
-    return digest.hexdigest()
+    """What a venv was built from: the interpreter nox resolved for the session, and uv.lock."""
+    return f"{python}\n{hashlib.sha256(LOCK_FILE.read_bytes() if LOCK_FILE.exists() else b'').hexdigest()}\n"
 
 
 class SharedVirtualEnv(nox.virtualenv.VirtualEnv):
@@ -61,6 +60,8 @@ class SharedVirtualEnv(nox.virtualenv.VirtualEnv):
         # Upgrading a shared lock is not atomic: release it and queue for the exclusive one.
         fcntl.flock(handle, fcntl.LOCK_UN)
         _flock(handle, fcntl.LOCK_EX, f"waiting until no other run uses {self.location_name}")
+        if self._built_with() not in (None, self._resolved_interpreter):
+            self.reuse_existing = False  # another Python: uv sync would keep the old one
         created = super().create()
         Path(self.location, INPUTS_MARKER).write_text(inputs_fingerprint(self._resolved_interpreter))
         # Exclusive until nox-uv's `uv sync` is done (see `session`): it may change packages.
@@ -71,6 +72,12 @@ class SharedVirtualEnv(nox.virtualenv.VirtualEnv):
         os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
         return created
 
+    def _built_with(self) -> str | None:
+        """The interpreter this venv was built with, when noxlib built it."""
+        marker = Path(self.location, INPUTS_MARKER)
+        lines = marker.read_text().splitlines() if marker.is_file() else []
+        return lines[0] if lines else None
+
     def _unchanged(self) -> bool:
         """True when reusing is allowed and the venv was built from the current inputs."""
         if not self.reuse_existing or not os.path.isdir(self.location):
@@ -78,8 +85,8 @@ class SharedVirtualEnv(nox.virtualenv.VirtualEnv):
         marker = Path(self.location, INPUTS_MARKER)
         if not marker.is_file() or marker.read_text() != inputs_fingerprint(self._resolved_interpreter):
             return False
-        # nox's own reuse checks (backend type, broken links, interpreter staleness). With the
-        # uv backend they only read: uv itself clears the directory when it recreates it.
+        # nox's own reuse checks (backend type, broken interpreter links). With the uv backend
+        # they only read: uv itself clears the directory when it recreates it.
         return not self._clean_location()
 
 
@@ -119,11 +126,9 @@ def session(*args: Any, **kwargs: Any) -> Callable[..., Any]:
 
 
 def share_between_runs() -> None:
-    """Make every uv session venv a SharedVirtualEnv and let nox check its interpreter.
+    """Make every uv session venv a SharedVirtualEnv.
 
     nox picks a venv class from `nox.virtualenv.ALL_VENVS` by backend name; replacing the "uv"
     entry is the one hook it offers for how a venv is created.
     """
     nox.virtualenv.ALL_VENVS["uv"] = functools.partial(SharedVirtualEnv, venv_backend="uv")
-    # Off by default in nox: without it a venv built by another Python 3.12 install is reused.
-    os.environ.setdefault("NOX_ENABLE_STALENESS_CHECK", "1")

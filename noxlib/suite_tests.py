@@ -14,7 +14,9 @@ from noxlib.ci import VENV_VARIABLES
 from noxlib.paths import NOX_DIR
 
 INNER_ENVDIR = NOX_DIR / "suite-envs"
-DEFAULT_ARGS = ["-n", "auto", "--dist", "loadgroup", "tests"]
+# The real-engine compose tests have their own session (compose_test), so a runner with Docker
+# does not build and run the images twice.
+DEFAULT_ARGS = ["-n", "auto", "--dist", "loadgroup", "--ignore=tests/test_compose.py", "tests"]
 
 
 def prepare_inner_runs(session: nox.Session) -> dict[str, str | None]:

@@ -206,3 +206,15 @@ def test_ps_junk_is_a_one_line_service_error():
 def test_environment_keeps_values_with_equals_signs():
     inspected = [{"Id": "abc", "Config": {"Env": ["POSTGRES_PASSWORD=a=b", "EMPTY=", "PATH=/bin"]}}]
     assert parse_environment(inspected) == {"abc": {"POSTGRES_PASSWORD": "a=b", "EMPTY": "", "PATH": "/bin"}}
+
+
+def test_a_failing_engine_command_is_one_line_naming_the_verb(engines):
+    engines.install("docker")
+    backend = ComposeServices("docker")
+    with pytest.raises(ServiceError) as error:
+        backend.start()
+    assert (
+        assert_one_line(error)
+        == "`docker compose up` failed: fake docker: compose --profile is not imitated; use a real engine"
+    )
+    assert backend.healthy() is False, "an engine that cannot list the containers means: not healthy"

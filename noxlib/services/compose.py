@@ -140,7 +140,9 @@ class ComposeServices:
         return [self.runtime, "compose", "--profile", PROFILE, *args]
 
     def _run(self, argv: Sequence[str], *, timeout: float = 300) -> str:
-        shown = " ".join(argv[1:4]) if argv[1:2] == ["compose"] else " ".join(argv[1:2])
+        # Name the verb (`compose up`, `inspect`), never the arguments: they carry no secrets
+        # today, but an error line is no place to find out.
+        shown = f"compose {argv[4]}" if argv[1:2] == ["compose"] else argv[1]
         try:
             result = subprocess.run(
                 argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=self.env, check=False

@@ -4,7 +4,7 @@ Order matters and is the whole point of this module:
 1. Take a lease (start the services when none are up, join them when they are).
 2. Remove this namespace's leftovers from a crashed run, then clone the migrated template into
    the test database and one database per xdist worker; create the bucket.
-3. Hand pytest the environment (DATABASE_URL, TEST_NAMESPACE, REDIS_URL, S3_*).
+3. Hand pytest the run's contract (noxlib/run_contract.py) in its environment.
 4. Always — on success, failure, Ctrl+C or SIGTERM — drop what step 2 made and release the
    lease; the last lease out stops services that a test run started.
 """
@@ -24,15 +24,13 @@ from noxlib.errors import UserError
 from noxlib.leases import Lease, LeaseRegistry, RegistryState
 from noxlib.namespace import (
     get_namespace,
-    get_s3_bucket,
-    get_test_db_name,
     get_worker_db_name,
     sanitize_namespace,
-    worker_db_pattern,
 )
 from noxlib.paths import BACKEND_DIR, REPO_ROOT, state_dir
 from noxlib.processes import adopt_orphans, current_process_identity, stop_descendants_with_env
 from noxlib.redaction import redact, redacting
+from noxlib.run_contract import RunContract
 from noxlib.services import ServiceBackend, ServiceUrls, requested_backend, select_backend
 
 # The signal rules live in noxlib/signals.py; the sessions keep importing them from here.
@@ -219,12 +217,19 @@ def resolve_workers(args: list[str], default: str = "auto") -> tuple[int, list[s
 
 @dataclass
 class IsolatedRun:
-    """What a test session needs from the lifecycle."""
+    """What a test session needs from the lifecycle: the run's contract and its services."""
 
-    namespace: str
-    env: dict[str, str]
+    contract: RunContract
     workers: int
     urls: ServiceUrls
+
+    @property
+    def namespace(self) -> str:
+        return self.contract.namespace
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.contract.to_env()
 
 
 def run_namespace(suffix: str | None = None) -> str:
@@ -232,22 +237,6 @@ def run_namespace(suffix: str | None = None) -> str:
     if suffix:
         namespace = f"{namespace}_{sanitize_namespace(suffix)}"
     return namespace
-
-
-def app_environment(urls: ServiceUrls, database: str, namespace: str) -> dict[str, str]:
-    """The contract between the lifecycle and the apps: only these keys, always all of them."""
-    return {
-        "DATABASE_URL": urls.database_url(database, driver="postgresql+psycopg"),
-        # The worker clones' names, so the app never re-derives the lifecycle's naming rule.
-        "TEST_DATABASE_WORKER_PATTERN": worker_db_pattern(namespace),
-        "TEST_NAMESPACE": namespace,
-        "REDIS_URL": urls.redis_url,
-        "S3_ENDPOINT": urls.s3_endpoint,
-        "S3_ACCESS_KEY": urls.s3_access_key,
-        "S3_SECRET_KEY": urls.s3_secret_key,
-        "S3_REGION": urls.s3_region,
-        "S3_BUCKET": get_s3_bucket(namespace),
-    }
 
 
 def prepare_template(
@@ -292,7 +281,8 @@ def isolated_run(
             janitor = DatabaseJanitor(
                 urls.database_url(), namespace, private=service_lease.backend.name == "native", log=log
             )
-            bucket = get_s3_bucket(namespace)
+            contract = RunContract.for_run("test", urls, namespace)
+            bucket = contract.bucket
             # Until the namespace is known to be free on this server (no live run elsewhere holds
             # it), its bucket and Redis keys may be another run's: cleanup must not touch them.
             claimed = False
@@ -301,7 +291,7 @@ def isolated_run(
                     leftovers = janitor.drop_leftovers()
                     claimed = True
                     template, built = prepare_template(service_lease, janitor, migrate)
-                    names = [get_test_db_name(namespace)] + [
+                    names = [contract.database] + [
                         get_worker_db_name(namespace, f"gw{index}") for index in range(workers)
                     ]
                     for name in names:
@@ -315,19 +305,16 @@ def isolated_run(
                     buckets.create_bucket(urls, bucket)
                     details.append(bucket)
                 log("ports      " + " ".join(f"{k}={v}" for k, v in urls.ports().items()))
-                env = app_environment(urls, names[0], namespace)
-                yield IsolatedRun(namespace, env, workers, urls)
+                yield IsolatedRun(contract, workers, urls)
             finally:
                 with signals_deferred(), phases.phase("cleanup") as details:
                     # Nothing of the run may still write to what is about to be dropped.
                     if stray := stop_descendants_with_env("TEST_NAMESPACE", namespace):
                         details.append(f"stopped {len(stray)} leftover test process(es);")
-                    details.append(clean_up_run(janitor, urls, bucket, namespace, claimed=claimed))
+                    details.append(clean_up_run(janitor, urls, contract, claimed=claimed))
 
 
-def clean_up_run(
-    janitor: DatabaseJanitor, urls: ServiceUrls, bucket: str, namespace: str, *, claimed: bool = True
-) -> str:
+def clean_up_run(janitor: DatabaseJanitor, urls: ServiceUrls, contract: RunContract, *, claimed: bool = True) -> str:
     """Drop the run's databases, bucket and Redis keys; the first failure is raised after all three.
 
     A PostgreSQL that died mid-run must not also leave the bucket and the Redis keys behind:
@@ -345,10 +332,10 @@ def clean_up_run(
             raise failures[0]
         return f"dropped {len(dropped)} database(s); the namespace's bucket and redis keys are another run's"
     try:
-        buckets.remove_bucket(urls, bucket)
+        buckets.remove_bucket(urls, contract.bucket)
     except UserError as error:
         failures.append(error)
-    keys = delete_redis_keys(urls, namespace)
+    keys = delete_redis_keys(urls, contract.redis_key_pattern)
     if failures:
         raise failures[0]
     return f"dropped {len(dropped)} database(s), bucket, {keys} redis key(s)"
@@ -366,14 +353,14 @@ def postgres_died(urls: ServiceUrls, janitor: DatabaseJanitor, error: UserError)
     )
 
 
-def delete_redis_keys(urls: ServiceUrls, namespace: str) -> int:
-    """The app prefixes its Redis keys with the namespace; remove this run's."""
+def delete_redis_keys(urls: ServiceUrls, pattern: str) -> int:
+    """Remove the run's Redis keys: every key matching its contract's `redis_key_pattern`."""
     # redis takes half a second to import: only the sessions that clean a namespace pay for it.
     import redis
 
     client = redis.Redis.from_url(urls.redis_url, socket_timeout=5)
     try:
-        keys = list(client.scan_iter(match=f"{namespace}:*", count=500))
+        keys = list(client.scan_iter(match=pattern, count=500))
         if keys:
             client.delete(*keys)
         return len(keys)

@@ -665,7 +665,6 @@ def check_own_stack(session: Any, options: argparse.Namespace) -> None:
     """Services, backend and the frontend's production build on free ports; checked; all stopped."""
     from noxlib import frontend, lifecycle, node, stack
     from noxlib.errors import UserError
-    from noxlib.namespace import get_s3_bucket, get_test_db_name
     from noxlib.processes import free_port
 
     if options.api_only:
@@ -695,13 +694,7 @@ def check_own_stack(session: Any, options: argparse.Namespace) -> None:
         while frontend_port == backend_port:
             frontend_port = free_port()
         origin = f"http://{stack.HOST}:{frontend_port}"
-        env = stack.backend_environment(
-            run.urls,
-            get_test_db_name(run.namespace),
-            get_s3_bucket(run.namespace),
-            run.namespace,
-            frontend_origin=origin,
-        )
+        env = stack.backend_environment(run.contract, frontend_origin=origin)
         backend = stack.start_backend(
             apps, Path(session.bin) / "python", env, port=backend_port, log_path=logs["backend"]
         )

@@ -23,10 +23,9 @@ import nox
 
 from noxlib import processes
 from noxlib.errors import ServiceError, UserError
-from noxlib.lifecycle import app_environment
 from noxlib.paths import BACKEND_DIR, FRONTEND_DIR, REPO_ROOT
 from noxlib.processes import TrackedProcess
-from noxlib.services import ServiceUrls
+from noxlib.run_contract import RunContract
 from noxlib.services.probes import http_answers
 
 HOST = "127.0.0.1"
@@ -85,13 +84,10 @@ def require_port(port: int, what: str, variable: str) -> int:
     raise UserError(f"port {port} for the {what} is taken{holder}; stop it or set {variable}.")
 
 
-def backend_environment(
-    urls: ServiceUrls, database: str, bucket: str, namespace: str, *, frontend_origin: str
-) -> dict[str, str]:
-    env = app_environment(urls, database, namespace)
-    env.update(
-        S3_BUCKET=bucket,
-        REDIS_KEY_PREFIX=f"{namespace}:",
+def backend_environment(contract: RunContract, *, frontend_origin: str) -> dict[str, str]:
+    """The run's contract plus what a served app needs beyond it (CORS, environment, build sha)."""
+    return dict(
+        contract.to_env(),
         # The frontend answers on both loopback names (next dev's allowedDevOrigins); so does CORS.
         CORS_ORIGINS=",".join(
             sorted({frontend_origin, frontend_origin.replace(f"//{HOST}:", "//localhost:"), "http://localhost:3000"})
@@ -99,7 +95,6 @@ def backend_environment(
         ENVIRONMENT="development",
         GIT_COMMIT_SHA=git_sha(),
     )
-    return env
 
 
 def health(url: str) -> dict:
@@ -203,7 +198,6 @@ def run_dev(session: nox.Session, *, frontend: bool) -> None:
     """Services (kept for the next run), the dev database migrated, uvicorn --reload; Ctrl+C stops the apps only."""
     from noxlib import buckets, lifecycle, node
     from noxlib.databases import ensure_database
-    from noxlib.namespace import get_dev_bucket, get_dev_db_name
     from noxlib.paths import state_dir
 
     backend_port = require_port(_port_from_env("BACKEND_PORT", BACKEND_PORT), "backend", "BACKEND_PORT")
@@ -217,13 +211,13 @@ def run_dev(session: nox.Session, *, frontend: bool) -> None:
         lifecycle.leased_services("dev", namespace, keep=True, log=session.log) as service_lease,
     ):
         urls = service_lease.urls
-        database, bucket = get_dev_db_name(namespace), get_dev_bucket(namespace)
+        contract = RunContract.for_run("dev", urls, namespace)
+        database, bucket = contract.database, contract.bucket
         ensure_database(urls.database_url(), database)
-        lifecycle.migrate_with_alembic(session.run)(urls.database_url(database, driver="postgresql+psycopg"))
+        lifecycle.migrate_with_alembic(session.run)(contract.database_url)
         buckets.ensure_bucket(urls, bucket)
         origin = f"http://{HOST}:{frontend_port}"
-        env = backend_environment(urls, database, bucket, namespace, frontend_origin=origin)
-        env.pop("TEST_NAMESPACE")
+        env = backend_environment(contract, frontend_origin=origin)
         with running_stack() as stack:
             backend = start_backend(stack, Path(session.bin) / "python", env, port=backend_port, reload=True)
             session.log(f"backend    {backend.url}  (API docs {backend.url}/api/docs)")

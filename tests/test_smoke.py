@@ -26,7 +26,6 @@ import pytest
 
 from noxlib import lifecycle, smoke, stack
 from noxlib.errors import UserError
-from noxlib.namespace import get_s3_bucket, get_test_db_name
 from noxlib.paths import ARTEFACTS_DIR
 from noxlib.processes import free_port, stop_tree
 
@@ -177,13 +176,7 @@ def smoke_run(services) -> Iterator[lifecycle.IsolatedRun]:
 @contextlib.contextmanager
 def real_backend(run: lifecycle.IsolatedRun, log: Path) -> Iterator[stack.RunningApp]:
     port = free_port()
-    env = stack.backend_environment(
-        run.urls,
-        get_test_db_name(run.namespace),
-        get_s3_bucket(run.namespace),
-        run.namespace,
-        frontend_origin=f"http://127.0.0.1:{port}",
-    )
+    env = stack.backend_environment(run.contract, frontend_origin=f"http://127.0.0.1:{port}")
     with stack.running_stack() as apps:
         yield stack.start_backend(apps, backend_python(), env, port=port, log_path=log)
 

@@ -13,8 +13,6 @@ from noxlib.errors import UserError
 from noxlib.services import ServiceUrls
 from noxlib.services.probes import all_ready
 
-REQUIRED = ("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "S3_ACCESS_KEY", "S3_SECRET_KEY")
-
 
 class ExternalServices:
     name = "external"
@@ -26,7 +24,10 @@ class ExternalServices:
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> ExternalServices:
         env = os.environ if environ is None else environ
-        missing = [key for key in REQUIRED if not env.get(key)]
+        # The keys every app reads name the services; a user names them the same way.
+        from noxlib.run_contract import SERVICE_KEYS
+
+        missing = [key for key in SERVICE_KEYS if not env.get(key)]
         if missing:
             raise UserError(f"FR_SERVICES=external needs {', '.join(missing)} set.")
         database = urlsplit(env["DATABASE_URL"])

@@ -47,7 +47,7 @@ def test_holds_the_run_open_until_the_gate_opens():
         aws_secret_access_key=os.environ["S3_SECRET_KEY"],
         region_name=os.environ["S3_REGION"],
     ).put_object(Bucket=os.environ["S3_BUCKET"], Key=f"probe/{name}", Body=b"x")
-    redis.Redis.from_url(os.environ["REDIS_URL"]).set(f"{os.environ['TEST_NAMESPACE']}:probe:{name}", "1")
+    redis.Redis.from_url(os.environ["REDIS_URL"]).set(f"{os.environ['REDIS_KEY_PREFIX']}:probe:{name}", "1")
 
     ready_dir = Path(os.environ["PROBE_READY_DIR"])
     (ready_dir / name).write_text(str(os.getpid()))

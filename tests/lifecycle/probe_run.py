@@ -43,7 +43,7 @@ def test_the_run_has_its_own_services():
     s3.put_object(Bucket=os.environ["S3_BUCKET"], Key=f"probe/{name}", Body=b"x")
 
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    client.set(f"{os.environ['TEST_NAMESPACE']}:probe:{name}", "1")
+    client.set(f"{os.environ['REDIS_KEY_PREFIX']}:probe:{name}", "1")
 
     ready_dir = os.environ.get("PROBE_READY_DIR")
     if ready_dir:

@@ -37,6 +37,7 @@ CONTRACT_KEYS = (
     "TEST_DATABASE_WORKER_PATTERN",
     "TEST_NAMESPACE",
     "REDIS_URL",
+    "REDIS_KEY_PREFIX",
     "S3_ENDPOINT",
     "S3_ACCESS_KEY",
     "S3_SECRET_KEY",
@@ -78,6 +79,7 @@ class TestContract:
     namespace: str
     worker: str
     redis_url: str
+    run_redis_key_prefix: str
     s3_endpoint: str
     s3_access_key: str
     s3_secret_key: str
@@ -99,6 +101,7 @@ class TestContract:
             namespace=environ["TEST_NAMESPACE"],
             worker=worker or "main",
             redis_url=environ["REDIS_URL"],
+            run_redis_key_prefix=environ["REDIS_KEY_PREFIX"],
             s3_endpoint=environ["S3_ENDPOINT"],
             s3_access_key=environ["S3_ACCESS_KEY"],
             s3_secret_key=environ["S3_SECRET_KEY"],
@@ -108,7 +111,8 @@ class TestContract:
 
     @property
     def redis_key_prefix(self) -> str:
-        return f"{self.namespace}:{self.worker}"
+        """The run's prefix (the lifecycle's cleanup removes everything under it) plus the worker."""
+        return f"{self.run_redis_key_prefix}:{self.worker}"
 
     @property
     def s3_key_prefix(self) -> str:

@@ -43,7 +43,7 @@ def test_worker_database_is_named_by_the_lifecycle_pattern() -> None:
 def test_contract_reads_worker_and_prefixes() -> None:
     contract = TestContract.from_environ({**FULL_CONTRACT, "PYTEST_XDIST_WORKER": "gw3"})
     assert contract.database_url.endswith("/finance_report_test_ns__gw3")
-    assert contract.redis_key_prefix == "value-test_namespace:gw3"
+    assert contract.redis_key_prefix == "value-redis_key_prefix:gw3"
     assert contract.s3_key_prefix == "gw3/"
     assert TestContract.from_environ(FULL_CONTRACT).worker == "main"
 

@@ -1,0 +1,77 @@
+"""The run contract: one writer of the environment the apps read, and kinds that never overlap."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from noxlib import lifecycle
+from noxlib.errors import UserError
+from noxlib.namespace import get_worker_db_name, sanitize_namespace
+from noxlib.run_contract import SERVICE_KEYS, RunContract
+from noxlib.services import ServiceUrls
+
+URLS = ServiceUrls(
+    postgres_host="127.0.0.1",
+    postgres_port=5432,
+    postgres_user="postgres",
+    postgres_password="p@ss word",
+    redis_url="redis://127.0.0.1:6379/0",
+    s3_endpoint="http://127.0.0.1:9000",
+    s3_access_key="access",
+    s3_secret_key="secret-key-value",
+)
+namespaces = st.text(min_size=1, max_size=80).map(sanitize_namespace).filter(bool)
+
+
+@given(namespaces, st.sampled_from(["test", "dev"]))
+def test_the_environment_reads_back_as_the_same_contract(namespace, kind):
+    contract = RunContract.for_run(kind, URLS, namespace)
+    assert RunContract.from_env(contract.to_env()) == contract
+
+
+@given(namespaces)
+def test_test_and_dev_runs_of_one_namespace_share_no_name(namespace):
+    test, dev = (RunContract.for_run(kind, URLS, namespace) for kind in ("test", "dev"))
+    assert test.database != dev.database
+    assert test.bucket != dev.bucket
+    # A test run's cleanup removes `<prefix>:*`; it must match none of the dev app's keys.
+    assert not f"{dev.redis_key_prefix}:reconciliation:stats".startswith(f"{test.redis_key_prefix}:")
+    assert not f"{test.redis_key_prefix}:gw0:x".startswith(f"{dev.redis_key_prefix}:")
+
+
+@given(namespaces, st.integers(min_value=0, max_value=999))
+def test_the_worker_pattern_names_the_databases_the_lifecycle_clones(namespace, index):
+    contract = RunContract.for_run("test", URLS, namespace)
+    worker = f"gw{index}"
+    assert contract.worker_database_pattern.replace("{worker}", worker) == get_worker_db_name(namespace, worker)
+
+
+def test_only_test_runs_carry_the_test_keys():
+    assert "TEST_NAMESPACE" in RunContract.for_run("test", URLS, "ns").to_env()
+    assert not {"TEST_NAMESPACE", "TEST_DATABASE_WORKER_PATTERN"} & set(RunContract.for_run("dev", URLS, "ns").to_env())
+
+
+def test_a_missing_key_is_one_line_naming_it():
+    env = RunContract.for_run("test", URLS, "ns").to_env()
+    del env[SERVICE_KEYS[0]]
+    with pytest.raises(UserError, match=rf"^the run's environment lacks {SERVICE_KEYS[0]}; start it through nox\.$"):
+        RunContract.from_env(env)
+
+
+def test_a_test_runs_redis_cleanup_leaves_the_dev_apps_keys(services):
+    """The journey the issue reported: `nox -s test` of namespace X used to delete `nox -s dev`'s keys of X."""
+    import redis
+
+    urls = services.urls
+    test, dev = (RunContract.for_run(kind, urls, "contract_probe") for kind in ("test", "dev"))
+    client = redis.Redis.from_url(urls.redis_url)
+    try:
+        client.set(f"{dev.redis_key_prefix}:reconciliation:stats", "dev data")
+        client.set(f"{test.redis_key_prefix}:gw0:reconciliation:stats", "test data")
+        assert lifecycle.delete_redis_keys(urls, test.redis_key_pattern) == 1
+        assert client.get(f"{dev.redis_key_prefix}:reconciliation:stats") == b"dev data"
+    finally:
+        client.delete(f"{dev.redis_key_prefix}:reconciliation:stats")
+        client.close()

@@ -13,7 +13,8 @@ export interface paths {
         };
         /**
          * Health
-         * @description 200 when PostgreSQL, Redis and S3 all answer within the timeout, 503 otherwise.
+         * @description 200 `healthy` when every dependency answers, 200 `degraded` when Redis or S3 does not,
+         *     503 `unhealthy` when PostgreSQL does not (each check bounded by HEALTH_CHECK_TIMEOUT).
          */
         get: operations["health_api_health_get"];
         put?: never;
@@ -79,7 +80,9 @@ export interface paths {
         put?: never;
         /**
          * Upload Statement
-         * @description Store a statement file in S3 and its lines in PostgreSQL; 422 names the first bad line.
+         * @description Store a statement file and its lines: 201 the first time, 200 with the same statement for
+         *     the same file again; 422 names the first bad line. The body counts the lines
+         *     (`line_count`); read them with GET /api/statements/{id}/lines.
          */
         post: operations["upload_statement_api_statements_post"];
         delete?: never;
@@ -95,8 +98,31 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Statement */
+        /**
+         * Get Statement
+         * @description The statement without its lines: a file may hold hundreds of thousands of them.
+         */
         get: operations["get_statement_api_statements__statement_id__get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/statements/{statement_id}/lines": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Statement Lines
+         * @description The statement's lines in file order, a page at a time.
+         */
+        get: operations["list_statement_lines_api_statements__statement_id__lines_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -224,9 +250,10 @@ export interface components {
         HealthReport: {
             /**
              * Status
+             * @description healthy: all ok; degraded: serving, but a dependency in `failing` is not; unhealthy: cannot serve (503).
              * @enum {string}
              */
-            status: "healthy" | "unhealthy";
+            status: "healthy" | "degraded" | "unhealthy";
             /**
              * Timestamp
              * Format: date-time
@@ -234,6 +261,11 @@ export interface components {
             timestamp: string;
             /** Git Sha */
             git_sha: string;
+            /**
+             * Failing
+             * @description Names of the dependencies whose check failed.
+             */
+            failing: string[];
             /** Checks */
             checks: {
                 [key: string]: components["schemas"]["CheckReport"];
@@ -318,28 +350,6 @@ export interface components {
              * @description Matched statement lines / all statement lines, 0..1.
              */
             match_rate: number;
-        };
-        /** StatementDetail */
-        StatementDetail: {
-            /** Id */
-            id: number;
-            /** Filename */
-            filename: string;
-            /** Object Key */
-            object_key: string;
-            /** Size Bytes */
-            size_bytes: number;
-            /** Sha256 */
-            sha256: string;
-            /** Line Count */
-            line_count: number;
-            /**
-             * Uploaded At
-             * Format: date-time
-             */
-            uploaded_at: string;
-            /** Lines */
-            lines: components["schemas"]["StatementLineOut"][];
         };
         /** StatementLineOut */
         StatementLineOut: {
@@ -451,7 +461,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description A dependency failed its check */
+            /** @description PostgreSQL failed its check: cannot serve */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -525,6 +535,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     toggle_ping_api_ping_toggle_post: {
@@ -583,6 +602,15 @@ export interface operations {
             };
             /** @description Internal Server Error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -658,6 +686,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     upload_statement_api_statements_post: {
@@ -673,13 +710,22 @@ export interface operations {
             };
         };
         responses: {
+            /** @description This file was uploaded before: its existing statement */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatementSummary"];
+                };
+            };
             /** @description Successful Response */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["StatementDetail"];
+                    "application/json": components["schemas"]["StatementSummary"];
                 };
             };
             /** @description Bad Request */
@@ -736,7 +782,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Object storage unavailable */
+            /** @description Storage or database unavailable; retrying is safe */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -764,7 +810,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["StatementDetail"];
+                    "application/json": components["schemas"]["StatementSummary"];
                 };
             };
             /** @description Bad Request */
@@ -805,6 +851,94 @@ export interface operations {
             };
             /** @description Internal Server Error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_statement_lines_api_statements__statement_id__lines_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+                offset?: number;
+            };
+            header?: never;
+            path: {
+                statement_id: number;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StatementLineOut"][];
+                };
+            };
+            /** @description Bad Request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Method Not Allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Internal Server Error */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -873,6 +1007,15 @@ export interface operations {
             };
             /** @description Internal Server Error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -949,6 +1092,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     run_api_reconciliation_run_post: {
@@ -1007,6 +1159,15 @@ export interface operations {
             };
             /** @description Internal Server Error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1079,6 +1240,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Service Unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
         };
     };
     pending_api_reconciliation_pending_get: {
@@ -1140,6 +1310,15 @@ export interface operations {
             };
             /** @description Internal Server Error */
             500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Service Unavailable */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -74,9 +74,11 @@ const checkReport = contract<Schemas["CheckReport"]>()(
 
 export const healthAnswer = contract<ApiAnswer<"/api/health", "get", 200>>()(
   z.object({
-    status: z.enum(["healthy", "unhealthy"]),
+    // "degraded": the app serves requests but a dependency it can do without (Redis, S3) fails.
+    status: z.enum(["healthy", "degraded", "unhealthy"]),
     timestamp: z.string(),
     git_sha: z.string(),
+    failing: z.array(z.string()),
     checks: z.record(z.string(), checkReport),
   }),
 );

@@ -17,14 +17,24 @@ export const healthyAnswer = {
   status: "healthy",
   timestamp: "2026-01-02T03:04:05Z",
   git_sha: "0123456789abcdef0123",
+  failing: [],
   checks: { database: check("ok", "ok"), redis: check("ok", "ok"), s3: check("ok", "ok") },
+} satisfies ApiAnswer<"/api/health", "get", 200>;
+
+/** What GET /api/health answers with status 200 when Redis fails but the app still serves. */
+export const degradedAnswer = {
+  ...healthyAnswer,
+  status: "degraded",
+  failing: ["redis"],
+  checks: { ...healthyAnswer.checks, redis: check("error", "Connection refused") },
 } satisfies ApiAnswer<"/api/health", "get", 200>;
 
 /** What GET /api/health answers with status 503. */
 export const unhealthyAnswer = {
   ...healthyAnswer,
   status: "unhealthy",
-  checks: { ...healthyAnswer.checks, redis: check("error", "Connection refused") },
+  failing: ["database"],
+  checks: { ...healthyAnswer.checks, database: check("error", "Connection refused") },
 } satisfies ApiAnswer<"/api/health", "get", 503>;
 
 export const pingAnswer = {
@@ -67,7 +77,6 @@ export const statementUploadAnswer = {
   sha256: "5f2b4e0c9a1d7e3b6c8a2f4d1e9b7c5a3f1d8e6b4c2a0f9e7d5c3b1a9f8e7d6c",
   line_count: 2,
   uploaded_at: "2026-01-07T08:00:00Z",
-  lines: pendingAnswer,
 } satisfies ApiAnswer<"/api/statements", "post", 201>;
 
 /** A copy of `answer` with `field` renamed to `renamedTo`: what a backend rename looks like on the wire. */

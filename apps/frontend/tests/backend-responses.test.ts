@@ -20,7 +20,7 @@ import {
   pingAnswer,
   statementUploadAnswer,
   statsAnswer,
-  unhealthyAnswer,
+  degradedAnswer,
   withRenamedField,
 } from "./api-fixtures";
 
@@ -37,9 +37,10 @@ describe("readHealthReport", () => {
   });
 
   it("keeps the reason a check failed", () => {
-    const report = readHealthReport(unhealthyAnswer);
+    const report = readHealthReport(degradedAnswer);
 
     expect(report.healthy).toBe(false);
+    expect(report.status).toBe("degraded");
     expect(report.checks.find((check) => check.name === "redis")).toEqual({
       name: "redis",
       ok: false,

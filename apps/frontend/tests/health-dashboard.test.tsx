@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { HealthDashboard } from "@/components/health-dashboard";
 
 import { backendDown, deferredResponse, jsonResponse, stubBrowserFetch } from "./browser-fetch";
-import { healthyAnswer as healthy, unhealthyAnswer, withRenamedField } from "./api-fixtures";
+import { degradedAnswer, healthyAnswer as healthy, unhealthyAnswer, withRenamedField } from "./api-fixtures";
 import { renderPage } from "./render-page";
 
 describe("dashboard", () => {
@@ -42,10 +42,21 @@ describe("dashboard", () => {
     renderPage(<HealthDashboard />);
 
     expect(await screen.findByTestId("health-status")).toHaveTextContent("unhealthy");
-    expect(screen.getByTestId("check-database")).toHaveTextContent("ok");
-    expect(screen.getByTestId("check-redis")).toHaveTextContent("failed");
+    expect(screen.getByTestId("check-database")).toHaveTextContent("failed");
     expect(screen.getByText("Connection refused")).toBeInTheDocument();
+    expect(screen.getByTestId("check-redis")).toHaveTextContent("ok");
     expect(screen.getByTestId("check-s3")).toHaveTextContent("ok");
+    expect(screen.queryByTestId("error-state")).not.toBeInTheDocument();
+  });
+
+  it("shows a degraded backend (200, Redis failing) as degraded, naming the failed check", async () => {
+    stubBrowserFetch({ "GET /api/health": jsonResponse(200, degradedAnswer) });
+
+    renderPage(<HealthDashboard />);
+
+    expect(await screen.findByTestId("health-status")).toHaveTextContent("degraded");
+    expect(screen.getByTestId("check-redis")).toHaveTextContent("failed");
+    expect(screen.getByTestId("check-database")).toHaveTextContent("ok");
     expect(screen.queryByTestId("error-state")).not.toBeInTheDocument();
   });
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import itertools
 import json
 import os
@@ -166,7 +167,7 @@ def bench_isolation(session: nox.Session, runs: int) -> list[Figure]:
             env = {**os.environ, **run.env, "TEST_ISOLATION": mode}
             argv = [str(python), "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "--no-cov",
                     *ISOLATION_TESTS]  # fmt: skip
-            samples = timed(lambda argv=argv, env=env: _run_quiet(argv, env, BACKEND_DIR), runs)
+            samples = timed(functools.partial(_run_quiet, argv, env, BACKEND_DIR), runs)
             per_test = [max(sample - startup, 0.0) / count for sample in samples]
             figures.append(Figure("isolation", f"per test, {mode} ({count} tests)", per_test))
     return figures

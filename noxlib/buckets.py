@@ -6,11 +6,13 @@ that first touched S3; creating it up front makes a broken S3 fail the run at th
 
 from __future__ import annotations
 
+from typing import Any
+
 from noxlib.errors import ServiceError
 from noxlib.services import ServiceUrls
 
 
-def _client(urls: ServiceUrls):  # noqa: ANN202 - boto3 clients are generated at run time
+def _client(urls: ServiceUrls) -> Any:  # boto3 clients are generated at run time: no static type
     # boto3 takes most of a second to import: only the sessions that touch S3 pay for it.
     import boto3
     from botocore.config import Config

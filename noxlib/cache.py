@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from noxlib.paths import REPO_ROOT
 
@@ -181,7 +182,7 @@ class CiCache:
         self.files = self.files or tracked_files(self.root)
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[dict[str, dict]]:
+    def _locked(self) -> Iterator[dict[str, dict[str, Any]]]:
         # filelock is imported where it is used: `nox -l` imports this module and must stay cheap.
         from filelock import FileLock
 

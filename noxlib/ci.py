@@ -27,7 +27,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import nox
 
@@ -37,6 +37,8 @@ from noxlib.errors import UserError
 from noxlib.paths import ARTEFACTS_DIR, REPO_ROOT
 from noxlib.signals import Terminated, interrupt_once, signals_deferred
 
+# One entry of `nox -l --json`: session, name, signatures, python, tags, call_spec, description.
+SessionEntry = dict[str, Any]
 CI_TAG = "ci"
 SHARD_TAG = "shard"
 # Sessions that GitHub runs in their own job after the matrix (they need its artifacts).
@@ -121,7 +123,7 @@ def nested_nox_env() -> dict[str, str]:
     return dict(env, NOX_SCRIPT_MODE="none")
 
 
-def ci_sessions(noxfile: Path) -> list[dict]:
+def ci_sessions(noxfile: Path) -> list[SessionEntry]:
     """The ci-tagged sessions as nox lists them (signature, python, tags, call_spec)."""
     result = subprocess.run(
         nox_command(noxfile, "-t", CI_TAG, "-l", "--json"),
@@ -129,10 +131,11 @@ def ci_sessions(noxfile: Path) -> list[dict]:
     )  # fmt: skip
     if result.returncode != 0:
         raise UserError(f"could not list the ci sessions: {result.stderr.strip().splitlines()[-1:]}")
-    return json.loads(result.stdout)
+    listed: list[SessionEntry] = json.loads(result.stdout)
+    return listed
 
 
-def github_matrix(sessions: list[dict]) -> dict:
+def github_matrix(sessions: list[SessionEntry]) -> dict[str, list[dict[str, str | None]]]:
     """The matrix of per-session jobs: every ci session except the reports that follow it."""
     return {
         "include": [
@@ -143,7 +146,7 @@ def github_matrix(sessions: list[dict]) -> dict:
     }
 
 
-def local_plan(sessions: list[dict], *, full: bool) -> tuple[list[str], list[str]]:
+def local_plan(sessions: list[SessionEntry], *, full: bool) -> tuple[list[str], list[str]]:
     """The sessions `nox -s ci` runs here, and notes on how that differs from GitHub."""
     if full:
         return [entry["session"] for entry in sessions], []
@@ -164,14 +167,14 @@ def local_plan(sessions: list[dict], *, full: bool) -> tuple[list[str], list[str
     return plan, notes
 
 
-def dependencies(plan: list[str], sessions: list[dict]) -> dict[str, set[str]]:
+def dependencies(plan: list[str], sessions: list[SessionEntry]) -> dict[str, set[str]]:
     """What each planned session must wait for: a report waits for the test runs it reports on."""
     tags = {entry["session"]: set(entry.get("tags", [])) for entry in sessions}
     producers = {name for name in plan if SHARD_TAG in tags.get(name, set()) or name == LOCAL_TEST_SESSION}
     return {name: (producers if REPORT_TAG in tags.get(name, set()) else set()) for name in plan}
 
 
-def exclusive_groups(plan: list[str], sessions: list[dict]) -> dict[str, str]:
+def exclusive_groups(plan: list[str], sessions: list[SessionEntry]) -> dict[str, str]:
     """Sessions that must not overlap share a group name: the frontend's share apps/frontend."""
     tags = {entry["session"]: set(entry.get("tags", [])) for entry in sessions}
     return {name: FRONTEND_TAG for name in plan if FRONTEND_TAG in tags.get(name, set())}
@@ -281,7 +284,7 @@ def stop_children(children: list[Child], signum: int, timeout: float = CLEANUP_T
 def run_plan(
     noxfile: Path,
     plan: list[str],
-    sessions: list[dict],
+    sessions: list[SessionEntry],
     *,
     jobs: int,
     cache: CiCache | None,

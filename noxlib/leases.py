@@ -82,7 +82,7 @@ def _is_int(value: object) -> bool:
 
 
 def _is_time(value: object) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value) and value >= 0  # type: ignore[arg-type]
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
 def _is_port_map(value: object) -> bool:

@@ -285,16 +285,16 @@ def stop_descendants_with_env(key: str, value: str, *, timeout: float = 10.0) ->
         found = descendants_with_env(key, value)
         if not found:
             break
-        tracked = []
-        for process in found:
+        tracked: list[TrackedProcess] = []
+        for child in found:
             with contextlib.suppress(psutil.NoSuchProcess):
-                tracked.append(TrackedProcess(name=process.name(), pid=process.pid, create_time=process.create_time()))
-        for process in tracked:
+                tracked.append(TrackedProcess(name=child.name(), pid=child.pid, create_time=child.create_time()))
+        for member in tracked:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, signal.SIGTERM)
-        for process in tracked:
-            stop(process, sig=signal.SIGTERM, timeout=timeout)
-            stopped.append(process.pid)
+                os.kill(member.pid, signal.SIGTERM)
+        for member in tracked:
+            stop(member, sig=signal.SIGTERM, timeout=timeout)
+            stopped.append(member.pid)
     return stopped
 
 

@@ -136,7 +136,10 @@ class Target:
                 self.last_status = response.status
                 return Answer(method, url, response.status, _lower(response.headers.items()), response.read())
         except urllib.error.HTTPError as error:
-            body = error.read() if error.fp is not None else b""
+            try:  # an HTTPError built without a response has nothing to read
+                body = error.read()
+            except (AttributeError, OSError):
+                body = b""
             self.last_status = error.code
             return Answer(method, url, error.code, _lower(error.headers.items()), body)
         except (urllib.error.URLError, OSError) as error:

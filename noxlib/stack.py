@@ -15,9 +15,10 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -97,13 +98,14 @@ def backend_environment(contract: RunContract, *, frontend_origin: str) -> dict[
     )
 
 
-def health(url: str) -> dict:
+def health(url: str) -> dict[str, Any]:
     """The backend's /api/health body (also when it answers 503)."""
     try:
         with urllib.request.urlopen(f"{url}/api/health", timeout=5) as response:  # noqa: S310
-            return json.loads(response.read())
+            body = json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return json.loads(error.read() or b"{}")
+        body = json.loads(error.read() or b"{}")
+    return body if isinstance(body, dict) else {}
 
 
 def start_backend(
@@ -170,7 +172,7 @@ def start_frontend(
     return app
 
 
-def wait_forever(stack: Stack, log) -> None:  # noqa: ANN001 - a nox session's log
+def wait_forever(stack: Stack, log: Callable[[str], None]) -> None:
     """Block until Ctrl+C, or until one of the apps exits on its own (then say which)."""
     while True:
         for app in stack.apps:

@@ -134,7 +134,9 @@ class NativeServices:
     def _credentials(self) -> dict[str, str]:
         """Generated once per machine; the file is readable by its owner only."""
         with contextlib.suppress(OSError, ValueError):
-            return json.loads(self.credentials_file.read_text())
+            stored = json.loads(self.credentials_file.read_text())
+            if isinstance(stored, dict):
+                return {str(key): str(value) for key, value in stored.items()}
         self.root.mkdir(parents=True, exist_ok=True)
         credentials = {
             "postgres_password": secrets.token_urlsafe(18),

@@ -41,8 +41,11 @@ class CheckReport(BaseModel):
     duration_ms: float
 
 
+HealthStatus = Literal["healthy", "degraded", "unhealthy"]
+
+
 class HealthReport(BaseModel):
-    status: Literal["healthy", "degraded", "unhealthy"] = Field(
+    status: HealthStatus = Field(
         description="healthy: all ok; degraded: serving, but a dependency in `failing` is not; "
         "unhealthy: cannot serve (503)."
     )

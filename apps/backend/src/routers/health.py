@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from src.dependencies import ResourcesDep
 from src.errors import ERROR_RESPONSES
 from src.health import check_dependencies
-from src.schemas import CheckReport, HealthReport
+from src.schemas import CheckReport, HealthReport, HealthStatus
 
 router = APIRouter(tags=["health"], responses=ERROR_RESPONSES)
 
@@ -36,7 +36,7 @@ async def health(resources: ResourcesDep) -> JSONResponse:
     results = await check_dependencies(resources)
     failing = sorted(result.name for result in results if result.status != "ok")
     serving = not REQUIRED_DEPENDENCIES.intersection(failing)
-    status = "unhealthy" if not serving else "degraded" if failing else "healthy"
+    status: HealthStatus = "unhealthy" if not serving else "degraded" if failing else "healthy"
     report = HealthReport(
         status=status,
         timestamp=dt.datetime.now(dt.UTC),

@@ -165,7 +165,7 @@ async def get_statement(statement_id: StatementId, session: SessionDep) -> State
 @router.get("/{statement_id}/lines", response_model=list[StatementLineOut])
 async def list_statement_lines(
     statement_id: StatementId, session: SessionDep, limit: LineLimit = 1000, offset: Offset = 0
-) -> list:
+) -> list[StatementLine]:
     """The statement's lines in file order, a page at a time."""
     await get_existing_statement(session, statement_id)
     query = (

@@ -45,6 +45,11 @@ class Inputs:
     env: tuple[str, ...] = ()
 
 
+# ci sessions that always run, with why: their result depends on something no input hash sees.
+NEVER_CACHED = {
+    "compose_test": "whether a container engine answers (Docker Desktop started later) is not a file or a variable",
+}
+
 # The one list of cacheable sessions. A ci session missing here is simply never skipped.
 SESSION_INPUTS: dict[str, Inputs] = {
     "lint": Inputs(

@@ -68,20 +68,22 @@ def start_run(
     ready = tmp_path / f"ready-{branch}"
     ready.mkdir(exist_ok=True)
     env = nox_env(BRANCH_NAME=branch, PROBE_READY_DIR=str(ready), PROBE_SLEEP=str(sleep), **env)
-    log = open(tmp_path / f"{branch}.log", "wb")  # noqa: SIM115 - closed by the OS with the child
-    return subprocess.Popen(
-        nox_command(
-            "-s", "test", "--",
-            "--no-cov", "-n", str(workers), "-p", "no:cacheprovider",
-            *map(str, probes),
-        ),
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_default_sigint,
-    )  # fmt: skip
+    # The child gets its own copy of the descriptor; ours is closed at once (a file left to
+    # the garbage collector is a ResourceWarning, an error under filterwarnings=error).
+    with open(tmp_path / f"{branch}.log", "wb") as log:
+        return subprocess.Popen(
+            nox_command(
+                "-s", "test", "--",
+                "--no-cov", "-n", str(workers), "-p", "no:cacheprovider",
+                *map(str, probes),
+            ),
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_default_sigint,
+        )  # fmt: skip
 
 
 def _default_sigint() -> None:

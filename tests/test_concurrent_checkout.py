@@ -33,17 +33,19 @@ def start(envdir: Path, branch: str, tmp_path: Path, *nox_args: str, probe: Path
     """`nox -s test` on one probe, as a developer types it (no -R: nox decides about the venv)."""
     ready = tmp_path / f"ready-{branch}"
     ready.mkdir(exist_ok=True)
-    log = open(tmp_path / f"{branch}.log", "wb")  # noqa: SIM115 - closed by the OS with the child
-    return subprocess.Popen(
-        [sys.executable, "-m", "nox", "--envdir", str(envdir), *nox_args,
-         "-s", "test", "--", "--no-cov", "-n", "0", "-p", "no:cacheprovider", str(probe)],
-        cwd=REPO,
-        env=nox_env(BRANCH_NAME=branch, PROBE_READY_DIR=str(ready)),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+    # The child gets its own copy of the descriptor; ours is closed at once (a file left to
+    # the garbage collector is a ResourceWarning, an error under filterwarnings=error).
+    with open(tmp_path / f"{branch}.log", "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "nox", "--envdir", str(envdir), *nox_args,
+             "-s", "test", "--", "--no-cov", "-n", "0", "-p", "no:cacheprovider", str(probe)],
+            cwd=REPO,
+            env=nox_env(BRANCH_NAME=branch, PROBE_READY_DIR=str(ready)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )  # fmt: skip
 
 
 def test_three_runs_started_together_build_the_venv_once_and_all_pass(services, envdir, tmp_path):

@@ -51,7 +51,8 @@ def test_readme_quick_start_is_the_two_commands_and_ci_runs_the_test_command():
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # `nox -s NAME` or `nox -s "NAME(param)"`, then optionally `-- ARGS` up to the end of the code span,
 # a shell comment or a table cell.
-EXAMPLE = re.compile(r"""\bnox (?:-R )?-s (?P<name>"[^"]+"|[\w.\-]+)(?: -- (?P<args>[^`#|\n]*))?""")
+# A comma ends the arguments too: bench output quotes commands as "nox -s docs -- build, warm".
+EXAMPLE = re.compile(r"""\bnox (?:-R )?-s (?P<name>"[^"]+"|[\w.\-]+)(?: -- (?P<args>[^`#|,\n]*))?""")
 INNER_ENVDIR = Path(os.environ.get("FR_SUITE_NOX_ENVDIR", str(REPO / ".nox" / "suite-envs")))
 
 
@@ -116,17 +117,24 @@ def check_session_args(name: str, args: list[str]) -> None:
     elif base == "env_keys":
         env_keys.build_parser().parse_args(args)
     elif base == "ci":
-        assert set(args) <= set(ci.OPTIONS), args
+        ci.parse_options(["2" if arg == "N" else arg for arg in args])  # `-j N` stands for a number
     elif base == "boot":
         assert len(args) <= 1, args
         assert set(args) <= {"dry-run", "critical", "full"}, args
     elif base == "bench":
-        assert set(args) <= {"--ci", *GROUPS}, args
-    elif base in ("dev", "down"):
-        # The flag each reads from its posargs in noxfile.py.
-        flag = {"dev": "--frontend", "down": "--force"}[base]
-        assert set(args) <= {flag}, args
-        assert f'"{flag}" in session.posargs' in (REPO / "noxfile.py").read_text()
+        rest = list(args)
+        if "--before" in rest:
+            del rest[rest.index("--before") : rest.index("--before") + 2]
+        assert set(rest) <= {"--ci", "--quick", *GROUPS}, args
+    elif base in ("dev", "down", "api_types"):
+        # The flags each reads from its posargs in noxfile.py.
+        flags = {"dev": {"--frontend"}, "down": {"--force", "--prune-foreign"}, "api_types": {"--fix"}}[base]
+        assert set(args) <= flags, args
+        noxfile = (REPO / "noxfile.py").read_text()
+        assert all(f'"{flag}" in session.posargs' in noxfile for flag in args)
+    elif base == "typecheck":
+        # mypy's own arguments: the files or directories to check.
+        assert all((REPO / arg).exists() for arg in args), args
     else:
         assert args == [], f"nox -s {name} takes no arguments in the docs' examples, got {args}"
 

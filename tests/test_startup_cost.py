@@ -17,7 +17,7 @@ from tests.runs import REPO
 
 # Each is a top-level package the suite depends on and that takes a noticeable share of a
 # second to import (measured with `python -X importtime`; see docs/development.md).
-HEAVY = ("boto3", "botocore", "s3transfer", "redis", "psycopg", "docker", "psutil", "filelock", "yaml")
+HEAVY = ("boto3", "botocore", "s3transfer", "redis", "psycopg", "psutil", "filelock", "yaml")
 
 IMPORT_NOXFILE = """
 import importlib.util, json, sys

@@ -291,35 +291,53 @@ def bench_commands(
     runs: int,
     checkouts: dict[str, Path],
 ) -> list[Figure]:
-    """Each command in each checkout, the checkouts interleaved run by run."""
+    """Each command in each checkout; a command that fails is reported and skipped."""
     env = developer_env(session)
     figures = []
     for name, args, warm in commands:
-        samples: dict[str, list[float]] = {label: [] for label in checkouts}
-        fixed: dict[str, list[float]] = {label: [] for label in checkouts}
-        if warm:
-            for root in checkouts.values():
-                _run_quiet(uvx_nox(*args), env, root)
-        for _ in range(runs):
-            for label, root in checkouts.items():
-                started_at = datetime.datetime.now()
-                started = time.perf_counter()
-                output = _run_merged(uvx_nox(*args), env, root)
-                samples[label].append(time.perf_counter() - started)
-                cost = fixed_cost(output, started_at)
-                if cost is not None:
-                    fixed[label].append(cost)
-        measured = []
-        for label in checkouts:
-            suffix = "" if label == "after" else f" [{label}]"
-            measured.append(Figure("loop", name + suffix, samples[label]))
-            if fixed[label]:
-                measured.append(Figure("loop", f"{name.split(',')[0]}: to first command{suffix}", fixed[label]))
-        # Whole commands take minutes: show each figure as it lands, not only in the final table.
-        for figure in measured:
-            session.log(figure.row())
-        figures += measured
+        try:
+            figures += _bench_command(session, env, name, args, warm, runs, checkouts)
+        except UserError as error:
+            # One failing command (say, a red test run in the REF checkout) must not cost the
+            # figures of the others: say which and carry on.
+            session.warn(f"no figure for {name!r}: {error}")
     return figures
+
+
+def _bench_command(
+    session: nox.Session,
+    env: dict[str, str],
+    name: str,
+    args: tuple[str, ...],
+    warm: bool,
+    runs: int,
+    checkouts: dict[str, Path],
+) -> list[Figure]:
+    """One command in each checkout, the checkouts interleaved run by run."""
+    samples: dict[str, list[float]] = {label: [] for label in checkouts}
+    fixed: dict[str, list[float]] = {label: [] for label in checkouts}
+    if warm:
+        for root in checkouts.values():
+            _run_quiet(uvx_nox(*args), env, root)
+    for _ in range(runs):
+        for label, root in checkouts.items():
+            started_at = datetime.datetime.now()
+            started = time.perf_counter()
+            output = _run_merged(uvx_nox(*args), env, root)
+            samples[label].append(time.perf_counter() - started)
+            cost = fixed_cost(output, started_at)
+            if cost is not None:
+                fixed[label].append(cost)
+    measured = []
+    for label in checkouts:
+        suffix = "" if label == "after" else f" [{label}]"
+        measured.append(Figure("loop", name + suffix, samples[label]))
+        if fixed[label]:
+            measured.append(Figure("loop", f"{name.split(',')[0]}: to first command{suffix}", fixed[label]))
+    # Whole commands take minutes: show each figure as it lands, not only in the final table.
+    for figure in measured:
+        session.log(figure.row())
+    return measured
 
 
 def bench_cold_ci(session: nox.Session, checkouts: dict[str, Path]) -> list[Figure]:

@@ -25,7 +25,7 @@ from noxlib import processes
 from noxlib.errors import ServiceError, UserError
 from noxlib.paths import service_account, state_dir
 from noxlib.processes import TrackedProcess
-from noxlib.services import ServiceUrls
+from noxlib.services.base import ServiceUrls
 from noxlib.services.probes import all_ready, postgres_ready, redis_ready, s3_ready
 from noxlib.services.tools import tools_env
 from noxlib.signals import signals_deferred

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from noxlib.errors import first_line
 from noxlib.paths import ARTEFACTS_DIR, FRONTEND_DIR, REPO_ROOT
 
 MODES = ("dev", "staging", "prod")
@@ -341,11 +342,6 @@ def isolation_flags(base_url: str) -> list[str]:
     return ["--host-resolver-rules=MAP * ~NOTFOUND, " + ", ".join(f"EXCLUDE {name}" for name in excluded)]
 
 
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
 def visit(context: Any, expect: Any, target: Target, spec: BrowserPage, mode: str, screenshots: Path) -> str:
     """Open one page, wait for its API data, toggle where asked, screenshot; fail on console errors."""
     errors: list[str] = []
@@ -385,7 +381,7 @@ def visit(context: Any, expect: Any, target: Target, spec: BrowserPage, mode: st
     except CheckFailed:
         raise
     except Exception as error:  # playwright's timeouts and failed expectations, on one line
-        raise CheckFailed(f"{url}: {step}: {_first_line(error)}") from None
+        raise CheckFailed(f"{url}: {step}: {first_line(error)}") from None
     finally:
         tab.close()
     if errors:
@@ -496,8 +492,8 @@ def run_browser(target: Target, mode: str, screenshots: Path, report: Report, ou
             )
         except Exception as error:  # a Chromium too old or broken for playwright: one clear line
             report.failed += 1
-            report.failures.append(f"browser: {chromium} did not start: {_first_line(error)}")
-            out(f"  FAIL  browser: {chromium} did not start: {_first_line(error)}")
+            report.failures.append(f"browser: {chromium} did not start: {first_line(error)}")
+            out(f"  FAIL  browser: {chromium} did not start: {first_line(error)}")
             return
         context.set_default_timeout(target.timeout * 1000)
         try:

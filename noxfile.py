@@ -32,12 +32,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # imports this whole file, and each session loads only what it uses (tests/test_startup_cost.py).
 import noxlib.ci as local_ci
 import noxlib.infra as infra_services
-from noxlib import api_contract, backend_tests, container_tests, frontend, stack, suite_tests
+from noxlib import api_contract, backend_tests, container_tests, frontend, smoke_session, stack, suite_tests
 from noxlib import bench as benchmarks
 from noxlib import docs as docs_site
 from noxlib import env_keys as env_key_contract
 from noxlib import lint as lint_checks
-from noxlib import smoke as smoke_checks
 from noxlib.errors import reported
 from noxlib.session_venvs import session, share_between_runs
 
@@ -123,7 +122,7 @@ def boot(session: nox.Session) -> None:
 @reported
 def smoke(session: nox.Session) -> None:
     """Start the stack on free ports and smoke-test it (-- --base-url URL --mode prod/staging/dev: a deployment)."""
-    smoke_checks.run_session(session)
+    smoke_session.run_session(session)
 
 
 # ----- the matrix --------------------------------------------------------------------------

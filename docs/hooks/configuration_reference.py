@@ -27,11 +27,8 @@ SETTINGS_SOURCE = REPO_ROOT / "apps" / "backend" / "src" / "config.py"
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from noxlib.env_keys import (  # noqa: E402 - needs the path above
-    SettingsField,
-    SettingsUnavailableError,
-    read_settings_fields,
-)
+from noxlib.env_keys.model import SettingsField, SettingsUnavailableError  # noqa: E402 - needs the path above
+from noxlib.env_keys.parsers import read_settings_fields  # noqa: E402 - needs the path above
 
 
 def _cell(text: str) -> str:

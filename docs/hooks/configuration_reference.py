@@ -1,7 +1,7 @@
 """MkDocs hook: render the `Settings` table into the configuration page at build time.
 
 The table comes from the same place the env-key check reads, `python -m src.config
---fields-json` through `noxlib.env_keys.read_settings_fields`, so the docs, `.env.example`
+--fields-json` through `noxlib.env_keys.parsers.read_settings_fields`, so the docs, `.env.example`
 and the Vault template are all checked against one list and the page cannot go stale. The
 build fails (rather than publishing an empty table) when the backend cannot be loaded.
 """

@@ -31,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # noxlib imports no client library (boto3, redis, psycopg, psutil) at module level: `nox -l`
 # imports this whole file, and each session loads only what it uses (tests/test_startup_cost.py).
 import noxlib.ci as local_ci
-from noxlib import api_contract, backend_tests, container_tests, frontend, lifecycle, stack, suite_tests
+import noxlib.infra as infra_services
+from noxlib import api_contract, backend_tests, container_tests, frontend, smoke_session, stack, suite_tests
 from noxlib import bench as benchmarks
 from noxlib import docs as docs_site
 from noxlib import env_keys as env_key_contract
 from noxlib import lint as lint_checks
-from noxlib import smoke as smoke_checks
 from noxlib.errors import reported
 from noxlib.session_venvs import session, share_between_runs
 
@@ -87,6 +87,7 @@ def lint(session: nox.Session) -> None:
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["lint"], default=False)
+@reported
 def format(session: nox.Session) -> None:
     """Fix what ruff can fix and format the code."""
     session.run("ruff", "check", "--fix", ".")
@@ -98,14 +99,16 @@ def format(session: nox.Session) -> None:
 @reported
 def infra(session: nox.Session) -> None:
     """Start the services and keep them running; print their URLs (stop with `nox -s down`)."""
-    lifecycle.keep_services(session.log)
+    infra_services.keep_services(session.log)
 
 
 @session(python=False, default=False)
 @reported
 def down(session: nox.Session) -> None:
     """Stop the services infra/dev started; drop dead runs' test databases (-- --force, --prune-foreign)."""
-    lifecycle.down(session.log, force="--force" in session.posargs, prune_foreign="--prune-foreign" in session.posargs)
+    infra_services.down(
+        session.log, force="--force" in session.posargs, prune_foreign="--prune-foreign" in session.posargs
+    )
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["backend"], default=False)
@@ -119,7 +122,7 @@ def boot(session: nox.Session) -> None:
 @reported
 def smoke(session: nox.Session) -> None:
     """Start the stack on free ports and smoke-test it (-- --base-url URL --mode prod/staging/dev: a deployment)."""
-    smoke_checks.run_session(session)
+    smoke_session.run_session(session)
 
 
 # ----- the matrix --------------------------------------------------------------------------
@@ -213,6 +216,7 @@ def typecheck(session: nox.Session) -> None:
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False)
+@reported
 def noxlib_test(session: nox.Session) -> None:
     """Test the suite itself: names, leases, databases, lifecycle, scripts and workflows."""
     env = suite_tests.prepare_inner_runs(session)

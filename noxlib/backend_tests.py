@@ -10,6 +10,7 @@ the same split and the shards together run every collected test exactly once.
 from __future__ import annotations
 
 import json
+import os
 import re
 import statistics
 from pathlib import Path
@@ -82,10 +83,44 @@ def coverage_file(session_name: str) -> str:
     return str(COVERAGE_DIR / f".coverage.{slug}")
 
 
+def resolve_workers(args: list[str], default: str = "auto") -> tuple[int, list[str]]:
+    """How many xdist workers pytest will start, and the args with `auto` made explicit.
+
+    The lifecycle must create one database per worker before pytest starts, so `-n auto` is
+    resolved here (to the CPUs this process may use) instead of inside xdist.
+    """
+    args = list(args)
+    if "no:xdist" in args:
+        return 0, args
+    value, index, joined = None, None, False
+    for position, arg in enumerate(args):
+        if arg in ("-n", "--numprocesses") and position + 1 < len(args):
+            value, index = args[position + 1], position + 1
+        elif arg.startswith("--numprocesses="):
+            value, index, joined = arg.split("=", 1)[1], position, True
+        elif arg.startswith("-n") and len(arg) > 2 and not arg.startswith("--"):
+            value, index, joined = arg[2:], position, True
+    if value is None:
+        value = default
+        args = ["-n", value, *args]
+        index, joined = 1, False
+    if value in ("auto", "logical"):
+        count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        value = str(count or 1)
+    if not value.isdigit():
+        raise UserError(f"pytest -n expects a number or 'auto', got {value!r}.")
+    if int(value) > 999:
+        raise UserError("more than 999 xdist workers: worker database names would not fit.")
+    assert index is not None
+    args[index] = f"--numprocesses={value}" if joined else value
+    return int(value), args
+
+
 def install_only(session: nox.Session) -> bool:
     """`nox --install-only` prepares venvs; it must not start services or touch databases."""
-    # nox has no public accessor for this flag; session.run() itself reads the same attribute.
-    return bool(getattr(session._runner.global_config, "install_only", False))
+    # nox has no public accessor for the flag; its documented effect is that `session.run` runs
+    # nothing and returns None, where a real silent run returns the output ("" here).
+    return session.run("python", "-c", "", silent=True, log=False) is None
 
 
 def run(
@@ -109,7 +144,7 @@ def run(
     if coverage and selection and not shard:
         session.log(f"coverage   reported, not enforced: the run is narrowed to {' '.join(selection)}")
     COVERAGE_DIR.mkdir(parents=True, exist_ok=True)
-    workers, pytest_args = lifecycle.resolve_workers([*default_args, *posargs])
+    workers, pytest_args = resolve_workers([*default_args, *posargs])
     with lifecycle.isolated_run(
         lifecycle.migrate_with_alembic(session.run),
         workers=workers,

@@ -12,7 +12,8 @@ from noxlib.errors import ServiceError
 from noxlib.services import ServiceUrls
 
 
-def _client(urls: ServiceUrls) -> Any:  # boto3 clients are generated at run time: no static type
+def s3_client(urls: ServiceUrls) -> Any:  # boto3 clients are generated at run time: no static type
+    """The one S3 client noxlib builds: short timeouts, two attempts, the services' credentials."""
     # boto3 takes most of a second to import: only the sessions that touch S3 pay for it.
     import boto3
     from botocore.config import Config
@@ -33,7 +34,7 @@ def create_bucket(urls: ServiceUrls, bucket: str) -> None:
 
     remove_bucket(urls, bucket)
     try:
-        _client(urls).create_bucket(Bucket=bucket)
+        s3_client(urls).create_bucket(Bucket=bucket)
     except (BotoCoreError, ClientError) as error:
         raise ServiceError(f"cannot create bucket {bucket}: {error}") from error
 
@@ -42,7 +43,7 @@ def remove_bucket(urls: ServiceUrls, bucket: str) -> bool:
     """Empty and delete `bucket`; False when it did not exist."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    client = _client(urls)
+    client = s3_client(urls)
     try:
         paginator = client.get_paginator("list_object_versions")
         for page in paginator.paginate(Bucket=bucket):
@@ -66,7 +67,7 @@ def bucket_exists(urls: ServiceUrls, bucket: str) -> bool:
     from botocore.exceptions import ClientError
 
     try:
-        _client(urls).head_bucket(Bucket=bucket)
+        s3_client(urls).head_bucket(Bucket=bucket)
     except ClientError:
         return False
     return True
@@ -79,7 +80,7 @@ def ensure_bucket(urls: ServiceUrls, bucket: str) -> None:
     if bucket_exists(urls, bucket):
         return
     try:
-        _client(urls).create_bucket(Bucket=bucket)
+        s3_client(urls).create_bucket(Bucket=bucket)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
             raise ServiceError(f"cannot create bucket {bucket}: {error}") from error

@@ -13,17 +13,16 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import hashlib
-import json
 import os
 import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from noxlib.json_store import JsonFile
 from noxlib.paths import REPO_ROOT
 
 CACHE_NAME = "ci-cache.json"
@@ -186,23 +185,8 @@ class CiCache:
         self.path = self.root / ".nox" / CACHE_NAME
         self.files = self.files or tracked_files(self.root)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[dict[str, dict[str, Any]]]:
-        # filelock is imported where it is used: `nox -l` imports this module and must stay cheap.
-        from filelock import FileLock
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock", timeout=60):
-            try:
-                data = json.loads(self.path.read_text())
-                if not isinstance(data, dict):
-                    data = {}
-            except (FileNotFoundError, ValueError):
-                data = {}
-            yield data
-            temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
-            temporary.write_text(json.dumps(data, indent=2, sort_keys=True))
-            temporary.replace(self.path)
+    def _locked(self) -> contextlib.AbstractContextManager[dict[str, dict[str, Any]]]:
+        return JsonFile(self.path).locked()
 
     def hash_for(self, session: str) -> str | None:
         return input_hash(session, self.files, self.root)

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from noxlib.errors import ServiceError, UserError
+from noxlib.errors import ServiceError, UserError, first_line
 from noxlib.namespace import DB_PREFIX, TEMPLATE_PREFIX, get_template_db_name, get_test_db_name
 from noxlib.processes import TrackedProcess
 
@@ -143,7 +143,7 @@ def _connect(admin_url: str) -> psycopg.Connection:
     try:
         return psycopg.connect(admin_url, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as error:
-        raise ServiceError(f"cannot connect to PostgreSQL: {_first_line(error)}") from error
+        raise ServiceError(f"cannot connect to PostgreSQL: {first_line(error)}") from error
 
 
 def recorded_owners(connection: psycopg.Connection, pattern: re.Pattern[str]) -> dict[str, Owner | None]:
@@ -433,8 +433,3 @@ def _terminate(connection: psycopg.Connection, name: str) -> None:
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
         (name,),
     )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

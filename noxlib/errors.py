@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
+
+# `python3 -m noxlib.smoke` imports this module on a deploy runner's bare python3 (3.9+): a
+# TypeVar, not the 3.12 `def reported[F: ...]` syntax, keeps it parseable there.
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class UserError(Exception):
@@ -20,7 +24,13 @@ class ServiceError(UserError):
     """A service did not start, answer or stop as expected."""
 
 
-def reported[F: Callable[..., Any]](func: F) -> F:
+def first_line(error: BaseException) -> str:
+    """The first non-blank line of an error: a driver's message can run to a page of context."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def reported(func: F) -> F:  # noqa: UP047 (see F above)
     """Decorate a nox session so a `UserError` ends it with its one-line message."""
 
     @functools.wraps(func)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from noxlib.errors import UserError
+from noxlib.json_store import write_atomically
 from noxlib.processes import TrackedProcess
 
 
@@ -195,13 +195,9 @@ class LeaseRegistry:
             return RegistryState()
 
     def _write(self, state: RegistryState) -> None:
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
-            temporary.write_text(state.to_json())
-            temporary.replace(self.path)
+            write_atomically(self.path, state.to_json())
         except OSError as error:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
             raise UserError(
                 f"cannot write the lease file {self.path} ({error.strerror}); "
                 "make the state directory writable or set FR_CACHE_DIR to one you own."

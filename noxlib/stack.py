@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import time
 import urllib.error
@@ -24,6 +23,7 @@ import nox
 
 from noxlib import processes
 from noxlib.errors import ServiceError, UserError
+from noxlib.node import npm_executable
 from noxlib.paths import BACKEND_DIR, FRONTEND_DIR, REPO_ROOT
 from noxlib.processes import TrackedProcess
 from noxlib.run_contract import RunContract
@@ -137,13 +137,6 @@ def start_backend(
     return app
 
 
-def npm() -> str:
-    found = shutil.which("npm")
-    if not found:
-        raise UserError("npm is not on PATH; install Node.js 20+ (see README prerequisites).")
-    return found
-
-
 def start_frontend(
     stack: Stack,
     *,
@@ -157,7 +150,7 @@ def start_frontend(
     env = {**os.environ, "PORT": str(port), "HOST": HOST, "BACKEND_URL": backend_url,
            "NEXT_TELEMETRY_DISABLED": "1"}  # fmt: skip
     process, _ = processes.start(
-        "frontend", [npm(), "run", script], log_path=log_path, env=env, cwd=FRONTEND_DIR,
+        "frontend", [npm_executable("the frontend"), "run", script], log_path=log_path, env=env, cwd=FRONTEND_DIR,
         detach=False,
     )  # fmt: skip
     app = RunningApp("frontend", f"http://{HOST}:{port}", process, log_path)

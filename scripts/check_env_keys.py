@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Check the env-key contract (Settings, .env.example, Vault template, frontend build args).
 
-The same check as `nox -s env_keys`; the rules live in noxlib/env_keys.py. Run it with an
+The same check as `nox -s env_keys`; the rules live in the noxlib/env_keys package. Run it with an
 interpreter that has the backend installed, or pass --settings-json. See --help.
 """
 

@@ -49,9 +49,15 @@ trap 'rm -f "$body_file" "$error_file"' EXIT
 # ok | degraded (<deps> failing) | unhealthy | sha-mismatch | not-json. Python, because jq is not
 # on every machine. A deploy passes only when healthy: "degraded" (HTTP 200, the app serves but
 # Redis or S3 fails) keeps a load balancer routing to it, yet is not a finished deploy.
+# The sha rule is noxlib's (noxlib/smoke_checks.py sha_matches, which `nox -s smoke` also uses):
+# the script runs from the checkout, and that module needs only the standard library (python3.9+).
+repo_root="${BASH_SOURCE[0]%/*}/.."
+[[ "$repo_root" != "${BASH_SOURCE[0]}/.." ]] || repo_root=".."
 judge() {
   python3 -c '
 import json, sys
+sys.path.insert(0, sys.argv[2])
+from noxlib.smoke_checks import sha_matches
 expected = sys.argv[1].strip().lower()
 try:
     reply = json.load(sys.stdin)
@@ -66,15 +72,12 @@ if status == "degraded":
     verdict = "degraded (" + (", ".join(str(name) for name in failing) or "?") + " failing)"
 elif status != "healthy":
     verdict = "unhealthy"
-elif expected and not (
-    # Short and long shas match by prefix; under 7 characters a prefix proves nothing.
-    min(len(sha), len(expected)) >= 7 and (sha.startswith(expected) or expected.startswith(sha))
-):
+elif expected and not sha_matches(sha, expected):
     verdict = "sha-mismatch"
 else:
     verdict = "ok"
 print("\t".join([verdict, status or "-", sha or "-"]))
-' "$EXPECTED_SHA"
+' "$EXPECTED_SHA" "$repo_root"
 }
 
 last_code="-"

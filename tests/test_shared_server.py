@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import boto3
 import psycopg
 import pytest
 from psycopg import sql
@@ -231,13 +230,7 @@ def test_a_test_run_never_touches_a_dev_bucket_or_a_foreign_template(services):
     base = sanitize_namespace(unique("owner"))
     dev_bucket = get_dev_bucket(base)
     buckets.ensure_bucket(services.urls, dev_bucket)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=services.urls.s3_endpoint,
-        aws_access_key_id=services.urls.s3_access_key,
-        aws_secret_access_key=services.urls.s3_secret_key,
-        region_name=services.urls.s3_region,
-    )
+    s3 = buckets.s3_client(services.urls)
     s3.put_object(Bucket=dev_bucket, Key="uploads/statement.csv", Body=b"date,amount\n")
     # Someone's database that merely looks like one of our templates (not built by this suite).
     lookalike = f"finance_report_template_{uuid.uuid4().hex[:12]}"

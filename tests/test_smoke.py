@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from noxlib import lifecycle, smoke, stack
+from noxlib import lifecycle, smoke, smoke_session, stack
 from noxlib.errors import UserError
 from noxlib.paths import ARTEFACTS_DIR
 from noxlib.processes import free_port, stop_tree
@@ -268,7 +268,7 @@ class RecordingSession:
 
 def test_nox_with_a_url_runs_the_module_the_script_runs():
     session = RecordingSession(["--base-url", "https://report.example.com", "--mode", "prod"])
-    smoke.run_session(session)
+    smoke_session.run_session(session)
     assert session.commands == [
         ("python", "-m", "noxlib.smoke", "--base-url", "https://report.example.com", "--mode", "prod")
     ]
@@ -285,7 +285,7 @@ def test_nox_with_a_url_runs_the_module_the_script_runs():
 )
 def test_nox_usage_errors_are_one_line(posargs, message):
     with pytest.raises(UserError, match=re.escape(message)) as error:
-        smoke.run_session(RecordingSession(posargs))
+        smoke_session.run_session(RecordingSession(posargs))
     assert "\n" not in str(error.value)
 
 
@@ -442,20 +442,20 @@ def test_the_build_is_redone_only_when_an_input_is_newer(tmp_path):
         (frontend / name).parent.mkdir(parents=True, exist_ok=True)
         (frontend / name).write_text("x")
         os.utime(frontend / name, (1000, 1000))
-    assert smoke.stale_build_reason(frontend) == ".next/BUILD_ID is missing"
+    assert smoke_session.stale_build_reason(frontend) == ".next/BUILD_ID is missing"
 
-    for name in smoke.BUILD_OUTPUTS:
+    for name in smoke_session.BUILD_OUTPUTS:
         (frontend / name).parent.mkdir(parents=True, exist_ok=True)
         (frontend / name).touch()
         os.utime(frontend / name, (2000, 2000))
-    assert smoke.stale_build_reason(frontend) is None
+    assert smoke_session.stale_build_reason(frontend) is None
 
     for name in generated:
         os.utime(frontend / name, (3000, 3000))
-    assert smoke.stale_build_reason(frontend) is None
+    assert smoke_session.stale_build_reason(frontend) is None
 
     os.utime(frontend / "package-lock.json", (3000, 3000))
-    assert smoke.stale_build_reason(frontend) == "package-lock.json changed since the last build"
+    assert smoke_session.stale_build_reason(frontend) == "package-lock.json changed since the last build"
 
 
 # ----- the browser (runs where playwright and a Chromium are installed) ------------------------
@@ -549,3 +549,34 @@ def test_the_browser_reaches_nothing_but_the_app(scripted, tmp_path):
     assert outside.requests == []
     assert report.failures[0].startswith(f"browser dashboard: {scripted.url}/: 1 console error(s)")
     assert "ERR_NAME_NOT_RESOLVED" in report.failures[0], "\n".join(lines)
+
+
+def oldest_supported_python() -> str | None:
+    """A python3.9 — what a deploy runner's bare `python3` may be — if one is installed here."""
+    candidates = sorted(str(path) for path in Path.home().glob(".pyenv/versions/3.9*/bin/python3.9"))
+    found = shutil.which("python3.9")
+    if found and "/shims/" not in found:  # a pyenv shim answers only when 3.9 is the active version
+        candidates.append(found)
+    return candidates[0] if candidates else None
+
+
+def test_the_command_line_runs_on_python39_as_the_deploy_script_calls_it() -> None:
+    """`scripts/smoke_test.sh` runs `python3 -m noxlib.smoke` with whatever python3 the runner has."""
+    python = oldest_supported_python()
+    if python is None:
+        pytest.skip("no python3.9 installed (pyenv install 3.9) to run the smoke CLI on")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    result = subprocess.run(
+        [python, "-m", "noxlib.smoke", "--base-url", f"http://127.0.0.1:{port}", "--no-browser", "--timeout", "2"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={key: value for key, value in os.environ.items() if key != "PYENV_VERSION"},
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "smoke: 0 passed" in result.stdout
+    assert "connection refused" in result.stdout

@@ -1,7 +1,7 @@
 """MkDocs hook: render the `Settings` table into the configuration page at build time.
 
 The table comes from the same place the env-key check reads, `python -m src.config
---fields-json` through `noxlib.env_keys.read_settings_fields`, so the docs, `.env.example`
+--fields-json` through `noxlib.env_keys.parsers.read_settings_fields`, so the docs, `.env.example`
 and the Vault template are all checked against one list and the page cannot go stale. The
 build fails (rather than publishing an empty table) when the backend cannot be loaded.
 """
@@ -27,11 +27,8 @@ SETTINGS_SOURCE = REPO_ROOT / "apps" / "backend" / "src" / "config.py"
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from noxlib.env_keys import (  # noqa: E402 - needs the path above
-    SettingsField,
-    SettingsUnavailableError,
-    read_settings_fields,
-)
+from noxlib.env_keys.model import SettingsField, SettingsUnavailableError  # noqa: E402 - needs the path above
+from noxlib.env_keys.parsers import read_settings_fields  # noqa: E402 - needs the path above
 
 
 def _cell(text: str) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 
 from noxlib.errors import ServiceError, UserError
 from noxlib.paths import REPO_ROOT
-from noxlib.services import ServiceUrls
+from noxlib.services.base import ServiceUrls
 
 PROFILE = "infra"
 # (compose service, container port) for each service the lifecycle needs.
@@ -201,6 +201,10 @@ class ComposeServices:
         except ServiceError:
             return False
         return all(service in containers and containers[service].ready for service in REQUIRED_SERVICES)
+
+    def running(self) -> bool:
+        """Asked by `down`, which always lets compose stop: `compose stop` with nothing up is a no-op."""
+        return True
 
     def stop(self) -> None:
         # Only the infra services: an app profile started by hand beside them is left alone, and

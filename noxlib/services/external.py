@@ -10,7 +10,7 @@ import os
 from urllib.parse import unquote, urlsplit
 
 from noxlib.errors import UserError
-from noxlib.services import ServiceUrls
+from noxlib.services.base import ServiceUrls
 from noxlib.services.probes import all_ready
 
 
@@ -59,3 +59,7 @@ class ExternalServices:
 
     def stop(self) -> None:
         """Never ours to stop."""
+
+    def running(self) -> bool:
+        """Always there: `down` may still reap the orphan test databases on them."""
+        return True

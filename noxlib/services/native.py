@@ -23,9 +23,10 @@ from pathlib import Path
 
 from noxlib import processes
 from noxlib.errors import ServiceError, UserError
+from noxlib.json_store import write_atomically
 from noxlib.paths import service_account, state_dir
 from noxlib.processes import TrackedProcess
-from noxlib.services import ServiceUrls
+from noxlib.services.base import ServiceUrls
 from noxlib.services.probes import all_ready, postgres_ready, redis_ready, s3_ready
 from noxlib.services.tools import tools_env
 from noxlib.signals import signals_deferred
@@ -127,9 +128,7 @@ class NativeServices:
             for name, c in components.items()
         }
         self.root.mkdir(parents=True, exist_ok=True)
-        temporary = self.state_file.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data, indent=2))
-        temporary.replace(self.state_file)
+        write_atomically(self.state_file, json.dumps(data, indent=2))
 
     def _credentials(self) -> dict[str, str]:
         """Generated once per machine; the file is readable by its owner only."""

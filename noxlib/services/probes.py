@@ -8,7 +8,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
-from noxlib.services import ServiceUrls
+from noxlib.services.base import ServiceUrls
 
 
 def postgres_ready(urls: ServiceUrls) -> bool:

@@ -1,0 +1,93 @@
+"""Services a developer keeps (`nox -s infra`) and the one way to stop them (`nox -s down`)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from noxlib.errors import UserError
+from noxlib.lifecycle import run_namespace
+from noxlib.paths import state_dir
+from noxlib.phases import Log
+from noxlib.redaction import redacting
+from noxlib.service_leases import leased_services, registry
+from noxlib.services import ServiceBackend, ServiceUrls, requested_backend, select_backend
+
+
+def keep_services(log: Log = print) -> ServiceUrls:
+    """Start (or join) the services and mark them as the developer's: only `down` stops them."""
+    with leased_services("infra", run_namespace(), keep=True, log=log) as service_lease:
+        urls = service_lease.urls
+        log = redacting(log, urls.secrets())
+        log(f"postgres   {urls.database_url()}")
+        log(f"redis      {urls.redis_url}")
+        log(f"s3         {urls.s3_endpoint} (access key {urls.s3_access_key})")
+        if service_lease.backend.name == "native":
+            log(f"passwords  in {state_dir() / 'native' / 'credentials.json'}")
+        return urls
+
+
+PRUNE_FOREIGN = "--prune-foreign"
+
+
+def down(log: Log = print, *, force: bool = False, prune_foreign: bool = False) -> None:
+    """Stop the services; refuse while another run holds a lease, unless forced.
+
+    Test databases are dropped only when provably dead (see `drop_orphan_test_databases`):
+    a live run of another clone, user or CI runner sharing the server keeps its databases,
+    even with `--force`.
+    """
+    from noxlib.databases import Verdict, drop_orphan_test_databases
+    from noxlib.services.probes import postgres_ready
+
+    leases = registry()
+    with leases.locked() as state:
+        for lease in state.pruned:
+            log(f"pruned     dead lease of pid {lease.pid} ({lease.namespace})")
+        if state.leases and not force:
+            holders = ", ".join(f"pid {lease.pid} ({lease.kind} {lease.namespace})" for lease in state.leases)
+            raise UserError(
+                f"{len(state.leases)} run(s) still use the services: {holders}; "
+                "wait for them to finish or run `nox -s down -- --force`."
+            )
+        backend = recorded_backend(state.services)
+        if not backend.running():
+            log("services   none running")
+        else:
+            urls = backend.urls()
+            log = redacting(log, urls.secrets())
+            if postgres_ready(urls):
+                reaping = drop_orphan_test_databases(
+                    urls.database_url(),
+                    [lease.namespace for lease in state.leases],
+                    private=backend.name == "native",
+                    prune_foreign=prune_foreign,
+                    log=log,
+                )
+                kept = [verdict for verdict in reaping.kept.values() if verdict is not Verdict.ALIVE]
+                note = (
+                    f"; kept {len(kept)} not provably ours to drop (`nox -s down -- {PRUNE_FOREIGN}` "
+                    "also drops dead runs' of other state directories on this host)"
+                    if kept
+                    else ""
+                )
+                log(f"orphans    dropped {len(reaping.dropped)} test database(s){note}")
+            if backend.owns_services:
+                backend.stop()
+                log(f"services   stopped ({backend.name})")
+        state.services = None
+        if force:
+            state.leases = []
+
+
+def recorded_backend(services: dict[str, Any] | None) -> ServiceBackend:
+    """The backend that started the recorded services; native when nothing is recorded.
+
+    Native services outlive the environment that chose them (a later shell may lack
+    `FR_SERVICES=native`), so the record, not the environment, says what `down` stops — unless
+    the developer points at external services explicitly.
+    """
+    recorded = (services or {}).get("backend")
+    if recorded in (None, "native") and requested_backend() != "external":
+        return select_backend({**os.environ, "FR_SERVICES": "native"})
+    return select_backend()

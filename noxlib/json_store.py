@@ -1,0 +1,53 @@
+"""State files written whole or not at all, and the JSON file read-modify-written under a lock.
+
+Concurrent sessions (parallel `ci` jobs, test runs of several clones) read these files while
+others write them: a reader must see the old content or the new, never half a file, so every
+write goes to a temporary file beside the target and is renamed over it (atomic on POSIX).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace `path` with `text` in one rename; the temporary file is removed if the write fails."""
+    # The pid in the name: two processes writing the same file never share a temporary file.
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(text)
+        temporary.replace(path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
+class JsonFile:
+    """A JSON object on disk that one process at a time reads, changes and writes back."""
+
+    def __init__(self, path: Path, *, timeout: float = 60) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[dict[str, Any]]:
+        """The file's object (empty when missing or unreadable), written back when the block succeeds."""
+        # filelock is imported where it is used: `nox -l` imports the modules using this and must stay cheap.
+        from filelock import FileLock
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.path) + ".lock", timeout=self.timeout):
+            try:
+                data = json.loads(self.path.read_text())
+                if not isinstance(data, dict):
+                    data = {}
+            except (FileNotFoundError, ValueError):
+                data = {}
+            yield data
+            write_atomically(self.path, json.dumps(data, indent=2, sort_keys=True))

@@ -73,7 +73,7 @@ def test(session: nox.Session) -> None:
 @session(python=False, default=False)
 @reported
 def ci(session: nox.Session) -> None:
-    """Run every ci-tagged session like GitHub does, skip unchanged ones, print a summary (-- --full, --no-cache)."""
+    """Run every ci-tagged session like GitHub does, in parallel; skip unchanged ones (-- -j N, --full, --no-cache)."""
     local_ci.run(session, Path(__file__))
 
 

@@ -246,11 +246,23 @@ def log_tail(path: Path, lines: int | None = LOG_TAIL_LINES) -> str:
     return "\n".join(f"    {line}" for line in (text[-lines:] if lines else text))
 
 
+def skip_reason(log: Path, signature: str) -> str | None:
+    """Why nox skipped the session (`session.skip`, e.g. no container engine), from its last line."""
+    marker = f"Session {signature} skipped: "
+    lines = [line for line in log_tail(log, 3).splitlines() if marker in line]
+    return lines[-1].split(marker, 1)[1].strip() if lines else None
+
+
 def finish(child: Child, *, echo: bool) -> Outcome:
     child.pump.join(timeout=10)
     passed = child.popen.returncode == 0
-    outcome = Outcome(child.signature, "passed" if passed else "FAILED", time.perf_counter() - child.started)
+    # nox exits 0 for a skipped session: say "skipped" and never cache it as green.
+    reason = skip_reason(child.log_path, child.signature) if passed else None
+    result = "skipped" if reason else "passed" if passed else "FAILED"
+    outcome = Outcome(child.signature, result, time.perf_counter() - child.started)
     print(f"━━━ nox -s {child.signature}: {outcome.result} ({outcome.seconds:.1f}s, log {child.log_path})", flush=True)
+    if reason and not echo:
+        print(f"    {reason}", flush=True)
     if not passed and not echo:
         # On a CI runner the log file is gone with the machine: print all of it there.
         on_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -351,11 +363,11 @@ def summary(outcomes: list[Outcome], notes: list[str]) -> str:
     total = sum(o.seconds for o in outcomes)
     lines.append(f"{'total':<{width}}  {'':<8}  {total:7.1f}")
     lines += [f"note: {note}" for note in notes]
-    counts = {result: sum(o.result == result for o in outcomes) for result in ("passed", "FAILED", "cached")}
+    counts = {result: sum(o.result == result for o in outcomes) for result in ("passed", "FAILED", "cached", "skipped")}
     others = [f"{n} {r}" for r in ("stopped", "not run") if (n := sum(o.result == r for o in outcomes))]
     lines.append(", ".join([f"ci: {counts['passed']} passed", f"{counts['FAILED']} failed",
-                            f"{counts['cached']} cached", *others]))  # fmt: skip
-    lines.append(f"{counts['passed']} passed, {counts['FAILED']} failed")
+                            f"{counts['cached']} cached", f"{counts['skipped']} skipped", *others]))  # fmt: skip
+    lines.append(f"{counts['passed']} passed, {counts['FAILED']} failed, {counts['skipped']} skipped")
     return "\n".join(lines)
 
 

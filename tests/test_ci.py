@@ -141,20 +141,20 @@ def test_a_failing_session_fails_ci_and_the_others_still_run(repo):
     log = repo / ".nox" / "artefacts" / "ci" / "docs.log"
     assert "docs are broken" in log.read_text()
     assert result.stdout.count("docs are broken") >= 1
-    assert "2 passed, 1 failed" in result.stdout.splitlines()
+    assert "2 passed, 1 failed, 0 skipped" in result.stdout.splitlines()
 
 
 def test_unchanged_sessions_are_cached_and_an_edit_reruns_them(repo):
     assert run_ci(repo).returncode == 0
-    assert runs(repo) == ["lint", "docs", "env_keys"]
+    assert sorted(runs(repo)) == ["docs", "env_keys", "lint"]  # in parallel: any order
 
     result = run_ci(repo)
     assert result.returncode == 0
     assert runs(repo) == []
     assert result.stdout.count("cached") >= 3
     # The words of the summary match the table's.
-    assert "ci: 0 passed, 0 failed, 3 cached" in result.stdout.splitlines()
-    assert result.stdout.splitlines()[-1] == "0 passed, 0 failed"
+    assert "ci: 0 passed, 0 failed, 3 cached, 0 skipped" in result.stdout.splitlines()
+    assert result.stdout.splitlines()[-1] == "0 passed, 0 failed, 0 skipped"
     assert "skipped (`cached`)" in result.stdout
 
     (repo / "docs" / "index.md").write_text("# doc\n")  # one character: docs' input
@@ -170,6 +170,30 @@ def test_unchanged_sessions_are_cached_and_an_edit_reruns_them(repo):
     assert runs(repo) == ["lint"]
 
 
+def test_a_skipped_session_is_reported_as_skipped_and_never_cached(repo):
+    """nox exits 0 for `session.skip` (compose_test without an engine): that is no green run."""
+    noxfile = repo / "noxfile.py"
+    noxfile.write_text(
+        noxfile.read_text()
+        + textwrap.dedent(
+            """
+
+            @nox.session(python=False, tags=["ci"])
+            def engine(session):
+                count("engine")
+                session.skip("no container engine answers")
+            """
+        )
+    )
+    for _ in range(2):  # the second run must not take the skip from the cache
+        result = run_ci(repo)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert ("engine", "skipped") in summary_rows(result.stdout)
+        assert "no container engine answers" in result.stdout
+        assert "engine" in runs(repo)
+    assert result.stdout.splitlines()[-1] == "0 passed, 0 failed, 1 skipped"
+
+
 def test_a_failed_run_is_never_cached(repo):
     (repo / "docs" / "broken").write_text("x")
     assert run_ci(repo).returncode != 0
@@ -183,7 +207,7 @@ def test_no_cache_and_ci_true_run_everything(repo):
     assert first.returncode == 0
     # Nothing was cached and no shard was planned: neither note is printed.
     assert "note:" not in first.stdout
-    assert "ci: 3 passed, 0 failed, 0 cached" in first.stdout.splitlines()
+    assert "ci: 3 passed, 0 failed, 0 cached, 0 skipped" in first.stdout.splitlines()
     runs(repo)
     assert run_ci(repo, "--no-cache").returncode == 0
     assert sorted(runs(repo)) == ["docs", "env_keys", "lint"]
@@ -346,7 +370,7 @@ def test_independent_sessions_run_side_by_side_and_ordered_ones_wait(order_repo)
     assert [row[0] for row in summary_rows(result.stdout)] == [
         "shard_a", "shard_b", "coverage", "front_one", "front_two",
     ]  # fmt: skip
-    assert "5 passed, 0 failed" in result.stdout.splitlines()
+    assert "5 passed, 0 failed, 0 skipped" in result.stdout.splitlines()
 
 
 def test_one_job_runs_one_session_at_a_time(order_repo):

@@ -212,6 +212,11 @@ def test_dev_frontend_url_shows_real_data_smoke_script_is_read_only_and_ctrl_c_s
     output = log.read_text(errors="replace")
     assert code == 130, output
     assert "Traceback" not in output
+    # On exit `next dev` spawns a detached telemetry flusher that exits by itself (telemetry is
+    # off): give what the run left a short bound to be gone on its own, then nothing may remain.
+    deadline = time.monotonic() + 15
+    while app_processes(branch) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert app_processes(branch) == []
     assert smoke.Target(frontend_url, frontend_url).request("GET", "/").status is None
     # The services and the dev database stay for the next run; only `nox -s down` stops them.
@@ -340,7 +345,9 @@ def older_pyenv_python() -> str:
 
 def test_an_older_default_python_gets_a_line_and_a_documented_fix(tmp_path):
     """`uvx nox` with only 3.11 around: nox stops before the noxfile runs, so its line must be in the docs."""
-    env = nox_env(PYENV_VERSION=older_pyenv_python(), UV_PYTHON_DOWNLOADS="never")
+    # A cache of its own: uvx would otherwise reuse a nox environment it built earlier with 3.12
+    # (as `.ci/run` does), which a machine with only 3.11 never has.
+    env = nox_env(PYENV_VERSION=older_pyenv_python(), UV_PYTHON_DOWNLOADS="never", UV_CACHE_DIR=str(tmp_path / "uv"))
     env.pop("NOX_SCRIPT_MODE")  # the script mode is the journey: `uvx nox` reads the noxfile's PEP 723 block
     # A person's shell: no session venv (with its Python 3.12) on PATH for uv to find.
     env["PATH"] = os.pathsep.join(

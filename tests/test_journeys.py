@@ -349,10 +349,12 @@ def test_an_older_default_python_gets_a_line_and_a_documented_fix(tmp_path):
     # (as `.ci/run` does), which a machine with only 3.11 never has.
     env = nox_env(PYENV_VERSION=older_pyenv_python(), UV_PYTHON_DOWNLOADS="never", UV_CACHE_DIR=str(tmp_path / "uv"))
     env.pop("NOX_SCRIPT_MODE")  # the script mode is the journey: `uvx nox` reads the noxfile's PEP 723 block
-    # A person's shell: no session venv (with its Python 3.12) on PATH for uv to find.
-    env["PATH"] = os.pathsep.join(
-        entry for entry in env["PATH"].split(os.pathsep) if not Path(entry).resolve().is_relative_to(NOX_DIR)
-    )
+    # A person's shell: the system directories and pyenv's shims, nothing else. Whatever ran this
+    # test put its own Python 3.12 environments first on PATH (uvx's nox, the session venvs), and
+    # uv would find 3.12 there; a machine with only 3.11 has none of them.
+    uvx = shutil.which("uvx") or "uvx"
+    shims = str(Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "shims")
+    env["PATH"] = os.pathsep.join(dict.fromkeys([str(Path(uvx).parent), shims, "/usr/local/bin", "/usr/bin", "/bin"]))
     # A fresh clone's envdir: a script environment built earlier with 3.12 would be reused.
     result = subprocess.run(
         ["uvx", "nox", "--envdir", str(tmp_path / "nox"), "-l"],

@@ -41,7 +41,7 @@ from noxlib.services.native import NativeServices
 
 RESULTS_FILE = NOX_DIR / "bench.json"
 ISOLATION_TESTS = ["tests/test_api_ping.py", "tests/test_api_journal.py", "tests/test_api_reconciliation.py"]
-GROUPS = ("services", "databases", "isolation", "test", "loop", "suite", "ci")
+GROUPS = ("services", "databases", "isolation", "upload", "test", "loop", "suite", "ci")
 # Opt-in: minutes each (`suite` is noxlib_test and a cold `ci` in a fresh clone).
 OPT_IN = ("suite", "ci")
 
@@ -171,6 +171,40 @@ def bench_isolation(session: nox.Session, runs: int) -> list[Figure]:
             per_test = [max(sample - startup, 0.0) / count for sample in samples]
             figures.append(Figure("isolation", f"per test, {mode} ({count} tests)", per_test))
     return figures
+
+
+UPLOAD_LINES = 200_000  # the size of the statement that froze the server in the original report
+_UPLOAD_LINE = re.compile(
+    r"^bench: upload of \d+ lines .*?: ([0-9.]+) s, .*?during it: \d+ answers, worst ([0-9.]+) ms", re.M
+)
+
+
+def bench_upload(session: nox.Session, runs: int) -> list[Figure]:
+    """A 200 000-line statement uploaded to a real uvicorn while /api/health is polled.
+
+    The measurement itself is the backend's test (tests/test_upload_bench.py), which also
+    asserts that health kept answering; here it runs on this run's services and its line is read.
+    """
+    python = Path(session.bin) / "python"
+    argv = [str(python), "-m", "pytest", "-q", "-s", "-p", "no:xdist", "-p", "no:cacheprovider", "--no-cov",
+            "tests/test_upload_bench.py"]  # fmt: skip
+    uploads: list[float] = []
+    worst: list[float] = []
+    with lifecycle.isolated_run(
+        lifecycle.migrate_with_alembic(session.run), log=lambda line: None, namespace_suffix="bench_upload"
+    ) as run:
+        env = {**os.environ, **run.env, "UPLOAD_BENCH_LINES": str(UPLOAD_LINES)}
+        for _ in range(runs):
+            output = _run_merged(argv, env, BACKEND_DIR)
+            match = _UPLOAD_LINE.search(output)
+            if match is None:
+                raise UserError(f"the upload bench printed no figure line; its output ended: {output[-300:]}")
+            uploads.append(float(match[1]))
+            worst.append(float(match[2]) / 1000)
+    return [
+        Figure("upload", f"upload of {UPLOAD_LINES} lines (s)", uploads),
+        Figure("upload", "worst /api/health latency during it (s)", worst),
+    ]
 
 
 def _collect_count(python: Path, env: dict[str, str]) -> int:
@@ -434,6 +468,8 @@ def run(session: nox.Session) -> None:
             figures += bench_databases(session, runs)
         if "isolation" in chosen:
             figures += bench_isolation(session, runs)
+        if "upload" in chosen:
+            figures += bench_upload(session, runs)
         if "test" in chosen:
             figures += bench_test_session(runs)
         if "loop" in chosen:

@@ -37,6 +37,7 @@ from noxlib.databases import DatabaseJanitor, ensure_database, migrations_hash
 from noxlib.errors import UserError
 from noxlib.namespace import get_worker_db_name
 from noxlib.paths import BACKEND_DIR, NOX_DIR, REPO_ROOT
+from noxlib.service_leases import leased_services
 from noxlib.services.native import NativeServices
 
 RESULTS_FILE = NOX_DIR / "bench.json"
@@ -104,7 +105,7 @@ def bench_services(runs: int) -> list[Figure]:
     cold = timed(native.start, runs, before=native.stop)
 
     def join() -> None:
-        with lifecycle.leased_services("bench", "bench_join", log=lambda line: None):
+        with leased_services("bench", "bench_join", log=lambda line: None):
             pass
 
     joined = timed(join, runs * 2)

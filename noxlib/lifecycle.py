@@ -31,18 +31,9 @@ from noxlib.phases import Log, Phases
 from noxlib.processes import adopt_orphans, stop_descendants_with_env
 from noxlib.redaction import redacting
 from noxlib.run_contract import RunContract
-
-# Sessions and the suite's tests use these through the lifecycle; their rules live in
-# noxlib/service_leases.py and noxlib/signals.py.
-from noxlib.service_leases import ServiceLease as ServiceLease
-from noxlib.service_leases import leased_services as leased_services
-from noxlib.service_leases import registry as registry
-from noxlib.service_leases import release as release
-from noxlib.service_leases import set_lease_template
+from noxlib.service_leases import ServiceLease, leased_services, set_lease_template
 from noxlib.services import ServiceUrls
-from noxlib.signals import Terminated as Terminated
-from noxlib.signals import signals_deferred as signals_deferred
-from noxlib.signals import terminate_as_interrupt as terminate_as_interrupt
+from noxlib.signals import signals_deferred, terminate_as_interrupt
 
 MIGRATIONS_DIR = BACKEND_DIR / "alembic"
 ALEMBIC_CONFIG = BACKEND_DIR / "alembic.ini"

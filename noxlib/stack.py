@@ -194,6 +194,8 @@ def run_dev(session: nox.Session, *, frontend: bool) -> None:
     from noxlib import buckets, lifecycle, node
     from noxlib.databases import ensure_database
     from noxlib.paths import state_dir
+    from noxlib.service_leases import leased_services
+    from noxlib.signals import terminate_as_interrupt
 
     backend_port = require_port(_port_from_env("BACKEND_PORT", BACKEND_PORT), "backend", "BACKEND_PORT")
     frontend_port = _port_from_env("FRONTEND_PORT", FRONTEND_PORT)
@@ -202,8 +204,8 @@ def run_dev(session: nox.Session, *, frontend: bool) -> None:
         node.ensure_node_modules(FRONTEND_DIR, purpose="the frontend", log=session.log, ignore_scripts=False)
     namespace = lifecycle.run_namespace()
     with (
-        lifecycle.terminate_as_interrupt(),
-        lifecycle.leased_services("dev", namespace, keep=True, log=session.log) as service_lease,
+        terminate_as_interrupt(),
+        leased_services("dev", namespace, keep=True, log=session.log) as service_lease,
     ):
         urls = service_lease.urls
         contract = RunContract.for_run("dev", urls, namespace)

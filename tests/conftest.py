@@ -63,10 +63,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def services() -> Iterator:
     """A lease on this test run's native services, held for the whole worker session."""
-    from noxlib import lifecycle
+    from noxlib import service_leases
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    with lifecycle.leased_services("suite", f"suite_{worker}", log=lambda line: None) as lease:
+    with service_leases.leased_services("suite", f"suite_{worker}", log=lambda line: None) as lease:
         yield lease
 
 

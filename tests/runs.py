@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import psycopg
 
-from noxlib import buckets, lifecycle
+from noxlib import buckets, service_leases
 from noxlib.ci import nested_nox_env
 from noxlib.leases import LeaseRegistry
 from noxlib.namespace import get_s3_bucket, get_test_db_name, sanitize_namespace
@@ -121,7 +121,7 @@ def leftovers(namespace: str, urls: ServiceUrls, registry: LeaseRegistry | None 
     found += [name for (name,) in rows if name.startswith(get_test_db_name(namespace))]
     if buckets.bucket_exists(urls, get_s3_bucket(namespace)):
         found.append(f"bucket {get_s3_bucket(namespace)}")
-    leases = (registry or lifecycle.registry()).snapshot().leases
+    leases = (registry or service_leases.registry()).snapshot().leases
     found += [f"lease pid {lease.pid}" for lease in leases if lease.namespace == namespace]
     found += [f"process {pid}" for pid in run_processes(namespace)]
     return found

@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from noxlib import lifecycle, smoke
+from noxlib import service_leases, smoke
 from noxlib.backend_tests import INHERITED_PYTEST_VARIABLES
 from noxlib.namespace import get_dev_db_name, sanitize_namespace
 from noxlib.paths import ARTEFACTS_DIR, NOX_DIR
@@ -220,11 +220,11 @@ def test_dev_frontend_url_shows_real_data_smoke_script_is_read_only_and_ctrl_c_s
     assert app_processes(branch) == []
     assert smoke.Target(frontend_url, frontend_url).request("GET", "/").status is None
     # The services and the dev database stay for the next run; only `nox -s down` stops them.
-    state = lifecycle.registry().snapshot()
+    state = service_leases.registry().snapshot()
     assert state.services is not None
     assert state.services["kept"], state
     assert not [lease for lease in state.leases if lease.namespace == sanitize_namespace(branch)]
-    with lifecycle.leased_services("suite", f"journey_check_{WORKER}", log=lambda line: None) as lease:
+    with service_leases.leased_services("suite", f"journey_check_{WORKER}", log=lambda line: None) as lease:
         import psycopg
 
         with psycopg.connect(lease.urls.database_url(), autocommit=True) as connection:

@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from noxlib import lifecycle
+from noxlib import service_leases
 from noxlib.namespace import sanitize_namespace
 from tests.runs import PROBE, leftovers, output, run_nox, start_run, wait_ready
 
@@ -69,7 +69,7 @@ def test_sigkilled_run_is_reclaimed_by_the_next_run(warm, tmp_path):
     namespace = sanitize_namespace(branch)
     time.sleep(0.5)
     # Read the registry file as it lies: any registry call would already prune the dead lease.
-    recorded = json.loads(lifecycle.registry().path.read_text())["leases"]
+    recorded = json.loads(service_leases.registry().path.read_text())["leases"]
     assert [lease["pid"] for lease in recorded if lease["namespace"] == namespace] == [proc.pid]
     assert any(item.startswith("finance_report_test_") for item in leftovers(namespace, warm.urls))
 

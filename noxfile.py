@@ -27,6 +27,11 @@ import nox
 
 # nox imports this file by path; noxlib sits beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from noxlib.bytecode import keep_bytecode
+
+# Before anything else is imported: with PYTHONDONTWRITEBYTECODE set, every run would compile
+# nox, noxlib and the apps from source again (noxlib/bytecode.py).
+keep_bytecode()
 
 # noxlib imports no client library (boto3, redis, psycopg, psutil) at module level: `nox -l`
 # imports this whole file, and each session loads only what it uses (tests/test_startup_cost.py).

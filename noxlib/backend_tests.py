@@ -116,6 +116,18 @@ def resolve_workers(args: list[str], default: str = "auto") -> tuple[int, list[s
     return int(value), args
 
 
+def with_group_distribution(args: list[str], workers: int) -> list[str]:
+    """Distribute by `xdist_group` unless the person chose a `--dist`.
+
+    Tests that share one expensive fixture per worker (the served uvicorn of tests/served_app.py)
+    carry a group; xdist's default `load` ignores groups and would start that fixture on every
+    worker. `loadgroup` spreads every ungrouped test exactly as `load` does.
+    """
+    if workers == 0 or any(arg == "--dist" or arg.startswith("--dist=") or arg == "-d" for arg in args):
+        return args
+    return [*args, "--dist", "loadgroup"]
+
+
 def install_only(session: nox.Session) -> bool:
     """`nox --install-only` prepares venvs; it must not start services or touch databases."""
     # nox has no public accessor for the flag; its documented effect is that `session.run` runs
@@ -145,6 +157,7 @@ def run(
         session.log(f"coverage   reported, not enforced: the run is narrowed to {' '.join(selection)}")
     COVERAGE_DIR.mkdir(parents=True, exist_ok=True)
     workers, pytest_args = resolve_workers([*default_args, *posargs])
+    pytest_args = with_group_distribution(pytest_args, workers)
     with lifecycle.isolated_run(
         lifecycle.migrate_with_alembic(session.run),
         workers=workers,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,10 +111,15 @@ def isolated_run(
             # Until the namespace is known to be free on this server (no live run elsewhere holds
             # it), its bucket and Redis keys may be another run's: cleanup must not touch them.
             claimed = False
+            # The bucket is made beside the database clones (boto3's import and S3's answers overlap
+            # PostgreSQL's copying), but only once the namespace is claimed; cleanup waits for it.
+            bucket_creation: Future[None]
+            creator = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bucket")
             try:
                 with phases.phase("database") as details:
                     leftovers = janitor.drop_leftovers()
                     claimed = True
+                    bucket_creation = creator.submit(buckets.create_bucket, urls, bucket)
                     template, built = prepare_template(service_lease, janitor, migrate)
                     names = [contract.database] + [
                         get_worker_db_name(namespace, f"gw{index}") for index in range(workers)
@@ -126,12 +132,14 @@ def isolated_run(
                         + (f"; removed {len(leftovers)} leftover(s)" if leftovers else "")
                     )
                 with phases.phase("bucket") as details:
-                    buckets.create_bucket(urls, bucket)
+                    bucket_creation.result()
                     details.append(bucket)
                 log("ports      " + " ".join(f"{k}={v}" for k, v in urls.ports().items()))
                 yield IsolatedRun(contract, workers, urls)
             finally:
                 with signals_deferred(), phases.phase("cleanup") as details:
+                    # A bucket still being created would outlive the cleanup that removes it.
+                    creator.shutdown(wait=True)
                     # Nothing of the run may still write to what is about to be dropped.
                     if stray := stop_descendants_with_env("TEST_NAMESPACE", namespace):
                         details.append(f"stopped {len(stray)} leftover test process(es);")

@@ -1,37 +1,29 @@
-"""Fixtures over the real PostgreSQL, Redis and S3 of the run; the machinery is in harness.py."""
+"""Fixtures over the real PostgreSQL, Redis and S3 of the run; the machinery is in harness.py.
+
+This module imports nothing heavy at module level: the contract check in `pytest_configure` runs
+before the app, SQLAlchemy or boto3 are loaded (so `pytest` by hand stops with one line at once),
+and pytest-xdist's controller process, which runs no test, never pays for them. Fixtures import
+what they use; the test modules the workers collect load the app anyway.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
-import boto3
 import pytest
-from fastapi import FastAPI
-from httpx import AsyncClient
-from hypothesis import settings as hypothesis_settings
-from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
-from src.main import create_app
-from tests.harness import (
-    ContractError,
-    Isolation,
-    SessionFactory,
-    TestContract,
-    WorkerBucket,
-    delete_redis_keys,
-    isolated_client,
-    isolation_from_environ,
-)
+from tests.contract import ContractError, TestContract
 
-# Generated-input tests (test_fuzz.py): a few examples per operation at the desk keep `nox -s test`
-# quick; CI (CI=true, as GitHub sets it) runs four times as many. HYPOTHESIS_PROFILE picks one.
-hypothesis_settings.register_profile("dev", max_examples=10)
-hypothesis_settings.register_profile("ci", max_examples=40)
-hypothesis_settings.load_profile(
-    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI", "").lower() in {"1", "true"} else "dev")
-)
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from httpx import AsyncClient
+    from redis.asyncio import Redis
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+    from tests.harness import Isolation, SessionFactory, WorkerBucket
+    from tests.served_app import ServedApp
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -41,6 +33,18 @@ def pytest_configure(config: pytest.Config) -> None:
         TestContract.from_environ(os.environ)
     except ContractError as error:
         raise pytest.UsageError(str(error)) from None
+    load_hypothesis_profile()
+
+
+def load_hypothesis_profile() -> None:
+    """Generated-input tests (test_fuzz.py): a few examples per operation at the desk keep `nox -s
+    test` quick; CI (CI=true, as GitHub sets it) runs four times as many. HYPOTHESIS_PROFILE picks one."""
+    from hypothesis import settings as hypothesis_settings
+
+    hypothesis_settings.register_profile("dev", max_examples=10)
+    hypothesis_settings.register_profile("ci", max_examples=40)
+    ci = os.environ.get("CI", "").lower() in {"1", "true"}
+    hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if ci else "dev"))
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +54,8 @@ def contract() -> TestContract:
 
 @pytest.fixture(scope="session")
 async def engine(contract: TestContract) -> AsyncIterator[AsyncEngine]:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     engine = create_async_engine(contract.database_url)
     yield engine
     await engine.dispose()
@@ -57,6 +63,8 @@ async def engine(contract: TestContract) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture(scope="session")
 def isolation(engine: AsyncEngine, contract: TestContract) -> Isolation:
+    from tests.harness import isolation_from_environ
+
     return isolation_from_environ(engine, contract.database_url)
 
 
@@ -75,6 +83,8 @@ async def db_session(session_factory: SessionFactory) -> AsyncIterator[AsyncSess
 
 @pytest.fixture(scope="session")
 async def redis(contract: TestContract) -> AsyncIterator[Redis]:
+    from redis.asyncio import Redis
+
     client = Redis.from_url(contract.redis_url, decode_responses=True)
     yield client
     await client.aclose()
@@ -82,6 +92,8 @@ async def redis(contract: TestContract) -> AsyncIterator[Redis]:
 
 @pytest.fixture(scope="session")
 def s3_client(contract: TestContract) -> object:
+    import boto3
+
     return boto3.client(
         "s3",
         endpoint_url=contract.s3_endpoint,
@@ -94,6 +106,8 @@ def s3_client(contract: TestContract) -> object:
 @pytest.fixture
 def bucket(s3_client: object, contract: TestContract) -> Iterator[WorkerBucket]:
     """This worker's part of the run's bucket, emptied after each test."""
+    from tests.harness import WorkerBucket
+
     worker_bucket = WorkerBucket(s3_client, contract.s3_bucket, contract.s3_key_prefix)
     yield worker_bucket
     worker_bucket.delete_all()
@@ -102,12 +116,16 @@ def bucket(s3_client: object, contract: TestContract) -> Iterator[WorkerBucket]:
 @pytest.fixture
 async def redis_keys(redis: Redis, contract: TestContract) -> AsyncIterator[str]:
     """This worker's Redis key prefix; its keys are deleted after each test."""
+    from tests.harness import delete_redis_keys
+
     yield contract.redis_key_prefix
     await delete_redis_keys(redis, contract.redis_key_prefix)
 
 
 @pytest.fixture(scope="session")
 async def app(contract: TestContract) -> AsyncIterator[FastAPI]:
+    from src.main import create_app
+
     application = create_app(contract.settings())
     yield application
     await application.state.resources.aclose()
@@ -117,5 +135,16 @@ async def app(contract: TestContract) -> AsyncIterator[FastAPI]:
 async def client(
     app: FastAPI, session_factory: SessionFactory, bucket: WorkerBucket, redis_keys: str
 ) -> AsyncIterator[AsyncClient]:
+    from tests.harness import isolated_client
+
     async with isolated_client(app, session_factory) as http_client:
         yield http_client
+
+
+@pytest.fixture(scope="session")
+def served_app(contract: TestContract, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
+    """One real uvicorn per worker for the tests marked `served_app.XDIST_GROUP` (see served_app.py)."""
+    from tests.served_app import serve
+
+    with serve(contract, tmp_path_factory.mktemp("served_app")) as served:
+        yield served

@@ -1,7 +1,7 @@
-"""The test harness behind conftest.py: the environment contract, isolation, service cleanup.
+"""The test harness behind conftest.py: isolation and service cleanup.
 
-The test lifecycle (`nox -s test`) hands the tests a contract in environment variables: a migrated
-database per xdist worker, a Redis, an S3 bucket for the run. This module reads that contract and
+The test lifecycle (`nox -s test`) hands the tests a contract in environment variables (read by
+contract.py): a migrated database per xdist worker, a Redis, an S3 bucket for the run. This module
 keeps tests from seeing each other's data:
 
 - PostgreSQL: by default each test runs inside one outer transaction that is rolled back at the
@@ -22,138 +22,19 @@ from typing import Any, Protocol
 
 from fastapi import FastAPI
 from httpx import ASGITransport, AsyncClient
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from alembic import command
-from src.config import Settings, load_settings
+from src.config import Settings
 from src.database import get_session
 from src.main import create_app
 from src.migrations import alembic_config
 from src.models import Base
+from tests.contract import ContractError
 
-CONTRACT_KEYS = (
-    "DATABASE_URL",
-    "TEST_DATABASE_WORKER_PATTERN",
-    "TEST_NAMESPACE",
-    "REDIS_URL",
-    "REDIS_KEY_PREFIX",
-    "S3_ENDPOINT",
-    "S3_ACCESS_KEY",
-    "S3_SECRET_KEY",
-    "S3_BUCKET",
-    "S3_REGION",
-)
 ISOLATION_MODES = ("savepoint", "truncate", "rebuild")
 SessionFactory = Callable[[], AsyncSession]
-
-
-class ContractError(RuntimeError):
-    """The environment does not carry the test contract; pytest is being run by hand."""
-
-
-def missing_contract_keys(environ: Mapping[str, str]) -> list[str]:
-    return [key for key in CONTRACT_KEYS if not environ.get(key)]
-
-
-def get_worker_database_name(pattern: str, database_name: str, worker: str | None) -> str:
-    """The lifecycle clones one database per xdist worker and hands over how it named them
-    (`TEST_DATABASE_WORKER_PATTERN`, `{worker}` standing for `gw0`, `gw1`, ...): the harness
-    never re-derives the lifecycle's naming rule."""
-    return pattern.replace("{worker}", worker) if worker else database_name
-
-
-def get_worker_database_url(database_url: str, worker: str | None, pattern: str) -> str:
-    url = make_url(database_url)
-    worker_url = url.set(database=get_worker_database_name(pattern, url.database or "", worker))
-    return worker_url.render_as_string(hide_password=False)
-
-
-@dataclass(frozen=True)
-class TestContract:
-    """What the lifecycle handed this worker, and the prefixes that keep workers apart."""
-
-    __test__ = False  # not a test class, despite the name
-
-    database_url: str
-    namespace: str
-    worker: str
-    redis_url: str
-    run_redis_key_prefix: str
-    s3_endpoint: str
-    s3_access_key: str
-    s3_secret_key: str
-    s3_bucket: str
-    s3_region: str
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] = os.environ) -> TestContract:
-        missing = missing_contract_keys(environ)
-        if missing:
-            raise ContractError(
-                "run via `nox -s test` (it starts PostgreSQL, Redis and S3 and exports the "
-                f"test contract); missing: {', '.join(missing)}"
-            )
-        worker = environ.get("PYTEST_XDIST_WORKER") or None
-        pattern = environ["TEST_DATABASE_WORKER_PATTERN"]
-        return cls(
-            database_url=get_worker_database_url(environ["DATABASE_URL"], worker, pattern),
-            namespace=environ["TEST_NAMESPACE"],
-            worker=worker or "main",
-            redis_url=environ["REDIS_URL"],
-            run_redis_key_prefix=environ["REDIS_KEY_PREFIX"],
-            s3_endpoint=environ["S3_ENDPOINT"],
-            s3_access_key=environ["S3_ACCESS_KEY"],
-            s3_secret_key=environ["S3_SECRET_KEY"],
-            s3_bucket=environ["S3_BUCKET"],
-            s3_region=environ["S3_REGION"],
-        )
-
-    @property
-    def redis_key_prefix(self) -> str:
-        """The run's prefix (the lifecycle's cleanup removes everything under it) plus the worker."""
-        return f"{self.run_redis_key_prefix}:{self.worker}"
-
-    @property
-    def s3_key_prefix(self) -> str:
-        return f"{self.worker}/"
-
-    def settings(self, **overrides: Any) -> Settings:
-        """Settings for an app under test; the start-up gate is off because the harness already
-        guarantees the migrated database, and the gate has tests of its own."""
-        values: dict[str, Any] = {
-            "environment": "test",
-            "database_url": self.database_url,
-            "redis_url": self.redis_url,
-            "redis_key_prefix": self.redis_key_prefix,
-            "s3_endpoint": self.s3_endpoint,
-            "s3_access_key": self.s3_access_key,
-            "s3_secret_key": self.s3_secret_key,
-            "s3_bucket": self.s3_bucket,
-            "s3_region": self.s3_region,
-            "s3_key_prefix": self.s3_key_prefix,
-            "boot_gate_on_startup": False,
-        }
-        values.update(overrides)
-        return load_settings(**values)
-
-    def environ(self, **overrides: str) -> dict[str, str]:
-        """The environment a subprocess (boot gate, uvicorn) needs to see this worker's services."""
-        environment = {
-            **os.environ,
-            "ENVIRONMENT": "test",
-            "DATABASE_URL": self.database_url,
-            "REDIS_URL": self.redis_url,
-            "REDIS_KEY_PREFIX": self.redis_key_prefix,
-            "S3_ENDPOINT": self.s3_endpoint,
-            "S3_ACCESS_KEY": self.s3_access_key,
-            "S3_SECRET_KEY": self.s3_secret_key,
-            "S3_BUCKET": self.s3_bucket,
-            "S3_REGION": self.s3_region,
-            "S3_KEY_PREFIX": self.s3_key_prefix,
-        }
-        environment.update(overrides)
-        return environment
 
 
 class Isolation(Protocol):

@@ -6,7 +6,8 @@ import pytest
 from httpx import AsyncClient
 
 from src.errors import ApiError, code_for_status
-from tests.harness import SessionFactory, TestContract, app_with_settings, isolated_client
+from tests.contract import TestContract
+from tests.harness import SessionFactory, app_with_settings, isolated_client
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from httpx import ASGITransport, AsyncClient
 
+from tests.contract import TestContract
 from tests.dead_endpoints import closed_port, silent_server
-from tests.harness import TestContract, app_with_settings
+from tests.harness import app_with_settings
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,8 @@ from sqlalchemy import make_url, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.models import JournalEntry
-from tests.harness import TestContract, app_with_settings
+from tests.contract import TestContract
+from tests.harness import app_with_settings
 from tests.tcp_proxy import loopback_proxy
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from src.models import ReconciliationMatch
+from tests.contract import TestContract
 from tests.dead_endpoints import closed_port
-from tests.harness import SessionFactory, TestContract, app_with_settings, isolated_client
+from tests.harness import SessionFactory, app_with_settings, isolated_client
 from tests.statement_files import statement_csv, upload
 from tests.tcp_proxy import loopback_proxy
 

@@ -14,14 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from src.models import Statement, StatementLine
 from src.routers.statements import clean_filename
+from tests.contract import TestContract
 from tests.dead_endpoints import closed_port
-from tests.harness import (
-    SessionFactory,
-    TestContract,
-    WorkerBucket,
-    app_with_settings,
-    isolated_client,
-)
+from tests.harness import SessionFactory, WorkerBucket, app_with_settings, isolated_client
 from tests.statement_files import statement_csv, upload
 from tests.tcp_proxy import LoopbackProxy, loopback_proxy
 

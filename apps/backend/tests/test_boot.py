@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from src import boot
 from src.health import CheckResult, format_age
 from src.migrations import MigrationsNotAtHead, describe_migration_state
+from tests.contract import TestContract
 from tests.dead_endpoints import closed_port
-from tests.harness import TestContract
 
 pytestmark = pytest.mark.integration
 BACKEND_DIR = Path(__file__).resolve().parents[1]

@@ -24,7 +24,8 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.main import create_app
-from tests.harness import TestContract, WorkerBucket, delete_redis_keys, truncate_all_tables
+from tests.contract import TestContract
+from tests.harness import WorkerBucket, delete_redis_keys, truncate_all_tables
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 

@@ -13,16 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.migrations import current_revisions, head_revisions
 from src.models import JournalEntry
-from tests.harness import (
-    CONTRACT_KEYS,
-    ContractError,
-    RebuildIsolation,
-    SavepointIsolation,
-    TestContract,
-    TruncateIsolation,
-    get_worker_database_url,
-    isolation_from_environ,
-)
+from tests.contract import CONTRACT_KEYS, ContractError, TestContract, get_worker_database_url
+from tests.harness import RebuildIsolation, SavepointIsolation, TruncateIsolation, isolation_from_environ
 
 BACKEND_DIR = Path(__file__).resolve().parents[1]
 FULL_CONTRACT = {key: f"value-{key.lower()}" for key in CONTRACT_KEYS} | {

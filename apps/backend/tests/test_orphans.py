@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from src.models import Statement
 from src.orphans import main, sweep
 from src.resources import create_resources
+from tests.contract import TestContract
 from tests.dead_endpoints import closed_port
-from tests.harness import TestContract, WorkerBucket
+from tests.harness import WorkerBucket
 
 pytestmark = pytest.mark.integration
 NO_GRACE = dt.timedelta(0)

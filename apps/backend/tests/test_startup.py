@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import httpx
 import pytest
 
 from src.config import get_settings
 from src.main import BootGateError, create_app
+from tests.contract import TestContract
 from tests.dead_endpoints import closed_port
-from tests.harness import TestContract
+from tests.served_app import XDIST_GROUP, ServedApp, start_uvicorn
 
 pytestmark = pytest.mark.integration
-BACKEND_DIR = Path(__file__).resolve().parents[1]
 
 
 async def test_lifespan_starts_when_the_critical_gate_passes(contract: TestContract) -> None:
@@ -31,6 +26,26 @@ async def test_lifespan_refuses_to_start_without_a_database(contract: TestContra
     with pytest.raises(BootGateError, match=r"^refusing to start: database: OperationalError"):
         async with app.router.lifespan_context(app):
             pytest.fail("the app started although its database is down")
+
+
+async def test_a_failed_gate_reaches_the_server_as_its_one_line_reason(contract: TestContract) -> None:
+    """What uvicorn prints for a failed start-up is the lifespan's `startup.failed` message."""
+    dead = f"postgresql+psycopg://nobody@127.0.0.1:{closed_port()}/nothing"
+    app = create_app(contract.settings(database_url=dead, boot_gate_on_startup=True))
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "lifespan.startup"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    # Starlette reports the failure, then re-raises it for the server (which ends the process).
+    with pytest.raises(BootGateError):
+        await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    [failed] = [message for message in sent if message["type"] == "lifespan.startup.failed"]
+    assert str(failed["message"]).startswith("refusing to start: database: OperationalError")
+    assert "Traceback" not in str(failed["message"])
 
 
 async def test_lifespan_gate_can_be_switched_off(contract: TestContract) -> None:
@@ -53,54 +68,12 @@ def test_serving_with_a_bad_environment_exits_with_one_line(
     assert str(raised.value).startswith("error: invalid configuration: HEALTH_CHECK_TIMEOUT")
 
 
-def start_uvicorn(contract: TestContract, port: int, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "src.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=BACKEND_DIR,
-        env=contract.environ(**env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
-def wait_until_serving(process: subprocess.Popen[str], url: str) -> httpx.Response:
-    """Poll until the server answers or exits; bounded, so a broken server fails the test."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            pytest.fail(f"uvicorn exited with {process.returncode}:\n{output}")
-        try:
-            return httpx.get(url, timeout=5)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    pytest.fail("uvicorn did not start serving within 60 s")
-
-
 @pytest.mark.e2e
-def test_uvicorn_serves_health_over_http(contract: TestContract) -> None:
-    port = closed_port()
-    process = start_uvicorn(contract, port, GIT_COMMIT_SHA="e2e-sha")
-    try:
-        response = wait_until_serving(process, f"http://127.0.0.1:{port}/api/health")
-        assert response.status_code == 200
-        assert response.json()["git_sha"] == "e2e-sha"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        if process.stdout:  # an open pipe left to the garbage collector is a ResourceWarning
-            process.stdout.close()
+@XDIST_GROUP
+def test_uvicorn_serves_health_over_http(served_app: ServedApp) -> None:
+    response = httpx.get(f"{served_app.base_url}/api/health", timeout=10)
+    assert response.status_code == 200
+    assert response.json()["git_sha"] == served_app.git_sha
 
 
 @pytest.mark.e2e

@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import pytest
@@ -24,42 +21,14 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.models import Statement
-from tests.dead_endpoints import closed_port
-from tests.harness import TestContract, WorkerBucket
+from tests.harness import WorkerBucket
+from tests.served_app import XDIST_GROUP, ServedApp
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
 DEFAULT_LINES = 40_000
 HEALTH_INTERVAL_SECONDS = 0.05
-IDLE_PROBES = 40
-BACKEND_DIR = Path(__file__).resolve().parents[1]
-# Generous: on a loaded machine, importing the app under coverage alone can take tens of seconds.
-START_DEADLINE_SECONDS = 300
-
-
-def start_server(contract: TestContract, port: int) -> subprocess.Popen[bytes]:
-    """uvicorn as a deploy runs it, with room for the large file (16 MiB)."""
-    command = [sys.executable, "-m", "uvicorn", "--factory", "src.main:create_app", "--host", "127.0.0.1"]
-    return subprocess.Popen(
-        [*command, "--port", str(port)],
-        cwd=BACKEND_DIR,
-        env=contract.environ(MAX_UPLOAD_BYTES=str(16 * 1024 * 1024)),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def wait_until_healthy(process: subprocess.Popen[bytes], url: str) -> None:
-    deadline = time.monotonic() + START_DEADLINE_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"uvicorn exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=10).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"uvicorn did not answer {url} within {START_DEADLINE_SECONDS} s")
+# Probes of the idle server, for the figure line's "idle before" (what this machine manages anyway).
+IDLE_PROBES = 10
 
 
 def large_statement(line_count: int) -> bytes:
@@ -136,19 +105,14 @@ def measure_large_upload(base_url: str, line_count: int) -> UploadFigures:
     return figures
 
 
+@XDIST_GROUP
 async def test_a_large_upload_leaves_health_answering(
-    contract: TestContract, engine: AsyncEngine, bucket: WorkerBucket
+    served_app: ServedApp, engine: AsyncEngine, bucket: WorkerBucket
 ) -> None:
     line_count = int(os.environ.get("UPLOAD_BENCH_LINES") or DEFAULT_LINES)
-    port = closed_port()
-    process = start_server(contract, port)
-    base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(process, f"{base_url}/api/health")
-        figures = measure_large_upload(base_url, line_count)
+        figures = measure_large_upload(served_app.base_url, line_count)
     finally:
-        process.terminate()
-        process.wait(timeout=30)
         async with engine.begin() as connection:
             sha256 = hashlib.sha256(large_statement(line_count)).hexdigest()
             await connection.execute(delete(Statement).where(Statement.sha256 == sha256))

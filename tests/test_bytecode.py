@@ -1,0 +1,168 @@
+"""With PYTHONDONTWRITEBYTECODE set, bytecode is still kept: under .nox/pycache, never in sources.
+
+Real interpreters and a real venv: the noxfile's `keep_bytecode()` runs in a fresh Python, and
+`compile_script_environment()` in a venv named like nox's script-mode one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from noxlib.bytecode import BYTECODE_DIR, COMPILED_MARKER, SCRIPT_MODE_ENV
+from tests.runs import REPO
+
+# Runs keep_bytecode(), then imports a module of its own and reports what Python did.
+AFTER_KEEP = """
+import importlib, json, os, sys
+sys.path.insert(0, sys.argv[1])
+from noxlib.bytecode import keep_bytecode
+keep_bytecode()
+sys.path.insert(0, sys.argv[2])
+importlib.import_module("fresh_module")
+print(json.dumps({
+    "prefix": sys.pycache_prefix,
+    "dont_write": sys.dont_write_bytecode,
+    "env_prefix": os.environ.get("PYTHONPYCACHEPREFIX"),
+    "env_dont_write": os.environ.get("PYTHONDONTWRITEBYTECODE"),
+}))
+"""
+
+
+def without_bytecode_settings(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPYCACHEPREFIX", "PYTHONDONTWRITEBYTECODE")}
+    return env | extra
+
+
+def keep_in_fresh_python(tmp_path: Path, **env: str) -> dict[str, object]:
+    source = tmp_path / "src"
+    source.mkdir(exist_ok=True)
+    (source / "fresh_module.py").write_text("VALUE = 1\n")
+    result = subprocess.run(
+        [sys.executable, "-c", AFTER_KEEP, str(REPO), str(source)],
+        env=without_bytecode_settings(**env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def compiled_copies(prefix: Path, source: Path) -> list[Path]:
+    """The bytecode of `source` under a pycache prefix (which mirrors absolute source paths)."""
+    mirrored = prefix / source.parent.relative_to(source.anchor)
+    return sorted(mirrored.glob(f"{source.stem}.*.pyc"))
+
+
+def test_bytecode_goes_under_nox_not_beside_the_sources(tmp_path: Path) -> None:
+    state = keep_in_fresh_python(tmp_path, PYTHONDONTWRITEBYTECODE="1")
+    assert state == {
+        "prefix": str(BYTECODE_DIR),
+        "dont_write": False,
+        "env_prefix": str(BYTECODE_DIR),  # what the sessions' processes inherit
+        "env_dont_write": None,
+    }
+    assert not (tmp_path / "src" / "__pycache__").exists()
+    assert compiled_copies(BYTECODE_DIR, tmp_path / "src" / "fresh_module.py")
+
+
+def test_a_prefix_the_person_chose_is_kept(tmp_path: Path) -> None:
+    chosen = tmp_path / "my-pycache"
+    state = keep_in_fresh_python(tmp_path, PYTHONDONTWRITEBYTECODE="1", PYTHONPYCACHEPREFIX=str(chosen))
+    assert state["prefix"] == state["env_prefix"] == str(chosen)
+    assert compiled_copies(chosen, tmp_path / "src" / "fresh_module.py")
+
+
+def test_without_the_variable_nothing_changes(tmp_path: Path) -> None:
+    state = keep_in_fresh_python(tmp_path)
+    assert state == {"prefix": None, "dont_write": False, "env_prefix": None, "env_dont_write": None}
+    assert list((tmp_path / "src" / "__pycache__").glob("fresh_module.*.pyc"))
+
+
+@pytest.fixture
+def script_mode_env(tmp_path: Path) -> tuple[Path, Path]:
+    """A real venv named like nox's script-mode environment, holding one small package."""
+    uv = shutil.which("uv")
+    if uv is None:
+        pytest.fail("uv is not on PATH; the suite's venv installs it")
+    venv = tmp_path / SCRIPT_MODE_ENV
+    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True)
+    [packages] = venv.glob("lib/python*/site-packages")
+    add_package(packages, "little")
+    return venv, packages
+
+
+def add_package(packages: Path, name: str) -> None:
+    (packages / name).mkdir()
+    (packages / name / "__init__.py").write_text("ANSWER = 42\n")
+    (packages / f"{name}-1.0.dist-info").mkdir()
+    (packages / f"{name}-1.0.dist-info" / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+
+
+def compile_there(venv: Path) -> None:
+    code = f"import sys; sys.path.insert(0, {str(REPO)!r}); import noxlib.bytecode as b; b.compile_script_environment()"
+    subprocess.run(
+        [str(venv / "bin" / "python"), "-c", code],
+        env=without_bytecode_settings(PYTHONDONTWRITEBYTECODE="1"),
+        check=True,
+    )
+
+
+def test_nox_script_environment_is_compiled_once_per_change(script_mode_env: tuple[Path, Path]) -> None:
+    venv, packages = script_mode_env
+    compile_there(venv)
+    [compiled] = (packages / "little" / "__pycache__").glob("__init__.*.pyc")
+    marker = venv / COMPILED_MARKER
+    assert "little-1.0.dist-info" in marker.read_text()
+
+    compiled.unlink()  # unchanged contents: the next run does not compile again
+    compile_there(venv)
+    assert not list((packages / "little" / "__pycache__").glob("__init__.*.pyc"))
+
+    add_package(packages, "newer")  # nox installed something: everything is brought up to date
+    compile_there(venv)
+    assert list((packages / "newer" / "__pycache__").glob("__init__.*.pyc"))
+    assert list((packages / "little" / "__pycache__").glob("__init__.*.pyc"))
+    assert "newer-1.0.dist-info" in marker.read_text()
+
+
+def test_another_environment_is_never_compiled(script_mode_env: tuple[Path, Path], tmp_path: Path) -> None:
+    venv, _ = script_mode_env
+    other = venv.rename(tmp_path / "someone-elses-venv")
+    compile_there(other)
+    assert not (other / COMPILED_MARKER).exists()
+    assert not list(other.glob("lib/python*/site-packages/little/__pycache__"))
+
+
+def test_the_noxfile_keeps_bytecode_before_it_imports_noxlib() -> None:
+    """Every nox command imports the noxfile: that is where the setting has to take effect."""
+    code = (
+        "import importlib.util, json, os, sys\n"
+        "spec = importlib.util.spec_from_file_location('noxfile', 'noxfile.py')\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "noxlib_files = [m.__cached__ for n, m in sys.modules.items() if n.startswith('noxlib.')]\n"
+        "print(json.dumps([os.environ.get('PYTHONPYCACHEPREFIX'), sorted(set(noxlib_files))]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=without_bytecode_settings(PYTHONDONTWRITEBYTECODE="1"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    prefix, cached = json.loads(result.stdout.splitlines()[-1])
+    assert prefix == str(BYTECODE_DIR)
+    # Only the module that sets the prefix (and what it needs) was imported before it.
+    beside_sources = [path for path in cached if not path.startswith(str(BYTECODE_DIR))]
+    assert {Path(path).parent.parent.name for path in beside_sources} <= {"noxlib"}
+    assert len(beside_sources) <= 3, beside_sources
+    assert len(cached) > len(beside_sources)

@@ -34,6 +34,7 @@ import nox
 from noxlib import processes
 from noxlib.cache import CiCache, cache_disabled
 from noxlib.errors import UserError
+from noxlib.json_store import JsonFile
 from noxlib.paths import ARTEFACTS_DIR, REPO_ROOT
 from noxlib.signals import Terminated, interrupt_once, signals_deferred
 
@@ -61,6 +62,11 @@ CLEANUP_TIMEOUT = 60.0
 # Sessions with this tag share apps/frontend (node_modules, .next): one at a time.
 FRONTEND_TAG = "frontend"
 LOG_TAIL_LINES = 30
+# How long each session took in this checkout's last ci runs: the order in which they start.
+DURATIONS_NAME = "ci-durations.json"
+# Before any run is on record (a fresh clone, CI): the sessions that take minutes cold, longest
+# first. Only the start order depends on it; the summary keeps the plan's order.
+COLD_SECONDS = {"noxlib_test": 300.0, "test": 100.0}
 
 
 @dataclass(frozen=True)
@@ -178,6 +184,28 @@ def exclusive_groups(plan: list[str], sessions: list[SessionEntry]) -> dict[str,
     """Sessions that must not overlap share a group name: the frontend's share apps/frontend."""
     tags = {entry["session"]: set(entry.get("tags", [])) for entry in sessions}
     return {name: FRONTEND_TAG for name in plan if FRONTEND_TAG in tags.get(name, set())}
+
+
+def start_order(plan: list[str], root: Path) -> list[str]:
+    """Longest expected session first (on record, else `COLD_SECONDS`), ties in plan order.
+
+    With N jobs the run ends when its last session does; started last, the longest one would
+    run alone at the end while the other cores idle (longest-processing-time-first scheduling).
+    """
+    with JsonFile(root / ".nox" / DURATIONS_NAME).locked() as recorded:
+        expected = {name: _seconds(recorded.get(name, COLD_SECONDS.get(name))) for name in plan}
+    return sorted(plan, key=lambda name: -expected[name])
+
+
+def _seconds(value: object) -> float:
+    """A recorded duration; anything else (a hand-edited file) counts as unknown, not an error."""
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def record_durations(outcomes: list[Outcome], root: Path) -> None:
+    """Keep how long each session that ran took, for the next run's start order."""
+    with JsonFile(root / ".nox" / DURATIONS_NAME).locked() as recorded:
+        recorded.update({o.session: round(o.seconds, 1) for o in outcomes if o.result in ("passed", "FAILED")})
 
 
 def log_path(root: Path, signature: str) -> Path:
@@ -307,7 +335,7 @@ def run_plan(
     echo = jobs == 1
     outcomes: dict[str, Outcome] = {}
     hashes: dict[str, str | None] = {}
-    pending = list(plan)
+    pending = start_order(plan, noxfile.parent)
     running: list[Child] = []
     try:
         while pending or running:
@@ -384,6 +412,7 @@ def run(session: nox.Session, noxfile: Path = REPO_ROOT / "noxfile.py") -> None:
         cache = None if disabled else CiCache(root=noxfile.parent)
         jobs = options.jobs or default_jobs()
         outcomes = run_plan(noxfile, plan, sessions, jobs=jobs, cache=cache)
+        record_durations(outcomes, noxfile.parent)
     ran = {o.session for o in outcomes if o.result in ("passed", "FAILED")}
     if LOCAL_TEST_SESSION not in ran:
         notes = []  # the shard note describes a `test` run; none ran

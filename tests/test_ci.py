@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -379,3 +380,23 @@ def test_one_job_runs_one_session_at_a_time(order_repo):
     events = (order_repo / "events.log").read_text().split("\n")
     assert events.index("end shard_a") < events.index("start shard_b")
     assert result.returncode == 0, result.stdout
+
+
+# ----- start order: the longest session first ------------------------------------------------
+def test_the_longest_expected_session_starts_first_and_the_table_keeps_plan_order(repo):
+    """With one job the start order is the run order: env_keys (longest on record) goes first."""
+    (repo / ".nox").mkdir()
+    (repo / ".nox" / ci.DURATIONS_NAME).write_text('{"env_keys": 90.0, "lint": 5.0, "docs": "hand-edited"}')
+    result = run_ci(repo, "--no-cache", "-j", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert runs(repo) == ["env_keys", "lint", "docs"]
+    assert [row[0] for row in summary_rows(result.stdout)] == ["lint", "docs", "env_keys"]
+    # What this run took is on record for the next one, the bad entry replaced.
+    recorded = json.loads((repo / ".nox" / ci.DURATIONS_NAME).read_text())
+    assert set(recorded) == {"lint", "docs", "env_keys"}
+    assert all(isinstance(seconds, float) for seconds in recorded.values())
+
+
+def test_a_fresh_checkout_starts_the_sessions_that_take_minutes_first(tmp_path):
+    plan = ["lint", "test", "coverage", "docs", "noxlib_test"]
+    assert ci.start_order(plan, tmp_path) == ["noxlib_test", "test", "lint", "coverage", "docs"]

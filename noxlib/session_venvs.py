@@ -65,11 +65,9 @@ class SharedVirtualEnv(nox.virtualenv.VirtualEnv):
         created = super().create()
         Path(self.location, INPUTS_MARKER).write_text(inputs_fingerprint(self._resolved_interpreter))
         # Exclusive until nox-uv's `uv sync` is done (see `session`): it may change packages.
+        # (No UV_COMPILE_BYTECODE: compiling the whole venv costs a cold run tens of seconds, and
+        # each process compiles what it imports once anyway, noxlib/bytecode.py.)
         _exclusive.append(handle)
-        # Compile what this sync installs, once: test runs start many Python processes, and with
-        # PYTHONDONTWRITEBYTECODE set they would recompile every import each time. Only here,
-        # because uv recompiles the whole venv on every sync it is given this setting.
-        os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
         return created
 
     def _built_with(self) -> str | None:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import nox
 
-from noxlib import lifecycle, paths
+from noxlib import bytecode, lifecycle, paths
 from noxlib.ci import VENV_VARIABLES, nested_nox_env, nox_command
 from noxlib.databases import DatabaseJanitor, ensure_database, migrations_hash
 from noxlib.errors import UserError
@@ -285,6 +285,7 @@ _TIMESTAMP = re.compile(r"^nox > \[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\] (.*)
 def developer_env(session: nox.Session) -> dict[str, str]:
     """What a terminal has: no venv of ours on PATH or in the environment, no script-mode override."""
     env = {key: value for key, value in os.environ.items() if key not in (*VENV_VARIABLES, "NOX_SCRIPT_MODE")}
+    env = bytecode.as_the_person_set_it(env)
     env.pop("NOX_CURRENT_SESSION", None)
     ours = str(Path(session.bin))
     env["PATH"] = os.pathsep.join(part for part in env.get("PATH", "").split(os.pathsep) if part != ours)

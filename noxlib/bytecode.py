@@ -30,6 +30,9 @@ BYTECODE_DIR = NOX_DIR / "pycache"
 SCRIPT_MODE_ENV = "_nox_script_mode"
 # What the script-mode environment held when it was last compiled.
 COMPILED_MARKER = ".noxlib-compiled"
+VARIABLES = ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+# The person's values of VARIABLES before `keep_bytecode` changed them (empty when it did not).
+_persons_values: dict[str, str | None] = {}
 
 
 def keep_bytecode() -> None:
@@ -37,6 +40,7 @@ def keep_bytecode() -> None:
     if not sys.dont_write_bytecode:
         return
     compile_script_environment()
+    _persons_values.update({name: os.environ.get(name) for name in VARIABLES})
     prefix = os.environ.get("PYTHONPYCACHEPREFIX") or str(BYTECODE_DIR)
     sys.pycache_prefix = prefix
     sys.dont_write_bytecode = False
@@ -65,3 +69,18 @@ def compile_script_environment() -> None:
         marker.write_text(contents)
     except OSError:
         return  # a read-only environment: nothing to keep
+
+
+def as_the_person_set_it(environ: dict[str, str]) -> dict[str, str]:
+    """`environ` with the bytecode variables the person had before `keep_bytecode`.
+
+    For commands that must run as they would from the person's terminal: the benchmark's
+    "before" checkout would otherwise be timed with this checkout's bytecode cache.
+    """
+    restored = dict(environ)
+    for name, value in _persons_values.items():
+        if value is None:
+            restored.pop(name, None)
+        else:
+            restored[name] = value
+    return restored

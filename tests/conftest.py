@@ -13,14 +13,21 @@ and shared.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from noxlib.services import ServiceBackend, ServiceUrls
+
+REPO = Path(__file__).resolve().parent.parent
 SUITE_STATE_ROOT = Path("/var/tmp")
 
 
@@ -90,23 +97,58 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(state, ignore_errors=True)
 
 
+# Holds a lease on the worker's services until its stdin closes (the worker ended, or died).
+HOLD_A_LEASE = """
+import sys
+from noxlib import service_leases
+
+with service_leases.leased_services("suite", sys.argv[1], log=lambda line: None):
+    print("leased", flush=True)
+    sys.stdin.read()
+"""
+
+
+@dataclass
+class WorkerServices:
+    """The worker's running services, as the tests see them."""
+
+    backend: ServiceBackend
+    urls: ServiceUrls
+
+
 @pytest.fixture(scope="session")
-def services() -> Iterator:
-    """A lease on this worker's native services, held for the whole worker session."""
+def services() -> Iterator[WorkerServices]:
+    """The worker's native services, leased for the whole worker session by a process of their own.
+
+    Not by the worker itself: a lease belongs to a process, and a test that runs the lifecycle
+    in-process (test_smoke's `smoke_run`) gives back every lease of the worker's process when it
+    ends, which would stop the services under the worker's later tests.
+    """
     from filelock import FileLock
 
-    from noxlib import service_leases
+    from noxlib.services import select_backend
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
     # Workers start their services at the same moment; each takes the default port when it is
     # free, and two servers asked for one port at once would both find it free. One start at a
     # time: the next one sees the port taken and moves to a free one.
-    with contextlib.ExitStack() as stack:
-        with FileLock(str(_run_state_dir() / "services-start.lock")):
-            lease = stack.enter_context(
-                service_leases.leased_services("suite", f"suite_{worker}", log=lambda line: None)
-            )
-        yield lease
+    with FileLock(str(_run_state_dir() / "services-start.lock")):
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_A_LEASE, f"suite_{worker}"],
+            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert holder.stdout is not None
+        assert holder.stdin is not None
+        if holder.stdout.readline().strip() != "leased":
+            holder.wait(timeout=60)
+            pytest.fail(f"the worker's services did not start (exit {holder.returncode}); see the output above")
+    backend = select_backend()
+    try:
+        yield WorkerServices(backend, backend.urls())
+    finally:
+        holder.stdin.close()
+        holder.stdout.close()
+        holder.wait(timeout=120)
 
 
 @pytest.fixture

@@ -442,7 +442,9 @@ def test_infra_services_outlive_test_runs_until_down(private, runs, tmp_path):
 # ----- 7. many runs at once -------------------------------------------------------------------
 def test_eight_concurrent_runs_in_distinct_namespaces(services, runs, tmp_path):
     branches = [unique(f"eight{index}") for index in range(8)]
-    started = [runs(branch, workers=1) for branch in branches]
+    # -n 0: the point is eight runs' leases, databases and buckets at once; worker clones of
+    # concurrent runs are test_lifecycle_runs' concurrent test (-n 2 each).
+    started = [runs(branch, workers=0) for branch in branches]
     codes = [process.wait(timeout=600) for process in started]
     for branch, code in zip(branches, codes, strict=True):
         assert code == 0, output(branch, tmp_path)

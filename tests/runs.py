@@ -30,6 +30,16 @@ ENVDIR = os.environ.get("FR_SUITE_NOX_ENVDIR", str(REPO / ".nox" / "suite-envs")
 PROBE = Path(__file__).resolve().parent / "lifecycle" / "probe_run.py"
 # Waits for a go-ahead file instead of sleeping, so a fault can be injected at a known moment.
 GATED_PROBE = Path(__file__).resolve().parent / "faults" / "gated_probe.py"
+# Plugins the backend's test venv loads by itself that no probe uses: schemathesis and hypothesis
+# alone import for ~1.4 s, in pytest and again in every xdist worker, which made them most of
+# a probe run's cost. A probe run is about leases, databases, signals and names, not them.
+# (pytest-cov stays: `--no-cov` is its option.)
+UNUSED_PLUGINS = ("-p", "no:schemathesis", "-p", "no:hypothesispytest", "-p", "no:anyio")
+
+
+def probe_args(*probes: Path, workers: int = 0) -> list[str]:
+    """pytest's arguments for a `nox -s test` whose point is the lifecycle around the probes."""
+    return ["--no-cov", "-n", str(workers), "-p", "no:cacheprovider", *UNUSED_PLUGINS, *map(str, probes)]
 
 
 def nox_env(**extra: str) -> dict[str, str]:
@@ -72,11 +82,7 @@ def start_run(
     # the garbage collector is a ResourceWarning, an error under filterwarnings=error).
     with open(tmp_path / f"{branch}.log", "wb") as log:
         return subprocess.Popen(
-            nox_command(
-                "-s", "test", "--",
-                "--no-cov", "-n", str(workers), "-p", "no:cacheprovider",
-                *map(str, probes),
-            ),
+            nox_command("-s", "test", "--", *probe_args(*probes, workers=workers)),
             cwd=REPO,
             env=env,
             stdout=log,

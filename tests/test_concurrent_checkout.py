@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.runs import GATED_PROBE, PROBE, REPO, nox_env, output, release_gate, wait_ready
+from tests.runs import GATED_PROBE, PROBE, REPO, nox_env, output, probe_args, release_gate, wait_ready
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="postgres")]
+# One worker for the module: the forced rebuild starts from the venv the first test built.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="checkout_envdir")]
 
 CREATED = "Creating virtual environment"
 
@@ -38,7 +39,7 @@ def start(envdir: Path, branch: str, tmp_path: Path, *nox_args: str, probe: Path
     with open(tmp_path / f"{branch}.log", "wb") as log:
         return subprocess.Popen(
             [sys.executable, "-m", "nox", "--envdir", str(envdir), *nox_args,
-             "-s", "test", "--", "--no-cov", "-n", "0", "-p", "no:cacheprovider", str(probe)],
+             "-s", "test", "--", *probe_args(probe)],
             cwd=REPO,
             env=nox_env(BRANCH_NAME=branch, PROBE_READY_DIR=str(ready)),
             stdout=log,

@@ -25,8 +25,8 @@ from noxlib.errors import UserError
 from noxlib.namespace import get_template_db_name
 from noxlib.processes import current_process_identity
 
-# Reaping orphans touches every test database on the server: keep these on one worker.
-pytestmark = pytest.mark.xdist_group(name="postgres")
+# Reaping orphans touches every test database on the server: the server is this worker's own
+# (tests/conftest.py), so no other worker's runs are there to be reaped.
 
 
 def _create(admin_url: str, name: str) -> None:

@@ -3,8 +3,8 @@
 Faults that would disturb other tests (killing PostgreSQL, corrupting the lease file, taking
 ports, starting and stopping services with infra/down) run in a state directory of their own
 (FR_CACHE_DIR under /var/tmp, its own PostgreSQL data, Redis and S3): the `private` fixture.
-Tests that only need live runs beside each other use the suite's shared services and share
-the "postgres" xdist group with the other lifecycle tests. Every test ends by showing that
+Tests that only need live runs beside each other use the worker's own services (tests/conftest.py),
+so no other worker's runs are there to disturb or be disturbed. Every test ends by showing that
 nothing of its runs is left: no process, lease, database or bucket.
 """
 
@@ -48,9 +48,8 @@ from tests.runs import (
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-SHARED = pytest.mark.xdist_group(name="postgres")
-# Its own group: these never touch the shared services, so they may run beside the shared ones.
-# Grouping only saves time here: a worker that gets some of them makes its own private state.
+# Grouping only saves time here: a worker that gets some of them makes its own private state
+# (initdb and a start of each service), once per module.
 PRIVATE = pytest.mark.xdist_group(name="faults_private")
 TRACEBACK = "Traceback (most recent call last)"
 SERVICE_NAMES = ("postgres", "redis", "s3")
@@ -378,7 +377,6 @@ def test_corrupted_lease_file_is_moved_aside_and_the_run_goes_on(private, runs, 
 
 
 # ----- 5. `nox -s down` while a run holds a lease --------------------------------------------
-@SHARED
 def test_down_is_refused_while_a_test_run_holds_a_lease(services, runs, tmp_path):
     branch = unique("downrefused")
     namespace = sanitize_namespace(branch)
@@ -442,10 +440,11 @@ def test_infra_services_outlive_test_runs_until_down(private, runs, tmp_path):
 
 
 # ----- 7. many runs at once -------------------------------------------------------------------
-@SHARED
 def test_eight_concurrent_runs_in_distinct_namespaces(services, runs, tmp_path):
     branches = [unique(f"eight{index}") for index in range(8)]
-    started = [runs(branch, workers=1) for branch in branches]
+    # -n 0: the point is eight runs' leases, databases and buckets at once; worker clones of
+    # concurrent runs are test_lifecycle_runs' concurrent test (-n 2 each).
+    started = [runs(branch, workers=0) for branch in branches]
     codes = [process.wait(timeout=600) for process in started]
     for branch, code in zip(branches, codes, strict=True):
         assert code == 0, output(branch, tmp_path)

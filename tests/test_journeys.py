@@ -3,8 +3,9 @@
 Each test starts a whole `nox` run as a terminal would (SIGINT not ignored, its own process
 group, so a signal to the group is a Ctrl+C), reads what it prints and follows it: the URL it
 prints is opened in headless Chromium, the example commands the docs show are run as written.
-They are slow (a dev server, a test run, a production build), so they share one xdist group:
-one worker walks them one after another while the others run the rest of the suite.
+The ones that build or serve the frontend of this checkout (`next dev`, the smoke session's
+production build, vitest) share one xdist group: two of them at once would write one `.next`.
+The others need nothing of each other and spread over the workers.
 """
 
 from __future__ import annotations
@@ -33,7 +34,10 @@ from noxlib.paths import ARTEFACTS_DIR, NOX_DIR
 from noxlib.processes import free_port
 from tests.runs import REPO, nox_command, nox_env, run_nox
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="journeys")]
+pytestmark = pytest.mark.slow
+FRONTEND_CHECKOUT = pytest.mark.xdist_group(name="journeys")
+# Journeys that start services hold the worker's lease (tests/conftest.py) as every other
+# suite test does: their runs join the services instead of starting and stopping a set each.
 
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 # Generous: `next dev` compiles each page on its first visit, on a machine other runs share.
@@ -165,6 +169,8 @@ def bare_python_path(tmp_path: Path) -> str:
 
 
 # ----- nox -s dev -- --frontend ----------------------------------------------------------------
+@FRONTEND_CHECKOUT
+@pytest.mark.usefixtures("services")
 def test_dev_frontend_url_shows_real_data_smoke_script_is_read_only_and_ctrl_c_stops_the_apps(tmp_path):
     chromium = chromium_or_skip()
     branch = f"journey_dev_{WORKER}"
@@ -241,6 +247,7 @@ def docs_test_example() -> list[str]:
     return example[1].split()
 
 
+@pytest.mark.usefixtures("services")
 def test_the_docs_subset_example_passes_and_an_empty_selection_fails_in_one_line():
     example = docs_test_example()
     subset = run_nox("-s", "test", "--", *example, timeout=1200, BRANCH_NAME=f"journey_subset_{WORKER}")
@@ -301,6 +308,8 @@ def own_pytest_env() -> dict[str, str]:
     return env
 
 
+@FRONTEND_CHECKOUT
+@pytest.mark.usefixtures("services")
 def test_smoke_and_docs_pass_after_the_suite_test_that_takes_screenshots(tmp_path):
     chromium_or_skip()
     before = {path.name for path in NOX_DIR.iterdir()} if NOX_DIR.exists() else set()
@@ -372,6 +381,7 @@ def test_an_older_default_python_gets_a_line_and_a_documented_fix(tmp_path):
 
 
 # ----- frontend output in a log ------------------------------------------------------------------------
+@FRONTEND_CHECKOUT
 def test_frontend_test_output_in_a_log_has_no_colour_escapes(tmp_path):
     """`CI=true` makes vitest colour its output even into a file; a log must read as text."""
     if shutil.which("npm") is None:

@@ -16,16 +16,16 @@ import pytest
 
 from noxlib import service_leases
 from noxlib.namespace import sanitize_namespace
-from tests.runs import PROBE, leftovers, output, run_nox, start_run, wait_ready
+from tests.runs import PROBE, leftovers, output, probe_args, run_nox, start_run, wait_ready
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="postgres")]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def warm(services):
     """One serial run first: it builds the template the other runs then reuse."""
     branch = f"warm-{uuid.uuid4().hex[:6]}"
-    result = run_nox("-s", "test", "--", "--no-cov", "-n", "0", str(PROBE), BRANCH_NAME=branch)
+    result = run_nox("-s", "test", "--", *probe_args(PROBE), BRANCH_NAME=branch)
     assert result.returncode == 0, result.stdout
     return services
 
@@ -83,7 +83,7 @@ def test_same_namespace_twice_is_refused_clearly(warm, tmp_path):
     branch = f"twice-{uuid.uuid4().hex[:6]}"
     first = start_run(branch, tmp_path, sleep=30)
     wait_ready(branch, tmp_path, 1, first)
-    second = run_nox("-s", "test", "--", "--no-cov", str(PROBE), BRANCH_NAME=branch)
+    second = run_nox("-s", "test", "--", *probe_args(PROBE), BRANCH_NAME=branch)
     os.killpg(first.pid, signal.SIGINT)
     first.wait(timeout=60)
     assert second.returncode != 0

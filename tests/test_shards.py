@@ -41,7 +41,6 @@ def test_bad_shard_is_a_clear_error(bad):
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group(name="postgres")
 def test_real_collection_is_split_exactly_once(services):
     """Collect the backend suite for real (inside a lifecycle run) and split it with the recorded durations."""
     result = run_nox(

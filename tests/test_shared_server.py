@@ -36,13 +36,14 @@ from tests.runs import (
     nox_command,
     nox_env,
     output,
+    probe_args,
     release_gate,
     run_nox,
     start_run,
     wait_ready,
 )
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group(name="postgres")]
+pytestmark = pytest.mark.slow
 TRACEBACK = "Traceback (most recent call last)"
 
 
@@ -196,7 +197,7 @@ def test_the_same_namespace_from_another_state_dir_is_refused_and_takes_nothing(
     namespace = sanitize_namespace(branch)
     with gated_run(branch, tmp_path, **first.env) as run:
         held = databases_of(first.urls, namespace)
-        result = run_nox("-s", "test", "--", "--no-cov", "-n", "0", str(PROBE), BRANCH_NAME=branch, **second.env)
+        result = run_nox("-s", "test", "--", *probe_args(PROBE), BRANCH_NAME=branch, **second.env)
         assert result.returncode != 0
         assert TRACEBACK not in result.stdout
         line = the_line(result.stdout, "is in use on this PostgreSQL")
@@ -215,7 +216,7 @@ def test_a_namespace_shaped_like_a_worker_runs_beside_it(services, tmp_path):
     branch = unique("wk")
     namespace = sanitize_namespace(branch)
     with gated_run(branch, tmp_path) as run:
-        beside = run_nox("-s", "test", "--", "--no-cov", "-n", "0", str(PROBE), BRANCH_NAME=f"{branch}-gw0")
+        beside = run_nox("-s", "test", "--", *probe_args(PROBE), BRANCH_NAME=f"{branch}-gw0")
         assert beside.returncode == 0, beside.stdout
         assert "leftover" not in beside.stdout
         assert get_worker_db_name(namespace, "gw0") in databases_of(services.urls, namespace)
@@ -238,7 +239,7 @@ def test_a_test_run_never_touches_a_dev_bucket_or_a_foreign_template(services):
         connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(lookalike)))
         connection.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true").format(sql.Identifier(lookalike)))
     try:
-        result = run_nox("-s", "test", "--", "--no-cov", "-n", "0", str(PROBE), BRANCH_NAME=f"dev-{base}")
+        result = run_nox("-s", "test", "--", *probe_args(PROBE), BRANCH_NAME=f"dev-{base}")
         assert result.returncode == 0, result.stdout
         body = s3.get_object(Bucket=dev_bucket, Key="uploads/statement.csv")["Body"].read()
         assert body == b"date,amount\n"
@@ -283,7 +284,7 @@ def test_a_corrupt_lease_file_is_one_line_and_down_goes_on(state_dirs, corrupt):
 def test_a_run_goes_on_after_a_lease_file_of_random_bytes(state_dirs):
     state = state_dirs[0]
     (state.root / "leases.json").write_bytes(os.urandom(200_000))
-    result = run_nox("-s", "test", "--", "--no-cov", "-n", "0", str(PROBE), BRANCH_NAME=unique("bytes"), **state.env)
+    result = run_nox("-s", "test", "--", *probe_args(PROBE), BRANCH_NAME=unique("bytes"), **state.env)
     assert result.returncode == 0, result.stdout[-3000:]
     assert len(the_line(result.stdout, "lease file was unreadable")) < 400
     assert len(list(state.root.glob("leases.json.corrupt-*"))) == 1
@@ -296,7 +297,7 @@ def test_a_read_only_state_dir_is_one_line(state_dirs, session):
     mount = f"mount --bind {state.root} {state.root} && mount -o remount,ro,bind {state.root} {state.root}"
     if subprocess.run(["unshare", "-m", "sh", "-c", mount], capture_output=True, check=False).returncode != 0:
         pytest.skip("needs `unshare -m` and mount (root) to make a read-only mount")
-    args = ["-s", session] + (["--", "--no-cov", "-n", "0", str(PROBE)] if session == "test" else [])
+    args = ["-s", session] + (["--", *probe_args(PROBE)] if session == "test" else [])
     command = " ".join(f"'{part}'" for part in nox_command(*args))
     result = subprocess.run(
         ["unshare", "-m", "sh", "-c", f"{mount} && exec {command}"],

@@ -33,6 +33,7 @@ from tests.runs import (
     nox_command,
     nox_env,
     output,
+    probe_args,
     release_gate,
     run_processes,
     start_run,
@@ -41,7 +42,6 @@ from tests.runs import (
 from tests.test_faults import PRIVATE, PrivateState, assert_stopped, private, private_state  # noqa: F401
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
-SHARED = pytest.mark.xdist_group(name="postgres")
 
 
 def unique(prefix: str) -> str:
@@ -55,7 +55,6 @@ def assert_nothing_left(namespace: str, urls, pgid: int, registry=None) -> None:
 
 
 # ----- Ctrl+C during `nox -s test`, as one keypress under uvx arrives (twice) ----------------------
-@SHARED
 @pytest.mark.parametrize(
     ("signals", "code"),
     [
@@ -116,14 +115,13 @@ CI_NOXFILE = textwrap.dedent(
 )
 
 
-@SHARED
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_ci_waits_for_its_test_session_to_clean_up(services, tmp_path, sig, code):
     branch = unique("ci")
     namespace = sanitize_namespace(branch)
     inner = nox_command(
         "-f", str(REPO / "noxfile.py"), "-s", "test", "--",
-        "--no-cov", "-n", "2", "-p", "no:cacheprovider", str(GATED_PROBE),
+        *probe_args(GATED_PROBE, workers=2),
     )  # fmt: skip
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -277,3 +275,37 @@ def test_a_signal_inherited_as_ignored_stays_ignored(tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["not interrupted", "cleanup done"]
+
+
+SWALLOWING_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    sys.path.insert(0, {repo!r})
+    from noxlib.signals import interrupt_once
+
+    with interrupt_once():
+        try:
+            os.kill(os.getpid(), int(sys.argv[1]))
+            time.sleep(30)
+        except KeyboardInterrupt:
+            pass  # what nox's popen does when the command it waited for still exits 0
+        print("swallowed", flush=True)
+    print("not interrupted", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [(signal.SIGINT, -signal.SIGINT), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+)
+def test_an_interrupt_swallowed_inside_the_gate_still_ends_the_run(tmp_path, sig, code):
+    """A SIGHUP during `nox -s test` once ended "successful": nox dropped the interrupt because pytest exited 0."""
+    script = tmp_path / "swallow.py"
+    script.write_text(SWALLOWING_SCRIPT.format(repo=str(REPO)))
+    result = subprocess.run(
+        [sys.executable, str(script), str(int(sig))],
+        capture_output=True, text=True, timeout=60, preexec_fn=_default_sigint, check=False,
+    )  # fmt: skip
+    assert result.returncode == code, result.stderr
+    assert result.stdout.splitlines() == ["swallowed"], result.stdout + result.stderr

@@ -88,13 +88,15 @@ def start_run(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_default_sigint,
+            preexec_fn=_terminal_signals,
         )  # fmt: skip
 
 
-def _default_sigint() -> None:
-    """xdist workers ignore SIGINT and children inherit that; a terminal's run would not."""
+def _terminal_signals() -> None:
+    """A terminal's foreground run: Ctrl+C and hang-up act. xdist workers ignore SIGINT, and a
+    suite run under `nohup` (or a CI runner) ignores SIGHUP; children would inherit either."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def output(branch: str, tmp_path: Path) -> str:

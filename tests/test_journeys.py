@@ -59,9 +59,11 @@ def chromium_or_skip() -> str:
     return chromium
 
 
-def _default_sigint() -> None:
-    """A terminal's foreground job gets Ctrl+C; a background job (and pytest's children) would not."""
+def _terminal_signals() -> None:
+    """A terminal's foreground job gets Ctrl+C and hang-up; a background job (and pytest's children,
+    or anything under `nohup`) would not."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
@@ -75,7 +77,7 @@ def terminal_run(args: list[str], log: Path, **env: str) -> Iterator[subprocess.
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_default_sigint,
+            preexec_fn=_terminal_signals,
         )
     try:
         yield process

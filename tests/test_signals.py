@@ -28,7 +28,7 @@ from noxlib.namespace import sanitize_namespace
 from tests.runs import (
     GATED_PROBE,
     REPO,
-    _default_sigint,
+    _terminal_signals,
     leftovers,
     nox_command,
     nox_env,
@@ -137,7 +137,7 @@ def test_interrupted_ci_waits_for_its_test_session_to_clean_up(services, tmp_pat
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_default_sigint,
+            preexec_fn=_terminal_signals,
         )
     try:
         wait_ready(branch, tmp_path, 1, ci)
@@ -258,7 +258,7 @@ def test_the_first_signal_interrupts_and_a_second_waits_for_cleanup(tmp_path, fi
     script.write_text(GATE_SCRIPT.format(repo=str(REPO)))
     result = subprocess.run(
         [sys.executable, str(script), str(int(first)), str(int(second))],
-        capture_output=True, text=True, timeout=60, preexec_fn=_default_sigint, check=False,
+        capture_output=True, text=True, timeout=60, preexec_fn=_terminal_signals, check=False,
     )  # fmt: skip
     assert result.returncode == code, result.stderr
     assert result.stdout.splitlines() == ["cleanup done"], result.stdout + result.stderr
@@ -305,7 +305,7 @@ def test_an_interrupt_swallowed_inside_the_gate_still_ends_the_run(tmp_path, sig
     script.write_text(SWALLOWING_SCRIPT.format(repo=str(REPO)))
     result = subprocess.run(
         [sys.executable, str(script), str(int(sig))],
-        capture_output=True, text=True, timeout=60, preexec_fn=_default_sigint, check=False,
+        capture_output=True, text=True, timeout=60, preexec_fn=_terminal_signals, check=False,
     )  # fmt: skip
     assert result.returncode == code, result.stderr
     assert result.stdout.splitlines() == ["swallowed"], result.stdout + result.stderr

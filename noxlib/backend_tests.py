@@ -1,7 +1,10 @@
 """How the backend's pytest is run: arguments, coverage files and (for the matrix) shards.
 
-Coverage data goes to `.nox/coverage-data/` under a name per session, so shards of one machine do
-not overwrite each other and the `coverage` session can combine whatever it finds there.
+Coverage data goes to `coverage-data/` in nox's envdir (`.nox/coverage-data/`) under a name per
+session, so shards of one machine do not overwrite each other and the `coverage` session can
+combine whatever it finds there. In the envdir, not at a fixed path: the suite's own tests run
+`nox -s test` with an envdir of their own, and those runs must not erase or mix into the data of
+the checkout's `test` (`nox -s ci` runs both at once).
 Shards are balanced by recorded durations (apps/backend/test_durations.json, refreshed by
 `nox -s durations`): greedy longest-first, ties broken by node id, so every machine computes
 the same split and the shards together run every collected test exactly once.
@@ -20,9 +23,9 @@ from nox.command import CommandFailed
 
 from noxlib import lifecycle
 from noxlib.errors import UserError
-from noxlib.paths import ARTEFACTS_DIR, BACKEND_DIR, NOX_DIR, REPO_ROOT
+from noxlib.paths import ARTEFACTS_DIR, BACKEND_DIR, REPO_ROOT
 
-COVERAGE_DIR = NOX_DIR / "coverage-data"  # not .nox/coverage: that is the session venv
+COVERAGE_DIR_NAME = "coverage-data"  # not .nox/coverage: that is the session venv
 DURATIONS_FILE = BACKEND_DIR / "test_durations.json"
 COVERAGE_RCFILE = BACKEND_DIR / "pyproject.toml"
 SHARD_COUNT = 4
@@ -78,9 +81,14 @@ def narrowed_selection(args: list[str]) -> list[str]:
     return narrowing
 
 
-def coverage_file(session_name: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", session_name).strip("-")
-    return str(COVERAGE_DIR / f".coverage.{slug}")
+def coverage_dir(session: nox.Session) -> Path:
+    """`coverage-data` in the envdir this nox run uses (the parent of the session's venv)."""
+    return Path(session.virtualenv.location).parent / COVERAGE_DIR_NAME
+
+
+def coverage_file(session: nox.Session) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", session.name).strip("-")
+    return str(coverage_dir(session) / f".coverage.{slug}")
 
 
 def resolve_workers(args: list[str], default: str = "auto") -> tuple[int, list[str]]:
@@ -155,7 +163,7 @@ def run(
         default_args.append("--cov-fail-under=0")
     if coverage and selection and not shard:
         session.log(f"coverage   reported, not enforced: the run is narrowed to {' '.join(selection)}")
-    COVERAGE_DIR.mkdir(parents=True, exist_ok=True)
+    coverage_dir(session).mkdir(parents=True, exist_ok=True)
     workers, pytest_args = resolve_workers([*default_args, *posargs])
     pytest_args = with_group_distribution(pytest_args, workers)
     with lifecycle.isolated_run(
@@ -164,7 +172,7 @@ def run(
         log=session.log,
         namespace_suffix=f"shard{shard.replace('/', 'of')}" if shard else None,
     ) as run:
-        env: dict[str, str | None] = dict(run.env, COVERAGE_FILE=coverage_file(session.name))
+        env: dict[str, str | None] = dict(run.env, COVERAGE_FILE=coverage_file(session))
         # A run started from inside another pytest (the suite's own tests) must not inherit
         # that pytest's worker identity: the app would pick the wrong worker database.
         env.update(dict.fromkeys(INHERITED_PYTEST_VARIABLES))
@@ -260,11 +268,12 @@ def refresh_durations(session: nox.Session) -> None:
 
 
 def combine_coverage(session: nox.Session) -> None:
-    """Combine every coverage data file under .nox/coverage-data, enforce the threshold, write reports."""
-    data = sorted(COVERAGE_DIR.glob(".coverage.*"))
-    if not data and not (COVERAGE_DIR / ".coverage").exists():
-        raise UserError("no coverage data in .nox/coverage-data; run `nox -s test` (or the shards) first.")
-    combined = COVERAGE_DIR / ".coverage"
+    """Combine every coverage data file in coverage-data/, enforce the threshold, write reports."""
+    directory = coverage_dir(session)
+    data = sorted(directory.glob(".coverage.*"))
+    if not data and not (directory / ".coverage").exists():
+        raise UserError(f"no coverage data in {directory}; run `nox -s test` (or the shards) first.")
+    combined = directory / ".coverage"
     rc = f"--rcfile={COVERAGE_RCFILE}"
     env = {"COVERAGE_FILE": str(combined)}
     if data:

@@ -28,11 +28,12 @@ import psutil
 import pytest
 
 from noxlib import service_leases, smoke
-from noxlib.backend_tests import INHERITED_PYTEST_VARIABLES
+from noxlib.backend_tests import COVERAGE_DIR_NAME, INHERITED_PYTEST_VARIABLES
+from noxlib.bytecode import BYTECODE_DIR
 from noxlib.namespace import get_dev_db_name, sanitize_namespace
 from noxlib.paths import ARTEFACTS_DIR, NOX_DIR
 from noxlib.processes import free_port
-from tests.runs import REPO, nox_command, nox_env, run_nox
+from tests.runs import ENVDIR, REPO, nox_command, nox_env, run_nox
 
 pytestmark = pytest.mark.slow
 FRONTEND_CHECKOUT = pytest.mark.xdist_group(name="journeys")
@@ -49,6 +50,8 @@ LOADING_PLACEHOLDER = "Loading "
 # Programs of an app run; the services (postgres, redis, moto) are meant to outlive it.
 APP_PROGRAMS = ("uvicorn", "next", "npm", "node", "nox")
 SCREENSHOTS_FOR_THE_LEAD = ARTEFACTS_DIR / "journeys"
+# The coverage data of the checkout's own `nox -s test` (nox's default envdir).
+COVERAGE_DATA = NOX_DIR / COVERAGE_DIR_NAME
 
 
 def chromium_or_skip() -> str:
@@ -249,11 +252,21 @@ def docs_test_example() -> list[str]:
     return example[1].split()
 
 
+def checkout_coverage_files() -> list[tuple[str, int]]:
+    return sorted((path.name, path.stat().st_mtime_ns) for path in COVERAGE_DATA.glob(".coverage*"))
+
+
 @pytest.mark.usefixtures("services")
 def test_the_docs_subset_example_passes_and_an_empty_selection_fails_in_one_line():
     example = docs_test_example()
+    checkout_coverage = checkout_coverage_files()
+    started = time.time()
     subset = run_nox("-s", "test", "--", *example, timeout=1200, BRANCH_NAME=f"journey_subset_{WORKER}")
     assert subset.returncode == 0, subset.stdout
+    # Its coverage data is in its own envdir: the checkout's `test` (running beside it in
+    # `nox -s ci`) keeps its data for the `coverage` session.
+    assert (Path(ENVDIR) / COVERAGE_DIR_NAME / ".coverage.test").stat().st_mtime >= started
+    assert checkout_coverage_files() == checkout_coverage
     counts = re.search(r"collected (\d+) items / (\d+) deselected / (\d+) selected", subset.stdout)
     assert counts, subset.stdout
     assert 0 < int(counts[3]) < int(counts[1])
@@ -322,9 +335,11 @@ def test_smoke_and_docs_pass_after_the_suite_test_that_takes_screenshots(tmp_pat
         cwd=REPO, env=own_pytest_env(), capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert screenshots_test.returncode == 0, screenshots_test.stdout + screenshots_test.stderr
-    # Whatever the suite test wrote, nothing landed in a session's venv directory.
-    for name in {path.name for path in NOX_DIR.iterdir()} - before:
-        assert name == ARTEFACTS_DIR.name or is_venv_or_absent(NOX_DIR / name), name
+    # Whatever the suite test wrote, nothing landed in a session's venv directory. Only new
+    # directories can be in a venv's way: the `<session>.lock` files of sessions that `nox -s ci`
+    # runs beside this suite (noxlib/session_venvs.py) are files.
+    for name in {path.name for path in NOX_DIR.iterdir() if path.is_dir()} - before:
+        assert name in (ARTEFACTS_DIR.name, BYTECODE_DIR.name) or is_venv_or_absent(NOX_DIR / name), name
     assert is_venv_or_absent(NOX_DIR / "smoke")
 
     # The checkout's own .nox, as `uvx nox -s smoke` uses it (not the suite's envdir).

@@ -61,6 +61,10 @@ LOG_DIR = (ARTEFACTS_DIR / "ci").relative_to(REPO_ROOT)
 CLEANUP_TIMEOUT = 60.0
 # Sessions with this tag share apps/frontend (node_modules, .next): one at a time.
 FRONTEND_TAG = "frontend"
+# Not frontend sessions, but they build and serve this checkout's apps/frontend too: the suite's
+# journeys run `nox -s smoke` and `nox -s dev -- --frontend` here, and two `next build`s in one
+# checkout refuse each other ("Another next build process is already running").
+USES_THE_FRONTEND = ("noxlib_test",)
 LOG_TAIL_LINES = 30
 # How long each session took in this checkout's last ci runs: the order in which they start.
 DURATIONS_NAME = "ci-durations.json"
@@ -183,7 +187,7 @@ def dependencies(plan: list[str], sessions: list[SessionEntry]) -> dict[str, set
 def exclusive_groups(plan: list[str], sessions: list[SessionEntry]) -> dict[str, str]:
     """Sessions that must not overlap share a group name: the frontend's share apps/frontend."""
     tags = {entry["session"]: set(entry.get("tags", [])) for entry in sessions}
-    return {name: FRONTEND_TAG for name in plan if FRONTEND_TAG in tags.get(name, set())}
+    return {name: FRONTEND_TAG for name in plan if FRONTEND_TAG in tags.get(name, set()) or name in USES_THE_FRONTEND}
 
 
 def start_order(plan: list[str], root: Path) -> list[str]:

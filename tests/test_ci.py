@@ -400,3 +400,14 @@ def test_the_longest_expected_session_starts_first_and_the_table_keeps_plan_orde
 def test_a_fresh_checkout_starts_the_sessions_that_take_minutes_first(tmp_path):
     plan = ["lint", "test", "coverage", "docs", "noxlib_test"]
     assert ci.start_order(plan, tmp_path) == ["noxlib_test", "test", "lint", "coverage", "docs"]
+
+
+def test_the_suite_tests_never_overlap_a_session_that_builds_the_frontend():
+    """Its journeys build and serve apps/frontend; two `next build`s in one checkout refuse each other."""
+    sessions = [
+        {"session": "frontend_build", "tags": ["ci", "frontend"]},
+        {"session": "noxlib_test", "tags": ["ci"]},
+        {"session": "lint", "tags": ["ci"]},
+    ]
+    groups = ci.exclusive_groups(["frontend_build", "noxlib_test", "lint"], sessions)
+    assert groups == {"frontend_build": "frontend", "noxlib_test": "frontend"}

@@ -225,7 +225,9 @@ def typecheck(session: nox.Session) -> None:
 def noxlib_test(session: nox.Session) -> None:
     """Test the suite itself: names, leases, databases, lifecycle, scripts and workflows."""
     env = suite_tests.prepare_inner_runs(session)
-    session.run("pytest", *(session.posargs or suite_tests.DEFAULT_ARGS), env=env)
+    session.run(
+        "pytest", *(session.posargs or suite_tests.DEFAULT_ARGS), env=env, interrupt_timeout=suite_tests.CLEANUP_SECONDS
+    )
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False)

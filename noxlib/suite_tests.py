@@ -16,6 +16,11 @@ from noxlib.ci import VENV_VARIABLES
 from noxlib.paths import NOX_DIR
 
 INNER_ENVDIR = NOX_DIR / "suite-envs"
+# How long pytest may take to stop after Ctrl+C: its controller stops every worker's native
+# services and removes the run's state directory in `pytest_unconfigure` (tests/conftest.py).
+# nox's default (0.3 s, then SIGTERM, then SIGKILL) killed it first and left them running.
+# Below `nox -s ci`'s own wait for a child's cleanup (noxlib/ci.py CLEANUP_TIMEOUT, 60 s).
+CLEANUP_SECONDS = 45.0
 # Two workers per CPU: most of a suite test is waiting on a nested `nox` run, a server or a
 # browser, so one worker per CPU left a third of the CPUs idle (measured on 2 cores). Each
 # worker starts services of its own (tests/conftest.py), so the count is capped.

@@ -190,13 +190,17 @@ def exclusive_groups(plan: list[str], sessions: list[SessionEntry]) -> dict[str,
     return {name: FRONTEND_TAG for name in plan if FRONTEND_TAG in tags.get(name, set()) or name in USES_THE_FRONTEND}
 
 
+def durations_file(root: Path) -> JsonFile:
+    return JsonFile(root / ".nox" / DURATIONS_NAME)
+
+
 def start_order(plan: list[str], root: Path) -> list[str]:
     """Longest expected session first (on record, else `COLD_SECONDS`), ties in plan order.
 
     With N jobs the run ends when its last session does; started last, the longest one would
     run alone at the end while the other cores idle (longest-processing-time-first scheduling).
     """
-    with JsonFile(root / ".nox" / DURATIONS_NAME).locked() as recorded:
+    with durations_file(root).locked() as recorded:
         expected = {name: _seconds(recorded.get(name, COLD_SECONDS.get(name))) for name in plan}
     return sorted(plan, key=lambda name: -expected[name])
 
@@ -208,7 +212,7 @@ def _seconds(value: object) -> float:
 
 def record_durations(outcomes: list[Outcome], root: Path) -> None:
     """Keep how long each session that ran took, for the next run's start order."""
-    with JsonFile(root / ".nox" / DURATIONS_NAME).locked() as recorded:
+    with durations_file(root).locked() as recorded:
         recorded.update({o.session: round(o.seconds, 1) for o in outcomes if o.result in ("passed", "FAILED")})
 
 

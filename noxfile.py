@@ -42,7 +42,6 @@ from noxlib import bench as benchmarks
 from noxlib import docs as docs_site
 from noxlib import env_keys as env_key_contract
 from noxlib import lint as lint_checks
-from noxlib.errors import reported
 from noxlib.session_venvs import session, share_between_runs
 
 nox.needs_version = ">=2026.10.20"
@@ -58,41 +57,109 @@ PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = nox.project.python_versions(PYPROJECT)
 DEFAULT_PYTHON = PYTHONS[0]
 SHARDS = [f"{index}/{backend_tests.SHARD_COUNT}" for index in range(1, backend_tests.SHARD_COUNT + 1)]
+SUITE_SHARDS = [f"{index}/{suite_tests.SHARD_COUNT}" for index in range(1, suite_tests.SHARD_COUNT + 1)]
+
+# What each ci session reads, declared with it (`inputs=`, git glob pathspecs; noxfile.py, noxlib/,
+# pyproject.toml and the lockfiles count for every session): `nox -s ci` skips a session whose
+# inputs are unchanged since its last green run, and `nox -s audit_inputs` checks each list
+# against the files the session really opens.
+BACKEND = ("apps/backend/**",)
+FRONTEND = ("apps/frontend/**",)
+# What mypy checks (pyproject.toml [tool.mypy] files) and nothing it does not.
+TYPED = ("apps/backend/src/**", "scripts/export_openapi.py", "docs/hooks/**")
+# The suite's own tests, and what of the apps they read without running the app: the nested
+# `nox -s test` runs migrate a template database (alembic and the models it imports).
+SUITE = (
+    "tests/**",
+    "scripts/**",
+    ".github/**",
+    ".ci/run",
+    "docker-compose.yml",
+    ".env.example",
+    "tools/lint/**",
+    "apps/*/Dockerfile",
+    "apps/backend/alembic/**",
+    "apps/backend/alembic.ini",
+    "apps/backend/src/__init__.py",
+    "apps/backend/src/config.py",
+    "apps/backend/src/models.py",
+    "apps/backend/src/migrations.py",
+    "apps/frontend/package.json",
+    ".pre-commit-config.yaml",
+)
+# Tracked files no check reads, with why: the audit accepts these alone as nobody's input.
+READ_BY_PEOPLE_ONLY = {"LICENSE": "the licence text: no check reads it"}
 
 
 # ----- everyday --------------------------------------------------------------------------------
 @session(python=DEFAULT_PYTHON, uv_groups=["backend"], default=False)
-@reported
 def dev(session: nox.Session) -> None:
     """Run the app: services (kept), migrations, uvicorn --reload on :8000 (-- --frontend adds :3000)."""
     stack.run_dev(session, frontend="--frontend" in session.posargs)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["test"])
-@reported
+@session(
+    python=DEFAULT_PYTHON, uv_groups=["test"], inputs=BACKEND, env=["BRANCH_NAME", "WORKSPACE_ID"], cold_seconds=100
+)
 def test(session: nox.Session) -> None:
     """Run the backend tests on isolated services (posargs go to pytest; default -n auto)."""
     backend_tests.run(session)
 
 
 @session(python=False, default=False)
-@reported
 def ci(session: nox.Session) -> None:
     """Run every ci-tagged session like GitHub does, in parallel; skip unchanged ones (-- -j N, --full, --no-cache)."""
     local_ci.run(session, Path(__file__))
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["lint"], tags=["ci"])
-@reported
+@session(python=False, default=False)
+def audit_inputs(session: nox.Session) -> None:
+    """Check each ci session's declared inputs: every tracked file claimed, no undeclared read (strace)."""
+    local_ci.audit_inputs(session, Path(__file__), unread=READ_BY_PEOPLE_ONLY)
+
+
+@session(python=DEFAULT_PYTHON, uv_groups=["lint"], tags=["ci", "lint"], inputs=["**/*.py", "**/.gitignore"])
 def lint(session: nox.Session) -> None:
-    """Lint Python (ruff), workflows (actionlint, zizmor), shell, Dockerfiles and the compose file."""
+    """Lint and format-check the Python code with ruff (other files: the lint_* sessions)."""
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    lint_checks.run(session)
+
+
+@session(
+    python=DEFAULT_PYTHON, uv_groups=["lint"], tags=["ci", "lint"], inputs=[".github/workflows/*", "tools/lint/**"],
+    tools=["node"],
+)  # fmt: skip
+def lint_workflows(session: nox.Session) -> None:
+    """Lint the GitHub workflows with actionlint and zizmor."""
+    lint_checks.run(session, ["actionlint", "zizmor"])
+
+
+@session(
+    python=DEFAULT_PYTHON, uv_groups=["lint"], tags=["ci", "lint"], inputs=["scripts/*.sh", "apps/*/*.sh", ".ci/run"]
+)
+def lint_shell(session: nox.Session) -> None:
+    """Lint the shell scripts with shellcheck."""
+    lint_checks.run(session, ["shellcheck"])
+
+
+@session(python=DEFAULT_PYTHON, uv_groups=["lint"], tags=["ci", "lint"], inputs=["apps/*/Dockerfile"])
+def lint_docker(session: nox.Session) -> None:
+    """Lint the Dockerfiles with hadolint."""
+    lint_checks.run(session, ["hadolint"])
+
+
+@session(
+    python=DEFAULT_PYTHON,
+    uv_groups=["lint"],
+    tags=["ci", "lint"],
+    inputs=["docker-compose.yml", ".github/dependabot.yml"],
+)
+def lint_config(session: nox.Session) -> None:
+    """Check the compose file and Dependabot's config against their schemas."""
+    lint_checks.run(session, ["compose-schema", "dependabot-schema"])
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["lint"], default=False)
-@reported
 def format(session: nox.Session) -> None:
     """Fix what ruff can fix and format the code."""
     session.run("ruff", "check", "--fix", ".")
@@ -101,14 +168,12 @@ def format(session: nox.Session) -> None:
 
 # ----- services ----------------------------------------------------------------------------
 @session(python=False, default=False)
-@reported
 def infra(session: nox.Session) -> None:
     """Start the services and keep them running; print their URLs (stop with `nox -s down`)."""
     infra_services.keep_services(session.log)
 
 
 @session(python=False, default=False)
-@reported
 def down(session: nox.Session) -> None:
     """Stop the services infra/dev started; drop dead runs' test databases (-- --force, --prune-foreign)."""
     infra_services.down(
@@ -117,14 +182,12 @@ def down(session: nox.Session) -> None:
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["backend"], default=False)
-@reported
 def boot(session: nox.Session) -> None:
     """Run the backend's boot gates on isolated services (posarg: dry-run, critical or full; default full)."""
     stack.run_boot(session, mode=session.posargs[0] if session.posargs else "full")
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["backend", "smoke"], default=False)
-@reported
 def smoke(session: nox.Session) -> None:
     """Start the stack on free ports and smoke-test it (-- --base-url URL --mode prod/staging/dev: a deployment)."""
     smoke_session.run_session(session)
@@ -133,105 +196,140 @@ def smoke(session: nox.Session) -> None:
 # ----- the matrix --------------------------------------------------------------------------
 for _python in PYTHONS:
 
-    @session(name=f"test-{_python}", python=_python, uv_groups=["test"], tags=["ci", "shard"], default=False)
+    @session(
+        name=f"test-{_python}", python=_python, uv_groups=["test"], tags=["ci", "shard"], default=False,
+        inputs=BACKEND, env=["BRANCH_NAME", "WORKSPACE_ID"], local="test",
+    )  # fmt: skip
     @nox.parametrize("shard", SHARDS)
-    @reported
     def test_shard(session: nox.Session, shard: str) -> None:
         """One of the backend test shards on this Python, as one GitHub matrix job runs it."""
         backend_tests.run(session, shard=shard)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["test"], tags=["ci", "report"], default=False)
-@reported
+@session(
+    python=DEFAULT_PYTHON, uv_groups=["test"], tags=["ci", "report"], default=False, inputs=BACKEND, after=["test"]
+)
 def coverage(session: nox.Session) -> None:
     """Combine the test runs' coverage, enforce the branch threshold, write htmlcov/ and lcov."""
     backend_tests.combine_coverage(session)
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["test"], default=False)
-@reported
 def durations(session: nox.Session) -> None:
     """Re-record the test durations that balance the shards (apps/backend/test_durations.json)."""
     backend_tests.refresh_durations(session)
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["test"], default=False)
-@reported
 def bench(session: nox.Session) -> None:
     """Measure cold start, join, template vs clone vs migrate, isolation, test overhead (-- --ci adds ci)."""
     benchmarks.run(session)
 
 
 # ----- frontend ----------------------------------------------------------------------------
-@session(python=False, tags=["ci", "frontend"], default=False)
-@reported
+@session(python=False, tags=["ci", "frontend"], default=False, inputs=FRONTEND, tools=["node"], exclusive="frontend")
 def frontend_lint(session: nox.Session) -> None:
     """Lint the frontend with eslint (zero warnings)."""
     frontend.npm_script(session, "lint")
 
 
-@session(python=False, tags=["ci", "frontend"], default=False)
-@reported
+@session(python=False, tags=["ci", "frontend"], default=False, inputs=FRONTEND, tools=["node"], exclusive="frontend")
 def frontend_test(session: nox.Session) -> None:
     """Run the frontend's vitest suite."""
     frontend.npm_script(session, "test")
 
 
-@session(python=False, tags=["ci", "frontend"], default=False)
-@reported
+@session(
+    python=False,
+    tags=["ci", "frontend"],
+    default=False,
+    inputs=FRONTEND,
+    tools=["node"],
+    exclusive="frontend",
+    env=["NEXT_PUBLIC_APP_URL"],
+)
 def frontend_build(session: nox.Session) -> None:
     """Build the frontend for production (next build)."""
     frontend.npm_script(session, "build")
 
 
 @session(python=False, tags=["frontend"], default=False)
-@reported
 def frontend_dev(session: nox.Session) -> None:
     """Run the Next.js dev server on :3000 against the backend at BACKEND_URL."""
     frontend.npm_script(session, "dev")
 
 
 # ----- docs and contracts ------------------------------------------------------------------
-@session(python=DEFAULT_PYTHON, uv_groups=["docs"], tags=["ci"], default=False)
-@reported
+@session(
+    python=DEFAULT_PYTHON, uv_groups=["docs"], tags=["ci"], default=False,
+    inputs=["docs/**", "mkdocs.yml", "README.md", "apps/backend/src/**"],
+)  # fmt: skip
 def docs(session: nox.Session) -> None:
     """Serve the docs with live reload in a terminal; build them strictly otherwise (-- build)."""
     docs_site.run(session)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["docs"], tags=["ci"], default=False)
-@reported
+@session(
+    python=DEFAULT_PYTHON, uv_groups=["docs"], tags=["ci"], default=False,
+    inputs=[".env.example", "scripts/check_env_keys.py", "apps/backend/src/**", "docker-compose.yml", *FRONTEND],
+)  # fmt: skip
 def env_keys(session: nox.Session) -> None:
     """Check the env-key contract: Settings, .env.example, the Vault template, frontend build args."""
     env_key_contract.run(session)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["backend"], tags=["ci"], default=False)
-@reported
+@session(
+    python=DEFAULT_PYTHON, uv_groups=["backend"], tags=["ci"], default=False, tools=["node"],
+    inputs=[
+        "apps/backend/src/**", "scripts/export_openapi.py", "apps/frontend/openapi.json",
+        "apps/frontend/lib/api-types.ts", "apps/frontend/package.json", "apps/frontend/package-lock.json",
+    ],
+)  # fmt: skip
 def api_types(session: nox.Session) -> None:
     """Check the frontend's API types match the backend's OpenAPI document (-- --fix regenerates them)."""
     api_contract.run(session, fix="--fix" in session.posargs)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["typecheck"], tags=["ci"], default=False)
-@reported
+@session(python=DEFAULT_PYTHON, uv_groups=["typecheck"], tags=["ci"], default=False, inputs=TYPED)
 def typecheck(session: nox.Session) -> None:
     """Type-check noxlib, the backend and the scripts with mypy --strict (what and how: pyproject.toml)."""
     session.run("mypy", *session.posargs)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False)
-@reported
+# Not tagged ci itself: GitHub runs its shards; `nox -s ci` runs it whole in their place (`local=`).
+@session(
+    python=DEFAULT_PYTHON, uv_groups=["suite-test"], default=False, inputs=SUITE, tools=["node", "psql"],
+    cold_seconds=200,
+)  # fmt: skip
 def noxlib_test(session: nox.Session) -> None:
-    """Test the suite itself: names, leases, databases, lifecycle, scripts and workflows."""
-    env = suite_tests.prepare_inner_runs(session)
-    session.run(
-        "pytest", *(session.posargs or suite_tests.DEFAULT_ARGS), env=env, interrupt_timeout=suite_tests.CLEANUP_SECONDS
-    )
+    """Test the suite itself: names, leases, databases, lifecycle, signals, ci, scripts and workflows."""
+    suite_tests.run(session, suite_tests.NOXLIB_TESTS)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False)
-@reported
+@session(
+    python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci", "shard"], default=False, inputs=SUITE,
+    tools=["node", "psql"], local="noxlib_test",
+)  # fmt: skip
+@nox.parametrize("shard", SUITE_SHARDS)
+def noxlib_test_shard(session: nox.Session, shard: str) -> None:
+    """One shard of noxlib_test, balanced by recorded durations, as one GitHub matrix job runs it."""
+    suite_tests.run(session, suite_tests.NOXLIB_TESTS, shard=shard)
+
+
+@session(
+    python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False,
+    inputs=[*SUITE, "apps/**", "docs/**", "README.md"], tools=["node", "psql"], exclusive="frontend", cold_seconds=150,
+)  # fmt: skip
+def journeys(session: nox.Session) -> None:
+    """Walk the app as a person does: dev in a browser, smoke, Ctrl+C, the docs' example subsets."""
+    suite_tests.run(session, suite_tests.JOURNEYS)
+
+
+@session(
+    python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False,
+    inputs=["tests/**", "docker-compose.yml", ".dockerignore", "apps/**", ".env.example"],
+    always_runs="whether a container engine answers (Docker Desktop started later) is not a file or a variable",
+)  # fmt: skip
 def compose_test(session: nox.Session) -> None:
     """Test the compose backend, compose file and images on a real engine (skips when none answers)."""
     container_tests.run(session)

@@ -1,23 +1,25 @@
-"""Input-hash cache for local `nox -s ci`: skip a session whose inputs are what they were when it last passed.
+"""What each session declares beside its definition, and the input-hash cache `nox -s ci` builds on it.
 
 moon skipped tasks whose inputs had not changed; nox has no such cache, so a developer's tenth
-`nox -s ci` of the day would redo minutes of work for nothing. Each ci session declares its
-inputs here — file globs (lockfiles included), tool versions, and an allow-list of environment
-variables. Their hash is taken *before* the session runs and recorded only when it passed, so
-an edit made during a run, a red run, or any change at all makes the next `ci` run it again.
-GitHub (`CI=true`) and `--no-cache` never skip.
+`nox -s ci` of the day would redo minutes of work for nothing. Each ci session declares, where
+the noxfile defines it (`@session(..., inputs=[...])`), what its result depends on: git glob
+pathspecs of the files it reads (lockfiles included), tool versions and environment variables.
+Their hash is taken *before* the session runs and recorded only when it passed, so an edit made
+during a run, a red run, or any change at all makes the next `ci` run it again. GitHub
+(`CI=true`) and `--no-cache` never skip. `nox -s audit_inputs` checks the declarations against
+what each session really opens (noxlib/audit.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import hashlib
 import os
 import platform
 import shutil
 import subprocess
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,116 +30,79 @@ from noxlib.paths import REPO_ROOT
 CACHE_NAME = "ci-cache.json"
 
 # Every session depends on how it is run: the suite itself, the pins, the interpreter.
-COMMON_GLOBS = ("noxfile.py", "noxlib/**", "pyproject.toml", "uv.lock", "apps/backend/pyproject.toml")
+COMMON_INPUTS = ("noxfile.py", "noxlib/**", "pyproject.toml", "uv.lock", "apps/backend/pyproject.toml")
 COMMON_ENV = ("FR_SERVICES", "CONTAINER_RUNTIME")
-
-_BACKEND = ("apps/backend/**",)
-_FRONTEND = ("apps/frontend/**",)
 
 
 @dataclass(frozen=True)
-class Inputs:
-    """What a session's result depends on."""
+class Declaration:
+    """What a session says about itself beside its definition: the noxfile stays the one list.
 
-    globs: tuple[str, ...]
-    tools: tuple[str, ...] = ()
+    `inputs` are git glob pathspecs (`**` crosses directories, `*` does not); a session without
+    inputs is never cached. `always_runs` says why a session is never cached although it reads
+    files (its result depends on something no hash sees). Sessions with the same `exclusive`
+    group never run at once in `ci`. A shard names the session `ci` runs here in its place
+    (`local`); a report names the sessions it waits for (`after`). `cold_seconds` orders a fresh
+    checkout's first `ci` (longest first) before any duration is on record.
+    """
+
+    inputs: tuple[str, ...] = ()
     env: tuple[str, ...] = ()
+    tools: tuple[str, ...] = ()
+    always_runs: str = ""
+    exclusive: str = ""
+    local: str = ""
+    after: tuple[str, ...] = ()
+    cold_seconds: float = 0.0
+
+    @property
+    def cacheable(self) -> bool:
+        return bool(self.inputs) and not self.always_runs
 
 
-# ci sessions that always run, with why: their result depends on something no input hash sees.
-NEVER_CACHED = {
-    "compose_test": "whether a container engine answers (Docker Desktop started later) is not a file or a variable",
-}
-
-# The one list of cacheable sessions. A ci session missing here is simply never skipped.
-SESSION_INPUTS: dict[str, Inputs] = {
-    "lint": Inputs(
-        globs=(
-            "**/*.py",
-            ".github/workflows/*",
-            "scripts/*",
-            ".ci/run",
-            "**/Dockerfile",
-            "docker-compose.yml",
-            "tools/lint/package.json",
-            "tools/lint/package-lock.json",
-            "tools/lint/*.mjs",
-            ".github/dependabot.yml",
-        ),
-        tools=("node",),
-    ),
-    # mypy reads every Python file it checks (and its configuration in pyproject.toml).
-    "typecheck": Inputs(globs=("**/*.py",)),
-    "api_types": Inputs(
-        globs=(
-            "apps/backend/src/**",
-            "scripts/export_openapi.py",
-            "apps/frontend/openapi.json",
-            "apps/frontend/lib/api-types.ts",
-            "apps/frontend/package.json",
-            "apps/frontend/package-lock.json",
-        ),
-        tools=("node",),
-    ),
-    "test": Inputs(globs=_BACKEND, env=("BRANCH_NAME", "WORKSPACE_ID")),
-    # Coverage data is derived from the backend and its tests: same inputs, same report.
-    "coverage": Inputs(globs=_BACKEND),
-    "noxlib_test": Inputs(
-        globs=(
-            "tests/**",
-            "scripts/*",
-            ".github/workflows/*",
-            "docker-compose.yml",
-            "tools/lint/**",
-            ".env.example",
-            "apps/backend/alembic/**",
-            "apps/backend/src/**",
-            ".ci/run",
-            "apps/frontend/Dockerfile",
-            "apps/backend/Dockerfile",
-        ),
-        tools=("node", "psql"),
-    ),
-    "docs": Inputs(globs=("docs/**", "mkdocs.yml", "apps/backend/src/**", "README.md")),
-    "env_keys": Inputs(
-        globs=(
-            ".env.example",
-            "repo/finance_report/finance_report/10.app/secrets.ctmpl",
-            "scripts/check_env_keys.py",
-            "apps/backend/src/**",
-            "docker-compose.yml",
-            "apps/frontend/**",
-        ),
-    ),
-    "frontend_lint": Inputs(globs=_FRONTEND, tools=("node",)),
-    "frontend_test": Inputs(globs=_FRONTEND, tools=("node",)),
-    "frontend_build": Inputs(globs=_FRONTEND, tools=("node",), env=("NEXT_PUBLIC_APP_URL",)),
-}
+# Filled by `declare` as the noxfile is imported: session name → its declaration.
+DECLARED: dict[str, Declaration] = {}
 
 
-def tracked_files(root: Path = REPO_ROOT) -> list[str]:
-    """Files git would commit (tracked, plus untracked ones that are not ignored)."""
+def declare(name: str, **fields: Any) -> Declaration:
+    """Record what session `name` declares; the noxfile's `@session` calls this."""
+    for key in ("inputs", "env", "tools", "after"):
+        if key in fields:
+            fields[key] = tuple(fields[key])
+    DECLARED[name] = Declaration(**fields)
+    return DECLARED[name]
+
+
+def declaration(name: str) -> Declaration:
+    """The declaration of session `name` (its base name: `test-3.12`, not its parametrized signature)."""
+    return DECLARED.get(name.split("(", 1)[0], Declaration())
+
+
+def _pathspecs(patterns: Iterable[str]) -> list[str]:
+    # git's own glob matching, the one a developer's .gitignore uses: nothing re-implemented here.
+    return [f":(glob){pattern}" for pattern in patterns]
+
+
+def tracked_files(root: Path = REPO_ROOT, patterns: Sequence[str] | None = None) -> list[str]:
+    """Files git would commit (tracked, plus untracked ones not ignored), matching `patterns` when given."""
+    specs = ["--", *_pathspecs(patterns)] if patterns is not None else []
+    if patterns is not None and not patterns:
+        return []
     result = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", *specs],
         cwd=root,
         capture_output=True,
         check=False,
     )
     if result.returncode != 0:
         return []
-    return sorted({name for name in result.stdout.decode().split("\0") if name})
+    return sorted({name for name in result.stdout.decode(errors="surrogateescape").split("\0") if name})
 
 
-def _matches(path: str, patterns: tuple[str, ...]) -> bool:
-    for pattern in patterns:
-        if fnmatch.fnmatchcase(path, pattern):
-            return True
-        if pattern.endswith("/**") and path.startswith(pattern[:-2]):
-            return True
-        # "**/x" also means "x" at the top level.
-        if pattern.startswith("**/") and fnmatch.fnmatchcase(path, pattern[3:]):
-            return True
-    return False
+def input_files(name: str, root: Path = REPO_ROOT) -> list[str]:
+    """The files session `name`'s result depends on (its inputs and the common ones)."""
+    declared = declaration(name)
+    return tracked_files(root, (*COMMON_INPUTS, *declared.inputs)) if declared.inputs else []
 
 
 def _tool_version(tool: str) -> str:
@@ -150,26 +115,22 @@ def _tool_version(tool: str) -> str:
     return f"{tool}: unknown"
 
 
-def input_hash(session: str, files: list[str] | None = None, root: Path = REPO_ROOT) -> str | None:
-    """The hash of everything `session` declares as input; None when it declares nothing."""
-    inputs = SESSION_INPUTS.get(session)
-    if inputs is None:
+def input_hash(name: str, root: Path = REPO_ROOT) -> str | None:
+    """The hash of everything session `name` declares as input; None when it is never cached."""
+    declared = declaration(name)
+    if not declared.cacheable:
         return None
     digest = hashlib.sha256()
     digest.update(f"python {platform.python_version()}\n".encode())
-    patterns = (*COMMON_GLOBS, *inputs.globs)
-    for name in files if files is not None else tracked_files(root):
-        if not _matches(name, patterns):
-            continue
-        path = root / name
-        digest.update(name.encode() + b"\0")
+    for path_name in input_files(name, root):
+        digest.update(path_name.encode(errors="surrogateescape") + b"\0")
         try:
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-        except (FileNotFoundError, IsADirectoryError):
-            digest.update(b"<missing>")
-    for tool in inputs.tools:
+            digest.update(hashlib.sha256((root / path_name).read_bytes()).digest())
+        except OSError:  # deleted but still in the index, or a directory in a file's place
+            digest.update(b"<unreadable>")
+    for tool in declared.tools:
         digest.update(_tool_version(tool).encode() + b"\n")
-    for key in (*COMMON_ENV, *inputs.env):
+    for key in (*COMMON_ENV, *declared.env):
         digest.update(f"{key}={os.environ.get(key, '<unset>')}\n".encode())
     return digest.hexdigest()
 
@@ -179,27 +140,24 @@ class CiCache:
     """The record of each session's last green input hash, shared safely by concurrent `ci` runs."""
 
     root: Path = REPO_ROOT
-    files: list[str] = field(default_factory=list)
+    path: Path = field(init=False)
 
     def __post_init__(self) -> None:
         self.path = self.root / ".nox" / CACHE_NAME
-        self.files = self.files or tracked_files(self.root)
-
-    def _locked(self) -> contextlib.AbstractContextManager[dict[str, dict[str, Any]]]:
-        return JsonFile(self.path).locked()
 
     def hash_for(self, session: str) -> str | None:
-        return input_hash(session, self.files, self.root)
+        return input_hash(session, self.root)
 
     def is_fresh(self, session: str, current: str | None) -> bool:
         if current is None:
             return False
-        with self._locked() as data:
-            return data.get(session, {}).get("hash") == current
+        with JsonFile(self.path).locked() as data:
+            entry = data.get(session)
+            return isinstance(entry, dict) and entry.get("hash") == current
 
     def record(self, session: str, current: str | None, passed: bool) -> None:
         """Remember a green run's hash; forget the session after a red one (never cache a failure)."""
-        with self._locked() as data:
+        with JsonFile(self.path).locked() as data:
             if passed and current is not None:
                 data[session] = {"hash": current, "at": time.time()}
             else:
@@ -214,3 +172,13 @@ def cache_disabled(args: list[str], environ: dict[str, str] | None = None) -> st
     if "--no-cache" in args:
         return "--no-cache: every session runs"
     return None
+
+
+def sessions_without_files(names: Iterable[str], root: Path = REPO_ROOT) -> dict[str, list[str]]:
+    """Each cacheable session's declared patterns that match no file: a typo never caches silently."""
+    empty: dict[str, list[str]] = {}
+    for name in names:
+        missing = [pattern for pattern in declaration(name).inputs if not tracked_files(root, [pattern])]
+        if missing:
+            empty[name] = missing
+    return empty

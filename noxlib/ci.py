@@ -32,7 +32,7 @@ from typing import IO, Any
 import nox
 
 from noxlib import processes
-from noxlib.cache import CiCache, cache_disabled
+from noxlib.cache import CiCache, cache_disabled, declaration
 from noxlib.errors import UserError
 from noxlib.json_store import JsonFile
 from noxlib.paths import ARTEFACTS_DIR, REPO_ROOT
@@ -44,7 +44,6 @@ CI_TAG = "ci"
 SHARD_TAG = "shard"
 # Sessions that GitHub runs in their own job after the matrix (they need its artifacts).
 REPORT_TAG = "report"
-LOCAL_TEST_SESSION = "test"
 
 
 @dataclass
@@ -59,18 +58,9 @@ OPTIONS = ("--full", "--matrix", "--no-cache", "-j N")
 LOG_DIR = (ARTEFACTS_DIR / "ci").relative_to(REPO_ROOT)
 # How long an interrupted child may take to clean up before its process group is stopped.
 CLEANUP_TIMEOUT = 60.0
-# Sessions with this tag share apps/frontend (node_modules, .next): one at a time.
-FRONTEND_TAG = "frontend"
-# Not frontend sessions, but they build and serve this checkout's apps/frontend too: the suite's
-# journeys run `nox -s smoke` and `nox -s dev -- --frontend` here, and two `next build`s in one
-# checkout refuse each other ("Another next build process is already running").
-USES_THE_FRONTEND = ("noxlib_test",)
 LOG_TAIL_LINES = 30
 # How long each session took in this checkout's last ci runs: the order in which they start.
 DURATIONS_NAME = "ci-durations.json"
-# Before any run is on record (a fresh clone, CI): the sessions that take minutes cold, longest
-# first. Only the start order depends on it; the summary keeps the plan's order.
-COLD_SECONDS = {"noxlib_test": 300.0, "test": 100.0}
 
 
 @dataclass(frozen=True)
@@ -157,37 +147,42 @@ def github_matrix(sessions: list[SessionEntry]) -> dict[str, list[dict[str, str 
 
 
 def local_plan(sessions: list[SessionEntry], *, full: bool) -> tuple[list[str], list[str]]:
-    """The sessions `nox -s ci` runs here, and notes on how that differs from GitHub."""
+    """The sessions `nox -s ci` runs here, and notes on how that differs from GitHub.
+
+    A shard declares the session that runs all of its tests at once (`local=`): here one
+    unsharded run costs a fraction of the shards' start-up, with the same tests and threshold.
+    """
     if full:
         return [entry["session"] for entry in sessions], []
     plan: list[str] = []
-    shards = [entry["session"] for entry in sessions if SHARD_TAG in entry.get("tags", [])]
+    collapsed: dict[str, int] = {}
     for entry in sessions:
-        if SHARD_TAG in entry.get("tags", []):
-            if LOCAL_TEST_SESSION not in plan:
-                plan.append(LOCAL_TEST_SESSION)
-            continue
-        plan.append(entry["session"])
-    notes = []
-    if shards:
-        notes.append(
-            f"{len(shards)} test shards ran as one unsharded `{LOCAL_TEST_SESSION}` "
-            "(same tests, same threshold); `nox -s ci -- --full` runs them as GitHub does"
-        )
+        local = declaration(entry["session"]).local if SHARD_TAG in entry.get("tags", []) else ""
+        name = local or entry["session"]
+        if local:
+            collapsed[local] = collapsed.get(local, 0) + 1
+        if name not in plan:
+            plan.append(name)
+    notes = [
+        f"{count} shards ran as one unsharded `{local}` (same tests, same threshold); "
+        "`nox -s ci -- --full` runs them as GitHub does"
+        for local, count in collapsed.items()
+    ]
     return plan, notes
 
 
-def dependencies(plan: list[str], sessions: list[SessionEntry]) -> dict[str, set[str]]:
-    """What each planned session must wait for: a report waits for the test runs it reports on."""
-    tags = {entry["session"]: set(entry.get("tags", [])) for entry in sessions}
-    producers = {name for name in plan if SHARD_TAG in tags.get(name, set()) or name == LOCAL_TEST_SESSION}
-    return {name: (producers if REPORT_TAG in tags.get(name, set()) else set()) for name in plan}
+def dependencies(plan: list[str]) -> dict[str, set[str]]:
+    """What each planned session must wait for: a report waits for the runs it reports on (`after=`)."""
+    waits: dict[str, set[str]] = {}
+    for name in plan:
+        after = set(declaration(name).after)
+        waits[name] = {other for other in plan if other in after or declaration(other).local in after}
+    return waits
 
 
-def exclusive_groups(plan: list[str], sessions: list[SessionEntry]) -> dict[str, str]:
-    """Sessions that must not overlap share a group name: the frontend's share apps/frontend."""
-    tags = {entry["session"]: set(entry.get("tags", [])) for entry in sessions}
-    return {name: FRONTEND_TAG for name in plan if FRONTEND_TAG in tags.get(name, set()) or name in USES_THE_FRONTEND}
+def exclusive_groups(plan: list[str]) -> dict[str, str]:
+    """Sessions that must not overlap share a group name (`exclusive=`): e.g. those using apps/frontend."""
+    return {name: group for name in plan if (group := declaration(name).exclusive)}
 
 
 def durations_file(root: Path) -> JsonFile:
@@ -195,13 +190,13 @@ def durations_file(root: Path) -> JsonFile:
 
 
 def start_order(plan: list[str], root: Path) -> list[str]:
-    """Longest expected session first (on record, else `COLD_SECONDS`), ties in plan order.
+    """Longest expected session first (on record, else its declared `cold_seconds`), ties in plan order.
 
     With N jobs the run ends when its last session does; started last, the longest one would
     run alone at the end while the other cores idle (longest-processing-time-first scheduling).
     """
     with durations_file(root).locked() as recorded:
-        expected = {name: _seconds(recorded.get(name, COLD_SECONDS.get(name))) for name in plan}
+        expected = {name: _seconds(recorded.get(name, declaration(name).cold_seconds)) for name in plan}
     return sorted(plan, key=lambda name: -expected[name])
 
 
@@ -338,8 +333,8 @@ def run_plan(
     cache: CiCache | None,
 ) -> list[Outcome]:
     """Run the plan `jobs` at a time, keeping dependencies and exclusive groups; outcomes in plan order."""
-    waits = dependencies(plan, sessions)
-    groups = exclusive_groups(plan, sessions)
+    waits = dependencies(plan)
+    groups = exclusive_groups(plan)
     echo = jobs == 1
     outcomes: dict[str, Outcome] = {}
     hashes: dict[str, str | None] = {}
@@ -422,8 +417,7 @@ def run(session: nox.Session, noxfile: Path = REPO_ROOT / "noxfile.py") -> None:
         outcomes = run_plan(noxfile, plan, sessions, jobs=jobs, cache=cache)
         record_durations(outcomes, noxfile.parent)
     ran = {o.session for o in outcomes if o.result in ("passed", "FAILED")}
-    if LOCAL_TEST_SESSION not in ran:
-        notes = []  # the shard note describes a `test` run; none ran
+    notes = [note for note in notes if any(f"`{name}`" in note for name in ran)]  # a note on a run that ran
     if disabled:
         notes.append(disabled)
     elif any(o.result == "cached" for o in outcomes):
@@ -432,3 +426,32 @@ def run(session: nox.Session, noxfile: Path = REPO_ROOT / "noxfile.py") -> None:
     failed = [o.session for o in outcomes if o.result == "FAILED"]
     if failed:
         session.error(f"{len(failed)} of {len(outcomes)} ci session(s) failed: {', '.join(failed)}")
+
+
+def audit_inputs(
+    session: nox.Session, noxfile: Path = REPO_ROOT / "noxfile.py", unread: dict[str, str] | None = None
+) -> None:
+    """Entry point of `audit_inputs`: the declared inputs against git and against strace (noxlib/audit.py)."""
+    from noxlib import audit
+
+    try:
+        options = audit.parser().parse_args(list(session.posargs))
+    except SystemExit as exit_:
+        if exit_.code == 0:  # --help was printed
+            return
+        raise UserError("nox -s audit_inputs: unknown arguments (usage above)") from None
+    sessions = ci_sessions(noxfile)
+    plan, _ = local_plan(sessions, full=False)
+    every = sorted({*plan, *(entry["session"] for entry in sessions)})
+    traced = options.sessions or [name for name in plan if declaration(name).cacheable]
+    unknown = sorted(set(traced) - set(every))
+    if unknown:
+        raise UserError(f"nox -s audit_inputs: {', '.join(unknown)} is no ci session; choose from {', '.join(plan)}")
+    findings = audit.audit(
+        traced, all_ci=every, root=noxfile.parent, env=nested_nox_env(), trace=not options.no_trace, log=session.log,
+        unread=set(unread or ()),
+    )  # fmt: skip
+    if findings:
+        raise UserError(f"{len(findings)} input declaration(s) to fix in noxfile.py:\n  " + "\n  ".join(findings))
+    traced_count = 0 if options.no_trace else len(traced)
+    session.log(f"inputs: every tracked file is a ci session's input; {traced_count} session(s) traced clean")

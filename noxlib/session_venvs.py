@@ -31,6 +31,8 @@ import nox.virtualenv
 import nox_uv
 from nox.logger import logger
 
+from noxlib.cache import declare
+from noxlib.errors import reported
 from noxlib.paths import REPO_ROOT
 
 # The file whose change means "what the sessions install changed": it pins every group's packages.
@@ -104,21 +106,31 @@ def _flock(handle: int, mode: int, waiting: str) -> None:
         fcntl.flock(handle, mode)
 
 
-def session(*args: Any, **kwargs: Any) -> Callable[..., Any]:
-    """`nox_uv.session`, and once its `uv sync` is done, other runs may use the venv again.
+# What `@session` takes beside nox's and nox-uv's own arguments (noxlib/cache.py `Declaration`).
+DECLARATION_KEYS = ("inputs", "env", "tools", "always_runs", "exclusive", "local", "after", "cold_seconds")
 
-    nox-uv syncs the venv and then calls the session function; wrapping that function is the
-    first moment after the sync, so that is where an exclusive lock becomes shared.
+
+def session(*args: Any, **kwargs: Any) -> Callable[..., Any]:
+    """`nox_uv.session` with what the session declares for `ci`, and its errors reported in one line.
+
+    `inputs=`, `exclusive=`, ... (noxlib/cache.py `Declaration`) are recorded under the session's
+    name, so the noxfile is the one list of sessions and of what each depends on. A `UserError`
+    ends the session with its one-line message (noxlib/errors.py `reported`). Once nox-uv's
+    `uv sync` is done, other runs may use the venv again: wrapping the function nox-uv calls
+    after the sync is the first moment after it, so that is where an exclusive lock becomes shared.
     """
     if not args:
         return functools.partial(session, **kwargs)
     [function] = args
+    declared = {key: kwargs.pop(key) for key in DECLARATION_KEYS if key in kwargs}
+    declare(kwargs.get("name") or function.__name__, **declared)
+    report = reported(function)
 
     @functools.wraps(function)
     def after_sync(*call_args: Any, **call_kwargs: Any) -> Any:
         while _exclusive:
             fcntl.flock(_exclusive.pop(), fcntl.LOCK_SH)
-        return function(*call_args, **call_kwargs)
+        return report(*call_args, **call_kwargs)
 
     return nox_uv.session(after_sync, **kwargs)
 

@@ -1,9 +1,17 @@
 """Running the suite's own tests, which start whole `nox -s test` runs of their own.
 
-Their venv is prepared once, here, in an envdir of their own (the developer's `.nox/test` keeps
-whatever state the developer left it in), and every inner run reuses it with `-R`. Two suite
-runs in one checkout share that envdir safely: the venv lock (noxlib/session_venvs.py) lets only
-one of them build or sync it, and a sync of an unchanged venv is a no-op.
+Two sessions split them by what they read: `noxlib_test` tests noxlib (names, leases, janitor,
+signals, ci, cache, scripts) and reads of the apps only what the nested runs' template database
+is migrated with; `journeys` walks the app as a person does (dev in a browser, smoke, the docs'
+subsets), so the app is among its inputs and only it re-runs when the app changes. A test is a
+journey by its `journey` marker; GitHub runs `noxlib_test` in shards balanced by recorded
+durations (pytest-split, `tests/test_durations.json`, re-recorded by
+`nox -s noxlib_test -- --store-durations`).
+
+Their inner venv is prepared once, here, in an envdir of their own (the developer's `.nox/test`
+keeps whatever state the developer left it in), and every inner run reuses it with `-R`. Two
+suite runs in one checkout share that envdir safely: the venv lock (noxlib/session_venvs.py)
+lets only one of them build or sync it, and a sync of an unchanged venv is a no-op.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import os
 import nox
 
 from noxlib.ci import VENV_VARIABLES
-from noxlib.paths import NOX_DIR
+from noxlib.paths import NOX_DIR, REPO_ROOT
 
 INNER_ENVDIR = NOX_DIR / "suite-envs"
 # How long pytest may take to stop after Ctrl+C: its controller stops every worker's native
@@ -25,16 +33,18 @@ CLEANUP_SECONDS = 45.0
 # browser, so one worker per CPU left a third of the CPUs idle (measured on 2 cores). Each
 # worker starts services of its own (tests/conftest.py), so the count is capped.
 MAX_WORKERS = 12
+# GitHub's noxlib_test jobs: each about a third of the suite's ~300 s on a 2-core runner.
+SHARD_COUNT = 3
+DURATIONS_FILE = REPO_ROOT / "tests" / "test_durations.json"
+# The real-engine compose tests have their own session (compose_test), so a runner with Docker
+# does not build and run the images twice.
+NOXLIB_TESTS = ["-m", "not journey", "--ignore=tests/test_compose.py", "tests"]
+JOURNEYS = ["-m", "journey", "--ignore=tests/test_compose.py", "tests"]
 
 
 def default_workers() -> int:
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return min(2 * (usable or 1), MAX_WORKERS)
-
-
-# The real-engine compose tests have their own session (compose_test), so a runner with Docker
-# does not build and run the images twice.
-DEFAULT_ARGS = ["-n", str(default_workers()), "--dist", "loadgroup", "--ignore=tests/test_compose.py", "tests"]
 
 
 def prepare_inner_runs(session: nox.Session) -> dict[str, str | None]:
@@ -46,3 +56,23 @@ def prepare_inner_runs(session: nox.Session) -> dict[str, str | None]:
         env={**clean, "NOX_SCRIPT_MODE": "none"},
     )  # fmt: skip
     return {"FR_SUITE_NOX_ENVDIR": str(INNER_ENVDIR)}
+
+
+def pytest_args(selection: list[str], posargs: list[str], shard: str | None = None) -> list[str]:
+    """The session's selection (posargs replace it), on two workers a CPU, and the shard's part."""
+    default = ["-n", str(default_workers()), "--dist", "loadgroup", *selection]
+    if posargs == ["--store-durations"]:  # `nox -s noxlib_test -- --store-durations` re-records the split
+        return [*default, "--store-durations", "--durations-path", str(DURATIONS_FILE)]
+    args = list(posargs) or default
+    if shard:
+        group, splits = shard.split("/")
+        args += ["--splits", splits, "--group", group, "--durations-path", str(DURATIONS_FILE)]
+    return args
+
+
+def run(session: nox.Session, selection: list[str], shard: str | None = None) -> None:
+    """pytest over the selection, with time to clean up after Ctrl+C."""
+    env = prepare_inner_runs(session)
+    session.run(
+        "pytest", *pytest_args(selection, list(session.posargs), shard), env=env, interrupt_timeout=CLEANUP_SECONDS
+    )

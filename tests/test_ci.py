@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from noxlib import ci
+from noxlib import cache, ci
 from noxlib.cache import CiCache, cache_disabled, input_hash
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,10 +26,41 @@ SESSIONS = [
 ]
 
 
-def test_local_plan_runs_shards_as_one_unsharded_test():
+@pytest.fixture
+def declared(monkeypatch):
+    """Declarations as the noxfile's `@session` makes them, for this test only."""
+
+    def declare(name: str, **fields) -> None:
+        monkeypatch.setitem(cache.DECLARED, name, cache.Declaration(**fields))
+
+    return declare
+
+
+def test_local_plan_runs_shards_as_one_unsharded_test(declared):
+    for name in ("test-3.12", "test-3.13"):
+        declared(name, local="test")
     plan, notes = ci.local_plan(SESSIONS, full=False)
     assert plan == ["lint", "test", "coverage", "frontend_lint"]
-    assert "3 test shards" in notes[0]
+    assert notes[0].startswith("3 shards ran as one unsharded `test`")
+
+
+def test_each_shard_kind_collapses_into_its_own_session_and_reports_wait_for_it(declared):
+    declared("test-3.12", local="test")
+    declared("noxlib_test_shard", local="noxlib_test")
+    declared("coverage", after=("test",))
+    sessions = [
+        *SESSIONS[:3],
+        {"session": "noxlib_test_shard(shard='1/2')", "tags": ["ci", "shard"]},
+        {"session": "noxlib_test_shard(shard='2/2')", "tags": ["ci", "shard"]},
+        SESSIONS[4],
+    ]
+    plan, notes = ci.local_plan(sessions, full=False)
+    assert plan == ["lint", "test", "noxlib_test", "coverage"]
+    assert len(notes) == 2
+    assert ci.dependencies(plan) == {"lint": set(), "test": set(), "noxlib_test": set(), "coverage": {"test"}}
+    full, _ = ci.local_plan(sessions, full=True)
+    # On GitHub's plan the report waits for the backend shards, not for the suite's.
+    assert ci.dependencies(full)["coverage"] == {"test-3.12(shard='1/2')", "test-3.12(shard='2/2')"}
 
 
 def test_full_plan_is_every_ci_session():
@@ -62,7 +93,7 @@ NOXFILE = textwrap.dedent(
 
     sys.path.insert(0, {repo!r})
     import noxlib.ci as local_ci
-    from noxlib.errors import reported
+    from noxlib.session_venvs import session as declared_session
 
     HERE = Path(__file__).parent
 
@@ -72,25 +103,31 @@ NOXFILE = textwrap.dedent(
             log.write(name + "\\n")
 
 
-    @nox.session(python=False)
-    @reported
+    @declared_session(python=False)
     def ci(session):
         local_ci.run(session, Path(__file__))
 
 
-    @nox.session(python=False, tags=["ci"])
+    @declared_session(python=False)
+    def audit_inputs(session):
+        local_ci.audit_inputs(session, Path(__file__))
+
+
+    @declared_session(python=False, tags=["ci"], inputs=["**/*.py"])
     def lint(session):
         count("lint")
 
 
-    @nox.session(python=False, tags=["ci"])
+    @declared_session(python=False, tags=["ci"], inputs=["docs/**", "README.md"])
     def docs(session):
         count("docs")
         if (HERE / "docs" / "broken").exists():
             session.error("docs are broken")
+        if (HERE / "docs" / "read-notes").exists():
+            (HERE / "notes.txt").read_text()
 
 
-    @nox.session(python=False, tags=["ci"])
+    @declared_session(python=False, tags=["ci"], inputs=[".env.example"])
     def env_keys(session):
         count("env_keys")
     """
@@ -104,6 +141,7 @@ def repo(tmp_path: Path) -> Path:
     (tmp_path / "README.md").write_text("hello\n")
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "index.md").write_text("# docs\n")
+    (tmp_path / ".env.example").write_text("A=1\n")
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     return tmp_path
 
@@ -240,19 +278,24 @@ def test_unknown_option_is_one_clear_line(repo):
     assert "Traceback" not in result.stderr
 
 
-def test_input_hash_sees_one_character_and_ignores_the_rest(repo):
-    files = ["app.py", "docs/index.md", "README.md"]
-    before = input_hash("lint", files, repo)
+def test_input_hash_sees_one_character_and_ignores_the_rest(repo, declared):
+    declared("lint", inputs=("**/*.py",))
+    declared("docs", inputs=("docs/**", "README.md"))
+    before = input_hash("lint", repo)
     (repo / "README.md").write_text("changed\n")
-    assert input_hash("lint", files, repo) == before
-    assert input_hash("docs", files, repo) != input_hash("docs", ["app.py"], repo)
+    assert input_hash("lint", repo) == before
+    docs_before = input_hash("docs", repo)
+    (repo / "docs" / "deep").mkdir()
+    (repo / "docs" / "deep" / "page.md").write_text("new\n")  # `**` crosses directories
+    assert input_hash("docs", repo) != docs_before
     (repo / "app.py").write_text("VALUE = 3\n")
-    assert input_hash("lint", files, repo) != before
-    assert input_hash("no_such_session", files, repo) is None
+    assert input_hash("lint", repo) != before
+    assert input_hash("no_such_session", repo) is None
 
 
-def test_cache_records_only_green_runs(repo):
-    cache = CiCache(root=repo, files=["app.py"])
+def test_cache_records_only_green_runs(repo, declared):
+    declared("lint", inputs=("**/*.py",))
+    cache = CiCache(root=repo)
     current = cache.hash_for("lint")
     cache.record("lint", current, passed=False)
     assert not cache.is_fresh("lint", current)
@@ -262,19 +305,37 @@ def test_cache_records_only_green_runs(repo):
     assert not cache.is_fresh("lint", current)
 
 
-def test_every_ci_session_declares_its_inputs():
-    from noxlib.cache import NEVER_CACHED, SESSION_INPUTS
+def test_a_hand_edited_cache_entry_is_no_green_run(repo, declared):
+    declared("lint", inputs=("**/*.py",))
+    (repo / ".nox").mkdir()
+    (repo / ".nox" / cache.CACHE_NAME).write_text('{"lint": 5}')
+    assert not CiCache(root=repo).is_fresh("lint", input_hash("lint", repo))
 
+
+def test_every_ci_session_declares_its_inputs_and_every_tracked_file_is_one():
+    """The cheap half of `nox -s audit_inputs`, on this repository: no file escapes every session."""
     result = subprocess.run(
-        [sys.executable, "-m", "nox", "-f", str(REPO / "noxfile.py"), "-t", "ci", "-l", "--json"],
-        cwd=REPO, env=dict(os.environ, NOX_SCRIPT_MODE="none"), capture_output=True, text=True, check=True,
+        [sys.executable, "-m", "nox", "-f", str(REPO / "noxfile.py"), "-s", "audit_inputs", "--", "--no-trace"],
+        cwd=REPO, env=dict(os.environ, NOX_SCRIPT_MODE="none"), capture_output=True, text=True, check=False,
     )  # fmt: skip
-    import json
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "every tracked file is a ci session's input" in result.stdout + result.stderr
 
-    sessions = json.loads(result.stdout)
-    plan, _ = ci.local_plan(sessions, full=False)
-    assert sorted(set(plan) - set(SESSION_INPUTS) - set(NEVER_CACHED)) == []
-    assert not set(SESSION_INPUTS) & set(NEVER_CACHED)
+
+def test_the_audit_names_a_read_outside_the_declared_inputs_and_a_file_nobody_claims(repo):
+    """A session that reads an undeclared tracked file would keep a stale green result: the audit says so."""
+    (repo / "notes.txt").write_text("hello\n")
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    (repo / "docs" / "read-notes").write_text("x")
+    result = subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(repo / "noxfile.py"), "-s", "audit_inputs", "--", "docs"],
+        cwd=repo, env={**os.environ, "NOX_SCRIPT_MODE": "none"}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "docs reads notes.txt, which is not among its inputs" in output
+    assert "notes.txt: no ci session declares it as an input" in output
+    assert "Traceback" not in output
 
 
 # ----- parallel sessions, ordered where they must be -------------------------------------------
@@ -287,7 +348,7 @@ ORDER_NOXFILE = textwrap.dedent(
 
     sys.path.insert(0, {repo!r})
     import noxlib.ci as local_ci
-    from noxlib.errors import reported
+    from noxlib.session_venvs import session as declared_session
 
     HERE = Path(__file__).parent
 
@@ -314,37 +375,36 @@ ORDER_NOXFILE = textwrap.dedent(
         event("end " + name)
 
 
-    @nox.session(python=False)
-    @reported
+    @declared_session(python=False)
     def ci(session):
         local_ci.run(session, Path(__file__))
 
 
-    @nox.session(python=False, tags=["ci", "shard"])
+    @declared_session(python=False, tags=["ci", "shard"], local="shard_all")
     def shard_a(session):
         event("start shard_a")
         meet("a", "b")
         event("end shard_a")
 
 
-    @nox.session(python=False, tags=["ci", "shard"])
+    @declared_session(python=False, tags=["ci", "shard"], local="shard_all")
     def shard_b(session):
         event("start shard_b")
         meet("b", "a")
         event("end shard_b")
 
 
-    @nox.session(python=False, tags=["ci", "report"])
+    @declared_session(python=False, tags=["ci", "report"], after=["shard_all"])
     def coverage(session):
         step("coverage")
 
 
-    @nox.session(python=False, tags=["ci", "frontend"])
+    @declared_session(python=False, tags=["ci", "frontend"], exclusive="frontend")
     def front_one(session):
         step("front_one")
 
 
-    @nox.session(python=False, tags=["ci", "frontend"])
+    @declared_session(python=False, tags=["ci", "frontend"], exclusive="frontend")
     def front_two(session):
         step("front_two")
     """
@@ -397,17 +457,48 @@ def test_the_longest_expected_session_starts_first_and_the_table_keeps_plan_orde
     assert all(isinstance(seconds, float) for seconds in recorded.values())
 
 
-def test_a_fresh_checkout_starts_the_sessions_that_take_minutes_first(tmp_path):
+def test_a_fresh_checkout_starts_the_sessions_that_take_minutes_first(tmp_path, declared):
+    declared("noxlib_test", cold_seconds=200)
+    declared("test", cold_seconds=100)
     plan = ["lint", "test", "coverage", "docs", "noxlib_test"]
     assert ci.start_order(plan, tmp_path) == ["noxlib_test", "test", "lint", "coverage", "docs"]
 
 
-def test_the_suite_tests_never_overlap_a_session_that_builds_the_frontend():
-    """Its journeys build and serve apps/frontend; two `next build`s in one checkout refuse each other."""
-    sessions = [
-        {"session": "frontend_build", "tags": ["ci", "frontend"]},
-        {"session": "noxlib_test", "tags": ["ci"]},
-        {"session": "lint", "tags": ["ci"]},
-    ]
-    groups = ci.exclusive_groups(["frontend_build", "noxlib_test", "lint"], sessions)
-    assert groups == {"frontend_build": "frontend", "noxlib_test": "frontend"}
+def noxfile_declarations() -> dict[str, dict]:
+    """What this repository's noxfile declares for each session, as `nox -s ci` reads it."""
+    script = (
+        "import dataclasses, json, runpy; runpy.run_path('noxfile.py');"
+        "from noxlib.cache import DECLARED;"
+        "print(json.dumps({name: dataclasses.asdict(d) for name, d in DECLARED.items()}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, env=dict(os.environ, NOX_SCRIPT_MODE="none"),
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def test_the_journeys_never_overlap_a_session_that_builds_the_frontend():
+    """They build and serve apps/frontend; two `next build`s in one checkout refuse each other."""
+    declared = noxfile_declarations()
+    groups = {name: d["exclusive"] for name, d in declared.items() if d["exclusive"]}
+    assert groups["journeys"] == groups["frontend_build"] == groups["frontend_test"] == "frontend"
+    assert "noxlib_test" not in groups  # it reads none of the frontend: it runs beside them
+
+
+def test_an_app_change_is_no_input_of_the_suite_s_own_tests():
+    """A one-line backend change re-runs the backend's tests and the journeys, never noxlib_test."""
+    from noxlib.cache import Declaration
+
+    declared = noxfile_declarations()
+    for name, fields in declared.items():
+        cache.DECLARED[name] = Declaration(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+    try:
+        touched = "apps/backend/src/routers/ping.py"
+        readers = {name for name in declared if touched in cache.input_files(name, REPO)}
+        assert "noxlib_test" not in readers
+        assert {"test", "journeys", "typecheck"} <= readers
+        assert "lint_docker" not in readers
+    finally:
+        for name in declared:
+            cache.DECLARED.pop(name, None)

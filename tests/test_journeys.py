@@ -35,7 +35,7 @@ from noxlib.paths import ARTEFACTS_DIR, NOX_DIR
 from noxlib.processes import free_port
 from tests.runs import ENVDIR, REPO, nox_command, nox_env, run_nox
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.journey]
 FRONTEND_CHECKOUT = pytest.mark.xdist_group(name="journeys")
 # Journeys that start services hold the worker's lease (tests/conftest.py) as every other
 # suite test does: their runs join the services instead of starting and stopping a set each.

@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+# The docs and README describe the app's journeys: they are checked with them (a docs edit
+# re-runs the journeys session, never noxlib_test).
+pytestmark = pytest.mark.journey
 ROW = re.compile(r"^\| `(?P<name>[^`]+)` \| (?P<description>.*?) \| (?P<tags>[^|]*)\|$")
 
 

@@ -41,6 +41,7 @@ def test_bad_shard_is_a_clear_error(bad):
 
 
 @pytest.mark.slow
+@pytest.mark.journey  # it collects the backend's own tests, which import the app
 def test_real_collection_is_split_exactly_once(services):
     """Collect the backend suite for real (inside a lifecycle run) and split it with the recorded durations."""
     result = run_nox(

@@ -189,6 +189,7 @@ def backend(smoke_run, tmp_path_factory) -> Iterator[stack.RunningApp]:
 
 # One worker runs every test that needs the real backend, so the module's backend starts once.
 @pytest.mark.faults
+@pytest.mark.journey
 @pytest.mark.xdist_group(name="smoke")
 def test_fails_clearly_when_the_backend_is_stopped_midway(smoke_run, tmp_path):
     with real_backend(smoke_run, tmp_path / "backend.log") as app:
@@ -224,6 +225,7 @@ def test_failure_names_the_url_status_and_a_body_snippet(imitation, capsys, monk
     assert "Traceback" not in captured.out + captured.err
 
 
+@pytest.mark.journey
 @pytest.mark.xdist_group(name="smoke")
 def test_a_real_backend_passes_every_api_check(backend):
     report, lines = run_in_process(smoke.Target(backend.url, origin=backend.url), "dev", api_only=True)
@@ -239,6 +241,7 @@ def test_a_real_backend_passes_every_api_check(backend):
     assert any("ping -> pong -> ping" in text for text in lines)
 
 
+@pytest.mark.journey
 @pytest.mark.xdist_group(name="smoke")
 def test_the_script_runs_the_same_checks_as_nox(backend):
     """Both run `python3 -m noxlib.smoke`: same names, same order, same verdicts."""

@@ -429,3 +429,23 @@ def test_compose_frontend_build_args_carry_every_next_public_key():
     }
     args = compose()["services"]["frontend"]["build"]["args"]
     assert read <= set(args), f"add to the frontend's build args: {sorted(read - set(args))}"
+
+
+def test_the_pre_commit_hooks_run_sessions_and_tags_that_exist():
+    """A hook naming a renamed session would fail only on someone's next push."""
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text())
+    entries = [hook["entry"] for repo in config["repos"] for hook in repo["hooks"] if "nox" in hook["entry"]]
+    listed = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-k", "not __none__", "-l", "--json"],
+            cwd=ROOT, env=dict(os.environ, NOX_SCRIPT_MODE="none"), capture_output=True, text=True, check=True,
+        ).stdout
+    )  # fmt: skip
+    names = {entry["name"] for entry in listed}
+    tags = {tag for entry in listed for tag in entry["tags"]}
+    assert entries, "no hook runs a nox session"
+    for entry in entries:
+        words = shlex.split(entry)
+        for flag, known in (("-s", names), ("-t", tags)):
+            if flag in words:
+                assert words[words.index(flag) + 1] in known, entry

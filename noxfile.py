@@ -9,6 +9,7 @@
 #   "psycopg[binary]>=3.2",
 #   "boto3>=1.35",
 #   "redis>=5.0",
+#   "rich>=13.7",
 # ]
 # ///
 """Finance Report's development sessions. `nox -l` lists them; docs/development.md explains them.

@@ -25,13 +25,14 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import nox
 
-from noxlib import processes
+from noxlib import ci_progress, processes
 from noxlib.cache import CiCache, cache_disabled, declaration
 from noxlib.errors import UserError
 from noxlib.json_store import JsonFile
@@ -195,9 +196,14 @@ def start_order(plan: list[str], root: Path) -> list[str]:
     With N jobs the run ends when its last session does; started last, the longest one would
     run alone at the end while the other cores idle (longest-processing-time-first scheduling).
     """
-    with durations_file(root).locked() as recorded:
-        expected = {name: _seconds(recorded.get(name, declaration(name).cold_seconds)) for name in plan}
+    expected = expected_seconds(plan, root)
     return sorted(plan, key=lambda name: -expected[name])
+
+
+def expected_seconds(plan: list[str], root: Path) -> dict[str, float]:
+    """How long each session took last time (else its declared `cold_seconds`, else 0: unknown)."""
+    with durations_file(root).locked() as recorded:
+        return {name: _seconds(recorded.get(name, declaration(name).cold_seconds)) for name in plan}
 
 
 def _seconds(value: object) -> float:
@@ -284,30 +290,36 @@ def skip_reason(log: Path, signature: str) -> str | None:
     return lines[-1].split(marker, 1)[1].strip() if lines else None
 
 
-def finish(child: Child, *, echo: bool) -> Outcome:
+def finish(child: Child, *, echo: bool, view: ci_progress.PlainProgress) -> Outcome:
     child.pump.join(timeout=10)
     passed = child.popen.returncode == 0
     # nox exits 0 for a skipped session: say "skipped" and never cache it as green.
     reason = skip_reason(child.log_path, child.signature) if passed else None
     result = "skipped" if reason else "passed" if passed else "FAILED"
     outcome = Outcome(child.signature, result, time.perf_counter() - child.started)
-    print(f"━━━ nox -s {child.signature}: {outcome.result} ({outcome.seconds:.1f}s, log {child.log_path})", flush=True)
+    view.finished(outcome, child.log_path)
     if reason and not echo:
-        print(f"    {reason}", flush=True)
+        view.line(f"    {reason}")
     if not passed and not echo:
         # On a CI runner the log file is gone with the machine: print all of it there.
         on_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-        print(log_tail(child.log_path, None if on_ci else LOG_TAIL_LINES), flush=True)
+        view.line(log_tail(child.log_path, None if on_ci else LOG_TAIL_LINES))
     return outcome
 
 
-def stop_children(children: list[Child], signum: int, timeout: float = CLEANUP_TIMEOUT) -> None:
+def stop_children(
+    children: list[Child],
+    signum: int,
+    timeout: float = CLEANUP_TIMEOUT,
+    *,
+    say: Callable[[str], None] = ci_progress.print_line,
+) -> None:
     """Interrupt each running child once, wait for its cleanup, and stop what is left after `timeout`."""
     running = [child for child in children if child.popen.poll() is None]
     if not running:
         return
     name = signal.Signals(signum).name
-    print(f"\n{name}: waiting for {', '.join(c.signature for c in running)} to clean up", flush=True)
+    say(f"\n{name}: waiting for {', '.join(c.signature for c in running)} to clean up")
     for child in running:
         child.interrupt(signum)
     deadline = time.monotonic() + timeout
@@ -315,7 +327,7 @@ def stop_children(children: list[Child], signum: int, timeout: float = CLEANUP_T
         try:
             child.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            print(f"{child.signature} did not clean up within {timeout:.0f}s; stopping it", flush=True)
+            say(f"{child.signature} did not clean up within {timeout:.0f}s; stopping it")
             processes.stop_group(child.popen.pid)
             child.popen.wait()
         # Its group may outlive it (a worker the child could not stop): nothing of it stays.
@@ -340,6 +352,9 @@ def run_plan(
     hashes: dict[str, str | None] = {}
     pending = start_order(plan, noxfile.parent)
     running: list[Child] = []
+    # A live view at a terminal, unless the children's own output goes there (`-j 1`).
+    live = not echo and ci_progress.interactive()
+    view = ci_progress.start_view(plan, expected_seconds(plan, noxfile.parent), jobs=jobs, live=live)
     try:
         while pending or running:
             for signature in list(pending):
@@ -350,39 +365,42 @@ def run_plan(
                     hashes[signature] = cache.hash_for(signature) if cache else None
                     if cache and cache.is_fresh(signature, hashes[signature]):
                         pending.remove(signature)
-                        print(f"━━━ nox -s {signature}: cached (inputs unchanged since its last green run)", flush=True)
+                        view.cached(signature)
                         outcomes[signature] = Outcome(signature, "cached", 0.0)
                         continue
                 group = groups.get(signature)
                 if len(running) >= jobs or (group and any(groups.get(c.signature) == group for c in running)):
                     continue
                 pending.remove(signature)
-                print(
-                    f"━━━ nox -s {signature}" + ("" if echo else f" (log {log_path(noxfile.parent, signature)})"),
-                    flush=True,
-                )
+                view.started(signature, None if echo else log_path(noxfile.parent, signature))
                 # Held back until the child is listed: an interrupt in between would orphan it.
                 with signals_deferred():
                     running.append(start_child(noxfile, signature, echo=echo))
             for child in [child for child in running if child.popen.poll() is not None]:
-                running.remove(child)
-                outcome = finish(child, echo=echo)
-                if cache:
-                    cache.record(child.signature, hashes[child.signature], passed=outcome.result == "passed")
-                outcomes[child.signature] = outcome
+                # Held back until its outcome is on record: an interrupt while its result and log
+                # tail are printed (slower with the live view) would lose it.
+                with signals_deferred():
+                    running.remove(child)
+                    outcome = finish(child, echo=echo, view=view)
+                    if cache:
+                        cache.record(child.signature, hashes[child.signature], passed=outcome.result == "passed")
+                    outcomes[child.signature] = outcome
             if running:
                 time.sleep(0.1)
     except KeyboardInterrupt as interrupt:
         signum = interrupt.signum if isinstance(interrupt, Terminated) else signal.SIGINT
-        stop_children(running, signum)
+        stop_children(running, signum, say=view.line)
         for child in running:
             if child.signalled:
                 outcomes[child.signature] = Outcome(child.signature, "stopped", time.perf_counter() - child.started)
             else:  # it had ended on its own just before the interrupt
-                outcomes[child.signature] = finish(child, echo=echo)
+                outcomes[child.signature] = finish(child, echo=echo, view=view)
+        view.close()  # the summary goes below the view, with the cursor back
         interrupted = [outcomes.get(name) or Outcome(name, "not run", 0.0) for name in plan]
         print("\n" + summary(interrupted, []), flush=True)
         raise
+    finally:
+        view.close()
     return [outcomes[name] for name in plan]
 
 

@@ -8,6 +8,9 @@ Speed goals live here, never as timed assertions in tests.
 The `loop` group times whole commands as a developer types them (`uvx nox -l`, a warm
 `uvx nox -s test`, ...); `-- --before REF` runs each of them in a clone of REF too, interleaved
 with this checkout's runs so both see the same machine load, and reports before/after ratios.
+The opt-in `prepush` group times the loop before a push: `uvx nox -s ci` in a fresh clone
+(cold, then with nothing changed, then after each kind of one-line change), which sessions each
+run re-ran, and how the run after a backend change compares with a warm `uvx nox -s test`.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nox
@@ -42,9 +45,10 @@ from noxlib.services.native import NativeServices
 
 RESULTS_FILE = NOX_DIR / "bench.json"
 ISOLATION_TESTS = ["tests/test_api_ping.py", "tests/test_api_journal.py", "tests/test_api_reconciliation.py"]
-GROUPS = ("services", "databases", "isolation", "upload", "test", "loop", "suite", "ci")
-# Opt-in: minutes each (`suite` is noxlib_test and a cold `ci` in a fresh clone).
-OPT_IN = ("suite", "ci")
+GROUPS = ("services", "databases", "isolation", "upload", "test", "loop", "suite", "ci", "prepush")
+# Opt-in: minutes each (`suite` is noxlib_test and a cold `ci` in a fresh clone; `prepush` is
+# five `ci` runs and a `test` per checkout, the first of them cold).
+OPT_IN = ("suite", "ci", "prepush")
 
 
 @dataclass
@@ -52,6 +56,8 @@ class Figure:
     group: str
     name: str
     runs: list[float]
+    # For a figure that times `nox -s ci`: each session's result in that run's summary table.
+    sessions: dict[str, str] | None = field(default=None)
 
     @property
     def median(self) -> float:
@@ -225,10 +231,14 @@ def _run_quiet(argv: list[str], env: dict[str, str], cwd: Path) -> str:
 
 def _run_merged(argv: list[str], env: dict[str, str], cwd: Path) -> str:
     """Like _run_quiet, with stderr in the output: nox writes its (timestamped) log there."""
-    result = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    result = _merged_output(argv, env, cwd)
     if result.returncode != 0:
         raise UserError(f"benchmark command failed: {' '.join(argv[:4])} …\n{result.stdout[-2000:]}")
     return result.stdout
+
+
+def _merged_output(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
 def _nox(*args: str) -> list[str]:
@@ -398,6 +408,206 @@ def _head(root: Path) -> str:
     ).stdout.strip()
 
 
+# ----- the pre-push loop: `uvx nox -s ci` in a fresh clone, change by change -----------------
+# The results of ci's summary table (noxlib/ci.py `summary`); the first two mean the session ran.
+CI_RAN = ("passed", "FAILED")
+_CI_RESULTS = (*CI_RAN, "cached", "skipped", "stopped", "not run")
+_SUMMARY_HEADER = re.compile(r"^session\s+result\s+seconds$")
+_SUMMARY_ROW = re.compile(rf"^(?P<session>\S.*?)\s{{2,}}(?P<result>{'|'.join(_CI_RESULTS)})\s+\d+\.\d$")
+# How a comment line reads in each kind of file a change edits.
+_COMMENT = {".py": "# {}", ".ts": "// {}", ".tsx": "// {}", ".md": "<!-- {} -->"}
+PREPUSH_TEST = "pre-push test, warm, after backend src change"
+# The issue's goal: ci after a one-line backend change at most 1.5x a warm `nox -s test`.
+PREPUSH_GOAL = "pre-push ci / warm test, backend src change"
+
+
+def ci_results(output: str) -> dict[str, str]:
+    """Each session's result in the last summary table of `nox -s ci`'s output, in its order.
+
+    Read from the table, not from a list of names: which sessions ci runs is noxfile.py's to say.
+    The last table counts because a session's own output (echoed with `-j 1`) may hold one too.
+    """
+    lines = [line.rstrip() for line in output.splitlines()]
+    headers = [number for number, line in enumerate(lines) if _SUMMARY_HEADER.match(line)]
+    results: dict[str, str] = {}
+    for line in lines[headers[-1] + 1 :] if headers else []:
+        if set(line) <= {"-", " "}:
+            continue
+        row = _SUMMARY_ROW.match(line)
+        if row is None:
+            break  # the `total` line: the table ends
+        results[row["session"]] = row["result"]
+    return results
+
+
+@dataclass(frozen=True)
+class CiRun:
+    seconds: float
+    results: dict[str, str]
+    passed: bool
+
+    @property
+    def ran(self) -> list[str]:
+        """The sessions this run ran (rather than `cached` or `skipped`)."""
+        return [name for name, result in self.results.items() if result in CI_RAN]
+
+
+def run_ci(argv: list[str], env: dict[str, str], root: Path) -> CiRun:
+    """One timed `nox -s ci` in `root`; a red run is returned, not raised: its table is the figure."""
+    started = time.perf_counter()
+    result = _merged_output(argv, env, root)
+    seconds = time.perf_counter() - started
+    results = ci_results(result.stdout)
+    if not results:
+        raise UserError(f"`{' '.join(argv)}` in {root} printed no summary table; its output ended:\n"
+                        f"{result.stdout[-2000:]}")  # fmt: skip
+    return CiRun(seconds, results, result.returncode == 0)
+
+
+@dataclass(frozen=True)
+class OneLineChange:
+    """One kind of edit a developer pushes: a comment line in the first of `paths` the checkout has."""
+
+    kind: str
+    paths: tuple[str, ...]
+
+    def path(self, root: Path) -> Path:
+        for name in self.paths:
+            if (root / name).is_file():
+                return root / name
+        raise UserError(f"the {self.kind} change edits one of {', '.join(self.paths)}; {root} has none of them.")
+
+    def apply(self, root: Path) -> Path:
+        """Add the comment as the first line: at the end, ruff format would want two blank lines before it."""
+        path = self.path(root)
+        comment = _COMMENT[path.suffix].format(f"bench: a one-line {self.kind} change")
+        path.write_text(f"{comment}\n{path.read_text()}")
+        return path
+
+    def commit(self, root: Path) -> None:
+        """Keep the change: the next kind then starts from a tree every session is green for."""
+        path = self.path(root).relative_to(root)
+        subprocess.run(
+            ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "--quiet", "--no-verify",
+             "-m", f"bench: a one-line {self.kind} change", "--", str(path)],
+            cwd=root, check=True, capture_output=True,
+        )  # fmt: skip
+
+
+# Files present since the first commit, so any --before REF has them.
+PREPUSH_CHANGES = (
+    OneLineChange("backend src", ("apps/backend/src/routers/ping.py",)),
+    OneLineChange("backend tests", ("apps/backend/tests/test_api_ping.py",)),
+    OneLineChange("frontend", ("apps/frontend/app/page.tsx", "apps/frontend/src/app/page.tsx")),
+    OneLineChange("docs", ("docs/development.md", "docs/index.md")),
+)
+
+
+def prepush_rows(
+    clones: dict[str, Path],
+    ci: Callable[[Path], CiRun],
+    test: Callable[[Path], float],
+    log: Callable[[str], object],
+    changes: tuple[OneLineChange, ...] = PREPUSH_CHANGES,
+) -> list[Figure]:
+    """The pre-push figures, each step taken in every clone before the next so both see the same load.
+
+    A change is committed after its timed `ci` rather than reverted: the cache hashes file
+    contents, so after a green run every session is fresh for the edited tree, and the next kind
+    starts from exactly that state. Reverting would make the same sessions stale again and cost
+    one more untimed `ci` per kind for the same independence.
+    """
+    figures: list[Figure] = []
+
+    def record(label: str, name: str, seconds: float, sessions: dict[str, str] | None = None) -> None:
+        figure = Figure("prepush", name + ("" if label == "after" else f" [{label}]"), [seconds], sessions)
+        figures.append(figure)
+        # Each row takes minutes: show it as it lands, with what ci re-ran.
+        log(figure.row() + (f"  re-ran: {', '.join(_ran(sessions)) or 'nothing'}" if sessions is not None else ""))
+
+    warm = dict(clones)
+    for label, root in clones.items():
+        cold = ci(root)
+        if not cold.passed:
+            # Without a green first run every later run re-runs the red sessions: no figure is fair.
+            failed = [name for name, result in cold.results.items() if result == "FAILED"]
+            log(f"no pre-push figures for {label}: the first `ci` in its fresh clone failed ({', '.join(failed)})")
+            del warm[label]
+            continue
+        record(label, "pre-push ci, cold fresh clone", cold.seconds, cold.results)
+    for label, root in warm.items():
+        noop = ci(root)
+        record(label, "pre-push ci, no-op", noop.seconds, noop.results)
+    for change in changes:
+        for label, root in warm.items():
+            change.apply(root)
+            changed = ci(root)
+            record(label, f"pre-push ci, one-line change: {change.kind}", changed.seconds, changed.results)
+            if change is changes[0]:  # backend src: what a warm `nox -s test` is compared with
+                try:
+                    record(label, PREPUSH_TEST, test(root))
+                except UserError as error:
+                    log(f"no figure for {PREPUSH_TEST!r} [{label}]: {error}")
+            change.commit(root)
+    return figures
+
+
+def _ran(sessions: dict[str, str] | None) -> list[str]:
+    """Sessions that ran, a red one marked: a re-run that failed is not a fair time."""
+    return [f"{name} (FAILED)" if result == "FAILED" else name for name, result in (sessions or {}).items()
+            if result in CI_RAN]  # fmt: skip
+
+
+def bench_prepush(session: nox.Session, checkouts: dict[str, Path]) -> list[Figure]:
+    """The pre-push loop in a fresh clone of each checkout's HEAD (one run per row: minutes each)."""
+    # The developer's terminal, with the cache on even if this bench runs under CI=true.
+    env = {key: value for key, value in developer_env(session).items() if key != "CI"}
+    with tempfile.TemporaryDirectory(prefix="bench-prepush-") as scratch:
+        clones = {label: clone_checkout(_head(root), Path(scratch) / label) for label, root in checkouts.items()}
+        return prepush_rows(
+            clones,
+            ci=lambda root: run_ci(uvx_nox("-s", "ci"), env, root),
+            test=lambda root: timed(lambda: _run_merged(uvx_nox("-s", "test"), env, root), 1)[0],
+            log=session.log,
+        )
+
+
+def prepush_table(figures: list[Figure]) -> tuple[list[str], dict[str, float]]:
+    """One line per pre-push row, before and after side by side, and the ratio of ci to a warm test."""
+    measured = {figure.name: figure for figure in figures if figure.group == "prepush"}
+    names = list(dict.fromkeys(name.removesuffix(" [before]") for name in measured))
+    if not names:
+        return [], {}
+    lines = [
+        "",
+        "pre-push loop: one run per row and checkout (each takes minutes), so single samples, not medians",
+        f"{'row':<56} {'before':>9} {'after':>9} {'before/after':>13}",
+    ]
+    for name in names:
+        before, after = measured.get(f"{name} [before]"), measured.get(name)
+        ratio = f"{before.median / after.median:12.2f}x" if before and after and after.median > 0 else f"{'—':>13}"
+        lines.append(f"{name:<56} {_seconds_cell(before)} {_seconds_cell(after)} {ratio}")
+        for label, figure in (("before", before), ("after", after)):
+            if figure and figure.sessions is not None:
+                lines.append(f"    {label} re-ran: {', '.join(_ran(figure.sessions)) or 'nothing'}")
+    ratios: dict[str, float] = {}
+    cells = []
+    for suffix in (" [before]", ""):
+        ci = measured.get(f"pre-push ci, one-line change: {PREPUSH_CHANGES[0].kind}{suffix}")
+        test = measured.get(PREPUSH_TEST + suffix)
+        if ci and test and test.median > 0:
+            ratios[PREPUSH_GOAL + suffix] = round(ci.median / test.median, 2)
+            cells.append(f"{ratios[PREPUSH_GOAL + suffix]:8.2f}x")
+        else:
+            cells.append(f"{'—':>9}")
+    lines.append(f"{PREPUSH_GOAL:<56} {cells[0]} {cells[1]}  goal: at most 1.5x")
+    return lines, ratios
+
+
+def _seconds_cell(figure: Figure | None) -> str:
+    return f"{figure.median:8.1f}s" if figure else f"{'—':>9}"
+
+
 def before_after_ratios(figures: list[Figure]) -> dict[str, float]:
     """before / after for every figure measured in both checkouts: above 1 means faster now."""
     ratios = {}
@@ -434,7 +644,9 @@ def report(figures: list[Figure]) -> tuple[str, dict[str, float]]:
             ratios[label] = round(top.median / bottom.median, 2)
     lines.append("")
     lines += [f"ratio      {label:<56} {value:8.2f}x" for label, value in ratios.items()]
-    return "\n".join(lines), ratios
+    prepush_lines, prepush_ratios = prepush_table(figures)
+    lines += prepush_lines
+    return "\n".join(lines), ratios | prepush_ratios
 
 
 def run(session: nox.Session) -> None:
@@ -456,7 +668,7 @@ def run(session: nox.Session) -> None:
     unknown = sorted(set(chosen) - set(GROUPS))
     if unknown:
         raise UserError(
-            f"unknown bench group {unknown[0]!r}; choose from {', '.join(GROUPS)} (suite and ci are opt-in)."
+            f"unknown bench group {unknown[0]!r}; choose from {', '.join(GROUPS)} ({', '.join(OPT_IN)} are opt-in)."
         )
     figures: list[Figure] = []
     with private_state(), tempfile.TemporaryDirectory(prefix="bench-before-") as scratch:
@@ -481,6 +693,8 @@ def run(session: nox.Session) -> None:
         if "suite" in chosen:
             figures += bench_commands(session, SUITE_COMMANDS, 1, checkouts)
             figures += bench_cold_ci(session, checkouts)
+        if "prepush" in chosen:
+            figures += bench_prepush(session, checkouts)
     if "ci" in chosen:
         figures += bench_ci(runs)  # on the developer's own state: that is what `ci` uses
     table, ratios = report(figures)

@@ -263,7 +263,7 @@ def frontend_dev(session: nox.Session) -> None:
 # ----- docs and contracts ------------------------------------------------------------------
 @session(
     python=DEFAULT_PYTHON, uv_groups=["docs"], tags=["ci"], default=False,
-    inputs=["docs/**", "mkdocs.yml", "README.md", "apps/backend/src/**"],
+    inputs=["docs/**", "mkdocs.yml", "README.md", "apps/backend/src/__init__.py", "apps/backend/src/config.py"],
 )  # fmt: skip
 def docs(session: nox.Session) -> None:
     """Serve the docs with live reload in a terminal; build them strictly otherwise (-- build)."""

@@ -17,6 +17,7 @@ lets only one of them build or sync it, and a sync of an unchanged venv is a no-
 from __future__ import annotations
 
 import os
+import re
 
 import nox
 
@@ -48,14 +49,21 @@ def default_workers() -> int:
 
 
 def prepare_inner_runs(session: nox.Session) -> dict[str, str | None]:
-    """Sync the inner `test` venv once; return the env that tells the tests where it is."""
+    """Sync the inner `test` venv once; return the env that tells the tests where it is.
+
+    One envdir per outer session: the nested nox finds Python through the outer venv's PATH,
+    and a venv built with another interpreter is rebuilt (noxlib/session_venvs.py), so
+    `noxlib_test` and `journeys` side by side in `ci` would rebuild one shared venv under each
+    other's running tests.
+    """
     clean: dict[str, str | None] = dict.fromkeys(VENV_VARIABLES)
-    INNER_ENVDIR.mkdir(parents=True, exist_ok=True)
+    envdir = INNER_ENVDIR / re.sub(r"[^A-Za-z0-9._-]+", "-", session.name).strip("-")
+    envdir.mkdir(parents=True, exist_ok=True)
     session.run(
-        "nox", "--envdir", str(INNER_ENVDIR), "--reuse-venv", "yes", "-s", "test", "--install-only",
+        "nox", "--envdir", str(envdir), "--reuse-venv", "yes", "-s", "test", "--install-only",
         env={**clean, "NOX_SCRIPT_MODE": "none"},
     )  # fmt: skip
-    return {"FR_SUITE_NOX_ENVDIR": str(INNER_ENVDIR)}
+    return {"FR_SUITE_NOX_ENVDIR": str(envdir)}
 
 
 def pytest_args(selection: list[str], posargs: list[str], shard: str | None = None) -> list[str]:

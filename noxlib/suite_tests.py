@@ -34,8 +34,8 @@ CLEANUP_SECONDS = 45.0
 # browser, so one worker per CPU left a third of the CPUs idle (measured on 2 cores). Each
 # worker starts services of its own (tests/conftest.py), so the count is capped.
 MAX_WORKERS = 12
-# GitHub's noxlib_test jobs: each about a third of the suite's ~300 s on a 2-core runner.
-SHARD_COUNT = 3
+# GitHub's noxlib_test jobs: each about a quarter of the suite's ~300 s on a 2-core runner.
+SHARD_COUNT = 4
 DURATIONS_FILE = REPO_ROOT / "tests" / "test_durations.json"
 # The real-engine compose tests have their own session (compose_test), so a runner with Docker
 # does not build and run the images twice.

@@ -12,6 +12,7 @@ import os
 import pty
 import re
 import select
+import signal
 import subprocess
 import sys
 import textwrap
@@ -81,6 +82,10 @@ class Terminal:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: nothing of pytest may run here
             try:
+                # A terminal's program starts with Ctrl+C and hang-up at their defaults; a suite
+                # started as a background job (or under nohup) would hand them on ignored.
+                for sig in (signal.SIGINT, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_DFL)
                 os.chdir(cwd)
                 os.execvpe(argv[0], argv, env)  # noqa: S606 - argv is the program, as a shell would not add
             finally:

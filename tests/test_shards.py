@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 
@@ -58,3 +59,34 @@ def test_real_collection_is_split_exactly_once(services):
     assert sorted(flat) == sorted(collected)
     assert len(set(flat)) == len(flat)
     assert all(shards), "every shard has tests"
+
+
+def test_the_suite_s_own_shards_run_each_of_its_tests_exactly_once():
+    """GitHub's noxlib_test_shard jobs: pytest-split over the recorded durations, every test in one shard."""
+    import os
+    import subprocess
+    import sys
+
+    from noxlib import suite_tests
+
+    def collected(*extra: str) -> list[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+             *suite_tests.NOXLIB_TESTS, *extra],
+            cwd=suite_tests.REPO_ROOT, capture_output=True, text=True, check=False,
+            # Its own state directory: the inherited one is this run's, which it would remove.
+            env={key: value for key, value in os.environ.items() if key != "FR_CACHE_DIR"},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        return [line for line in result.stdout.splitlines() if "::" in line]
+
+    whole = collected()
+    total = suite_tests.SHARD_COUNT
+    shards = [collected(*suite_tests.pytest_args([], ["-n", "0"], f"{k}/{total}")) for k in range(1, total + 1)]
+    flat = [node for shard in shards for node in shard]
+    assert sorted(flat) == sorted(whole)
+    assert all(shards), "every shard has tests"
+    # Balanced by the recorded durations: no shard holds more than half the suite's recorded time.
+    recorded = json.loads(suite_tests.DURATIONS_FILE.read_text())
+    times = [sum(recorded.get(node, 0.0) for node in shard) for shard in shards]
+    assert max(times) < sum(times) / 2, times

@@ -54,9 +54,15 @@ def down(log: Log = print, *, force: bool = False, prune_foreign: bool = False) 
         if not backend.running():
             log("services   none running")
         else:
-            urls = backend.urls()
-            log = redacting(log, urls.secrets())
-            if postgres_ready(urls):
+            try:
+                urls: ServiceUrls | None = backend.urls()
+            except UserError as error:
+                # Lost credentials must not keep the services running: stop them all the same.
+                log(f"warning: {error} Test databases were not checked.")
+                urls = None
+            if urls is not None:
+                log = redacting(log, urls.secrets())
+            if urls is not None and postgres_ready(urls):
                 reaping = drop_orphan_test_databases(
                     urls.database_url(),
                     [lease.namespace for lease in state.leases],

@@ -12,11 +12,16 @@ from noxlib.phases import Log
 from noxlib.redaction import redacting
 from noxlib.service_leases import leased_services, registry
 from noxlib.services import ServiceBackend, ServiceUrls, requested_backend, select_backend
+from noxlib.signals import interrupt_once
 
 
 def keep_services(log: Log = print) -> ServiceUrls:
-    """Start (or join) the services and mark them as the developer's: only `down` stops them."""
-    with leased_services("infra", run_namespace(), keep=True, log=log) as service_lease:
+    """Start (or join) the services and mark them as the developer's: only `down` stops them.
+
+    Ctrl+C, SIGTERM and SIGHUP interrupt the start like any run's (exit 130, 143, 129): what this
+    start had started is stopped again, never left half-started and recorded as kept.
+    """
+    with interrupt_once(), leased_services("infra", run_namespace(), keep=True, log=log) as service_lease:
         urls = service_lease.urls
         log = redacting(log, urls.secrets())
         log(f"postgres   {urls.database_url()}")
@@ -41,7 +46,7 @@ def down(log: Log = print, *, force: bool = False, prune_foreign: bool = False) 
     from noxlib.services.probes import postgres_ready
 
     leases = registry()
-    with leases.locked() as state:
+    with interrupt_once(), leases.locked() as state:
         for lease in state.pruned:
             log(f"pruned     dead lease of pid {lease.pid} ({lease.namespace})")
         if state.leases and not force:

@@ -15,19 +15,22 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
 import psycopg
 import pytest
 
+from noxlib import processes
 from noxlib.services.native import find_postgres_bindir
-from tests.runs import output, run_nox
+from tests.runs import REPO, _terminal_signals, nox_command, nox_env, output, run_nox
 from tests.test_faults import (  # noqa: F401
     PRIVATE,
     TRACEBACK,
@@ -309,3 +312,85 @@ def test_services_outlive_their_record_and_are_still_found_and_stopped(private, 
     assert marked_services(private) == []
     for backup in private.native.root.glob("services.json.corrupt-*"):
         backup.unlink()
+
+
+# ----- item 5: signals during infra and docs ----------------------------------------------------
+def start_nox(log: Path, *args: str, **env: str) -> subprocess.Popen:
+    """`nox ARGS` as a shell starts a foreground job: its own process group, SIGINT and SIGHUP acting."""
+    with open(log, "wb") as handle:
+        return subprocess.Popen(
+            nox_command(*args),
+            cwd=REPO,
+            env=nox_env(**env),
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_terminal_signals,
+        )
+
+
+def wait_for(condition: Callable[[], bool], run: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert run.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.02)
+
+
+def postgres_recorded(private: PrivateState) -> bool:
+    """PostgreSQL spawned and recorded; Redis and S3 not yet started."""
+    try:
+        record = json.loads(private.native.state_file.read_text())
+    except (OSError, ValueError):
+        return False
+    return bool((record.get("postgres") or {}).get("process")) and not (record.get("redis") or {}).get("process")
+
+
+@PRIVATE
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGHUP, 129), (signal.SIGINT, 130)])
+def test_a_signal_during_infra_leaves_nothing_half_started(private, tmp_path, sig, code):
+    """SIGTERM and SIGHUP ended infra at once (143/129) with PostgreSQL up and recorded as kept,
+    Redis and S3 never started."""
+    private.native.state_file.unlink(missing_ok=True)
+    log = tmp_path / "infra.log"
+    run = start_nox(log, "-s", "infra", **private.env)
+    try:
+        wait_for(lambda: postgres_recorded(private), run, log)
+        if sig == signal.SIGINT:
+            os.killpg(run.pid, sig)  # the terminal's Ctrl+C reaches the whole group
+        else:
+            os.kill(run.pid, sig)  # `kill PID`
+        assert run.wait(timeout=120) == code, log.read_text()
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    assert TRACEBACK not in log.read_text()
+    assert not private.native.running(), log.read_text()
+    assert private.recorded()["services"] is None
+    assert processes.group_members(run.pid) == []
+
+
+def test_ctrl_c_on_docs_serve_is_not_a_success(tmp_path):
+    """Ctrl+C on `nox -s docs` (serve) exited 0 with "Session docs was successful"."""
+    log = tmp_path / "docs.log"
+    # Not -R: the docs venv is made on first use (the suite's nested envdir keeps it).
+    command = nox_command("-s", "docs", "--", "serve")
+    command.remove("-R")
+    with open(log, "wb") as handle:
+        run = subprocess.Popen(
+            command, cwd=REPO, env=nox_env(), stdout=handle, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_terminal_signals,
+        )  # fmt: skip
+    try:
+        wait_for(lambda: "Serving on http://" in log.read_text(errors="replace"), run, log, timeout=300)
+        os.killpg(run.pid, signal.SIGINT)
+        assert run.wait(timeout=60) == 130, log.read_text()
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait()
+    text = log.read_text()
+    assert "Session docs was successful" not in text
+    assert "Session docs interrupted" in text, text
+    assert processes.group_members(run.pid) == []

@@ -23,13 +23,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psutil
 import psycopg
 import pytest
+import redis
 
 from noxlib import processes
-from noxlib.services.native import find_postgres_bindir
+from noxlib.services.native import find_postgres_bindir, find_redis_server
 from tests.runs import REPO, _terminal_signals, nox_command, nox_env, output, run_nox
 from tests.test_faults import (  # noqa: F401
     PRIVATE,
@@ -394,3 +396,64 @@ def test_ctrl_c_on_docs_serve_is_not_a_success(tmp_path):
     assert "Session docs was successful" not in text
     assert "Session docs interrupted" in text, text
     assert processes.group_members(run.pid) == []
+
+
+# ----- item 2: Redis answers only with its password ---------------------------------------------
+@PRIVATE
+def test_redis_refuses_a_client_without_its_password_and_runs_still_work(private, runs, tmp_path):
+    """The native Redis answered PING to anyone on the machine."""
+    infra = private.nox("-s", "infra")
+    assert infra.returncode == 0, infra.stdout
+    urls = private.native.urls()
+    address = urlsplit(urls.redis_url)
+    assert address.password
+    stranger = redis.Redis(host=address.hostname, port=address.port, socket_timeout=5)
+    with pytest.raises(redis.AuthenticationError):
+        stranger.ping()
+    stranger.close()
+    assert the_line(infra.stdout, "redis://").endswith(f"redis      redis://:***@{address.hostname}:{address.port}/0")
+    assert address.password not in infra.stdout
+    # Neither on the command line every account's `ps` shows, nor in a file others can read.
+    server = psutil.Process(private.processes()["redis"].pid)
+    assert address.password not in " ".join(server.cmdline())
+    assert stat.S_IMODE((private.native.root / "redis" / "redis.conf").stat().st_mode) == 0o600
+
+    # A run's app and harness get the password in REDIS_URL (the probe writes a key with it).
+    branch = unique("redisauth")
+    run = runs(branch, workers=0, **private.env)
+    assert run.wait(timeout=300) == 0, output(branch, tmp_path)
+    running = private.processes()
+    assert private.nox("-s", "down").returncode == 0
+    assert_stopped(private, running)
+
+
+@PRIVATE
+def test_a_redis_started_without_a_password_is_restarted_with_it(private):
+    """Services an earlier version started (no password; credentials without redis_password)."""
+    assert private.nox("-s", "infra").returncode == 0
+    assert private.nox("-s", "down").returncode == 0
+    credentials = json.loads(private.native.credentials_file.read_text())
+    del credentials["redis_password"]
+    private.native.credentials_file.write_text(json.dumps(credentials))
+    directory = private.native.root / "redis"
+    port = processes.free_port()
+    argv = [str(find_redis_server()), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(directory)]
+    old, _ = processes.start("redis", argv, log_path=directory / "redis.log")
+    record = json.loads(private.native.state_file.read_text())
+    record["redis"] = {"port": port, "process": old.to_dict()}
+    private.native.state_file.write_text(json.dumps(record))
+    assert redis.Redis(port=port).ping()
+    try:
+        infra = private.nox("-s", "infra")
+        assert infra.returncode == 0, infra.stdout
+        assert not old.is_running(), infra.stdout
+        assert (
+            json.loads(private.native.credentials_file.read_text())["postgres_password"]
+            == (credentials["postgres_password"])
+        )
+        assert private.native.healthy()
+    finally:
+        processes.stop(old)
+    running = private.processes()
+    assert private.nox("-s", "down").returncode == 0
+    assert_stopped(private, running)

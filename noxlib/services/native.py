@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from noxlib import processes
 from noxlib.errors import ServiceError, UserError
@@ -41,7 +42,9 @@ if TYPE_CHECKING:
 
 DEFAULT_PORTS = {"postgres": 5432, "redis": 6379, "s3": 9000}
 # What credentials.json must hold: every value a non-empty string.
-CREDENTIAL_KEYS = ("postgres_password", "s3_secret_key")
+CREDENTIAL_KEYS = ("postgres_password", "s3_secret_key", "redis_password")
+# Keys a file of an earlier version lacks: added on first read, never a reason to reset anything.
+ADDED_CREDENTIAL_KEYS = ("redis_password",)
 # In the environment of Redis and S3: the directory of the state directory they belong to, so
 # they are found (and stopped) even when services.json is lost.
 SERVICE_MARKER = "FR_NATIVE_SERVICE"
@@ -232,9 +235,15 @@ class NativeServices:
             raise CorruptCredentials("not a JSON object")
         for key in CREDENTIAL_KEYS:
             value = stored.get(key)
+            if key in ADDED_CREDENTIAL_KEYS and key not in stored:
+                continue
             if not isinstance(value, str) or not value:
                 raise CorruptCredentials(f"{key} is missing or not a string")
-        return {key: stored[key] for key in CREDENTIAL_KEYS}
+        credentials = {key: stored[key] for key in CREDENTIAL_KEYS if key in stored}
+        if missing := [key for key in ADDED_CREDENTIAL_KEYS if key not in credentials]:
+            credentials |= {key: secrets.token_urlsafe(18) for key in missing}
+            self._write_credentials(credentials)
+        return credentials
 
     def _credentials_problem(self) -> str | None:
         """Why the stored credentials cannot be used (missing, or corrupt and how); None when they can."""
@@ -270,13 +279,16 @@ class NativeServices:
 
     def _new_credentials(self) -> dict[str, str]:
         credentials = {key: secrets.token_urlsafe(18) for key in CREDENTIAL_KEYS}
+        self._write_credentials(credentials)
+        return credentials
+
+    def _write_credentials(self, credentials: dict[str, str]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         # Written whole, readable by its owner only, and never through a link.
         temporary = self.credentials_file.with_name(f"{self.credentials_file.name}.{os.getpid()}.tmp")
         temporary.unlink(missing_ok=True)
         _create_exclusively(temporary, json.dumps(credentials).encode(), 0o600)
         temporary.replace(self.credentials_file)
-        return credentials
 
     def _data_dir(self) -> Path:
         return self.root / "postgres" / "data"
@@ -333,12 +345,13 @@ class NativeServices:
 
     def _urls(self, components: dict[str, _Component]) -> ServiceUrls:
         credentials = self._credentials()
+        redis_password = quote(credentials["redis_password"], safe="")
         return ServiceUrls(
             postgres_host="127.0.0.1",
             postgres_port=components["postgres"].port,
             postgres_user=POSTGRES_USER,
             postgres_password=credentials["postgres_password"],
-            redis_url=f"redis://127.0.0.1:{components['redis'].port}/0",
+            redis_url=f"redis://:{redis_password}@127.0.0.1:{components['redis'].port}/0",
             s3_endpoint=f"http://127.0.0.1:{components['s3'].port}",
             s3_access_key=S3_ACCESS_KEY,
             s3_secret_key=credentials["s3_secret_key"],
@@ -352,7 +365,8 @@ class NativeServices:
             urls = self.urls()
         except CredentialsLost:
             return False  # running, but nobody can use them: `start()` resets the password
-        return all_ready(urls)
+        # A Redis that answers anyone is not the one we start: `start()` restarts it with its password.
+        return all_ready(urls) and not _redis_is_open(components["redis"].port)
 
     def running(self) -> bool:
         """Whether any service process of ours is alive (healthy or not)."""
@@ -376,6 +390,12 @@ class NativeServices:
             "redis": self._start_redis,
             "s3": self._start_s3,
         }
+        redis = components["redis"]
+        urls = self._urls(components)
+        if redis.process is not None and redis.running() and (not redis_ready(urls) or _redis_is_open(redis.port)):
+            # Ours, but started without the current password (by an earlier version, or before a
+            # lost credentials file was replaced): restarted with it.
+            processes.stop(redis.process)
         try:
             for name, component in components.items():
                 if not component.running():
@@ -493,8 +513,13 @@ class NativeServices:
         directory = self.root / "redis"
         require_private_directory(directory, "the Redis directory")
         component.port = processes.free_port(component.port)
+        # The password goes in a file of root's (0600), not on the command line every account's
+        # `ps` shows; without it Redis answers anyone on the machine.
+        config = directory / "redis.conf"
+        config.unlink(missing_ok=True)
+        _create_exclusively(config, f"requirepass {self._credentials()['redis_password']}\n".encode(), 0o600)
         argv = [
-            str(server), "--port", str(component.port), "--bind", "127.0.0.1",
+            str(server), str(config), "--port", str(component.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", str(directory),
         ]  # fmt: skip
         log_path = directory / "redis.log"
@@ -568,6 +593,23 @@ def _reclaim_from(pg_root: Path, account: pwd.struct_passwd) -> None:
         else:
             entry.unlink()
     print(f"note: took {pg_root} back from {account.pw_name!r}; only data/ stays its own", file=sys.stderr)
+
+
+def _redis_is_open(port: int) -> bool:
+    """Whether the Redis on `port` answers a client without a password.
+
+    redis-py's AUTH against a Redis without a password succeeds (Redis 6's `default` user has
+    none and accepts any), so a probe with the password cannot tell; one without it can.
+    """
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 def _is_redis(process: psutil.Process) -> bool:

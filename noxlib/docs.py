@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from noxlib.errors import UserError
 from noxlib.paths import REPO_ROOT
 from noxlib.processes import port_is_free
-from noxlib.signals import interrupt_once
 
 if TYPE_CHECKING:
     import nox
@@ -89,11 +88,10 @@ def serve(session: nox.Session) -> None:
 def run(session: nox.Session) -> None:
     """Serve or build, as `choose_mode` decides from the arguments and the terminal.
 
-    Under the signal gate: `mkdocs serve` exits 0 on Ctrl+C, and nox then drops the interrupt
-    and reports the session successful; the gate makes it end 130 (143, 129 for SIGTERM, SIGHUP).
+    `mkdocs serve` exits 0 on Ctrl+C; the signal gate every session runs under
+    (noxlib/session_venvs.py) still ends the session 130, not successful.
     """
-    with interrupt_once():
-        if choose_mode(list(session.posargs), session.interactive) == "serve":
-            serve(session)
-        else:
-            build(session)
+    if choose_mode(list(session.posargs), session.interactive) == "serve":
+        serve(session)
+    else:
+        build(session)

@@ -32,6 +32,7 @@ import nox_uv
 from nox.logger import logger
 
 from noxlib.paths import REPO_ROOT
+from noxlib.signals import interrupt_once
 
 # The file whose change means "what the sessions install changed": it pins every group's packages.
 LOCK_FILE = REPO_ROOT / "uv.lock"
@@ -109,6 +110,11 @@ def session(*args: Any, **kwargs: Any) -> Callable[..., Any]:
 
     nox-uv syncs the venv and then calls the session function; wrapping that function is the
     first moment after the sync, so that is where an exclusive lock becomes shared.
+
+    Every session body runs under the signal gate (noxlib/signals.py): without it SIGTERM and
+    SIGHUP kill nox on the spot, whatever it had half-started, and a server that exits 0 on
+    Ctrl+C (`mkdocs serve`, `next dev`) has nox drop the interrupt and report success. Under
+    it every session ends 130, 143 or 129 after its cleanup.
     """
     if not args:
         return functools.partial(session, **kwargs)
@@ -118,7 +124,8 @@ def session(*args: Any, **kwargs: Any) -> Callable[..., Any]:
     def after_sync(*call_args: Any, **call_kwargs: Any) -> Any:
         while _exclusive:
             fcntl.flock(_exclusive.pop(), fcntl.LOCK_SH)
-        return function(*call_args, **call_kwargs)
+        with interrupt_once():
+            return function(*call_args, **call_kwargs)
 
     return nox_uv.session(after_sync, **kwargs)
 

@@ -86,7 +86,11 @@ def serve(session: nox.Session) -> None:
 
 
 def run(session: nox.Session) -> None:
-    """Serve or build, as `choose_mode` decides from the arguments and the terminal."""
+    """Serve or build, as `choose_mode` decides from the arguments and the terminal.
+
+    `mkdocs serve` exits 0 on Ctrl+C; the signal gate every session runs under
+    (noxlib/session_venvs.py) still ends the session 130, not successful.
+    """
     if choose_mode(list(session.posargs), session.interactive) == "serve":
         serve(session)
     else:

@@ -12,11 +12,16 @@ from noxlib.phases import Log
 from noxlib.redaction import redacting
 from noxlib.service_leases import leased_services, registry
 from noxlib.services import ServiceBackend, ServiceUrls, requested_backend, select_backend
+from noxlib.signals import interrupt_once
 
 
 def keep_services(log: Log = print) -> ServiceUrls:
-    """Start (or join) the services and mark them as the developer's: only `down` stops them."""
-    with leased_services("infra", run_namespace(), keep=True, log=log) as service_lease:
+    """Start (or join) the services and mark them as the developer's: only `down` stops them.
+
+    Ctrl+C, SIGTERM and SIGHUP interrupt the start like any run's (exit 130, 143, 129): what this
+    start had started is stopped again, never left half-started and recorded as kept.
+    """
+    with interrupt_once(), leased_services("infra", run_namespace(), keep=True, log=log) as service_lease:
         urls = service_lease.urls
         log = redacting(log, urls.secrets())
         log(f"postgres   {urls.database_url()}")
@@ -41,7 +46,7 @@ def down(log: Log = print, *, force: bool = False, prune_foreign: bool = False) 
     from noxlib.services.probes import postgres_ready
 
     leases = registry()
-    with leases.locked() as state:
+    with interrupt_once(), leases.locked() as state:
         for lease in state.pruned:
             log(f"pruned     dead lease of pid {lease.pid} ({lease.namespace})")
         if state.leases and not force:
@@ -54,9 +59,15 @@ def down(log: Log = print, *, force: bool = False, prune_foreign: bool = False) 
         if not backend.running():
             log("services   none running")
         else:
-            urls = backend.urls()
-            log = redacting(log, urls.secrets())
-            if postgres_ready(urls):
+            try:
+                urls: ServiceUrls | None = backend.urls()
+            except UserError as error:
+                # Lost credentials must not keep the services running: stop them all the same.
+                log(f"warning: {error} Test databases were not checked.")
+                urls = None
+            if urls is not None:
+                log = redacting(log, urls.secrets())
+            if urls is not None and postgres_ready(urls):
                 reaping = drop_orphan_test_databases(
                     urls.database_url(),
                     [lease.namespace for lease in state.leases],

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,19 @@ def write_atomically(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             temporary.unlink()
         raise
+
+
+def move_aside(path: Path, what: str, reason: str) -> Path:
+    """Keep a corrupt state file for a post-mortem (`<name>.corrupt-<time>`) and say so in one line."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    backup = path.with_name(f"{path.name}.corrupt-{stamp}")
+    counter = 1
+    while backup.exists():
+        backup = path.with_name(f"{path.name}.corrupt-{stamp}-{counter}")
+        counter += 1
+    path.replace(backup)
+    print(f"warning: {what} was unreadable ({reason}); moved it to {backup}", file=sys.stderr)
+    return backup
 
 
 class JsonFile:

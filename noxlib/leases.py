@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from noxlib.errors import UserError
-from noxlib.json_store import write_atomically
+from noxlib.json_store import move_aside, write_atomically
 from noxlib.processes import TrackedProcess
 
 
@@ -167,14 +166,7 @@ class LeaseRegistry:
 
     def _move_aside(self, path: Path, what: str, reason: str) -> None:
         """Keep a corrupt state file for a post-mortem and start afresh: live runs re-register."""
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        backup = path.with_name(f"{path.name}.corrupt-{stamp}")
-        counter = 1
-        while backup.exists():
-            backup = path.with_name(f"{path.name}.corrupt-{stamp}-{counter}")
-            counter += 1
-        path.replace(backup)
-        print(f"warning: {what} was unreadable ({reason}); moved it to {backup}", file=sys.stderr)
+        move_aside(path, what, reason)
 
     def _read(self) -> RegistryState:
         try:

@@ -81,6 +81,9 @@ def state_dir() -> Path:
     """
     explicit = os.environ.get("FR_CACHE_DIR")
     if explicit:
+        # Checked before it is resolved: a link planted where the directory belongs would
+        # otherwise be followed to wherever its owner points it.
+        require_private_directory(Path(explicit).expanduser(), "FR_CACHE_DIR")
         path = Path(explicit).expanduser().resolve()
         account = service_account()
         if account is not None and not account_can_enter(path, account):
@@ -100,8 +103,54 @@ def state_dir() -> Path:
                 file=sys.stderr,
             )
             path = ROOT_FALLBACK_STATE_DIR
-    _require_writable(path, "FR_CACHE_DIR" if explicit else "the state directory")
+    what = "FR_CACHE_DIR" if explicit else "the state directory"
+    require_private_directory(path, what)
+    _require_writable(path, what)
     return path
+
+
+def require_private_directory(path: Path, what: str) -> None:
+    """Create `path`, or check that the existing one is ours and that nobody else can write in it.
+
+    Root writes passwords, logs and markers under the state directory and acts on what it finds
+    there (stops processes, wipes a half-made cluster): a directory another account owns or can
+    write lets that account plant a symlink that root then follows, or a marker root then obeys.
+    So a squatted, pre-created or loosened directory is refused, never repaired behind the
+    owner's back.
+    """
+    from noxlib.errors import UserError
+
+    try:
+        path.mkdir(mode=0o755, parents=True, exist_ok=True)
+        link = path.lstat()
+        info = path.stat()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise UserError(
+            f"{what} {path} cannot be created ({reason}); set FR_CACHE_DIR to a directory you own."
+        ) from None
+    me, my_group = os.geteuid(), os.getegid()
+    problem = ""
+    if stat.S_ISLNK(link.st_mode) and link.st_uid != me:
+        problem = f"is a symbolic link owned by {_account_name(link.st_uid)}"
+    elif not stat.S_ISDIR(info.st_mode):
+        problem = "is not a directory"
+    elif info.st_uid != me:
+        problem = f"is owned by {_account_name(info.st_uid)}, not by you"
+    elif info.st_mode & stat.S_IWOTH or (info.st_mode & stat.S_IWGRP and info.st_gid != my_group):
+        problem = f"is writable by other accounts (mode {stat.S_IMODE(info.st_mode):04o})"
+    if problem:
+        raise UserError(
+            f"{what} {path} {problem}; remove it (or `chmod go-w` it if it is yours) "
+            "or set FR_CACHE_DIR to a directory you own."
+        )
+
+
+def _account_name(uid: int) -> str:
+    try:
+        return repr(pwd.getpwuid(uid).pw_name)
+    except KeyError:
+        return f"uid {uid}"
 
 
 def _require_writable(path: Path, what: str) -> None:

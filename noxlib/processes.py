@@ -8,6 +8,7 @@ a PID whose start time still matches — so a stale record can never kill a stra
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import socket
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from noxlib.errors import ServiceError
 
@@ -84,7 +85,7 @@ def start(
 
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") if log_path is not None else contextlib.nullcontext() as log:
+    with open_log(log_path) if log_path is not None else contextlib.nullcontext() as log:
         try:
             popen = subprocess.Popen(
                 list(argv),
@@ -110,6 +111,22 @@ def start(
         popen.wait()
         raise
     return tracked, popen
+
+
+def open_log(path: Path) -> BinaryIO:
+    """`path` opened for appending, never through a symbolic link.
+
+    Root appends every service's output to its log; a link planted where the log belongs
+    would have root append to (or create) whatever file it names.
+    """
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        descriptor = os.open(path, flags, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise ServiceError(f"{path} is a symbolic link, not a log file; remove it.") from None
+        raise
+    return os.fdopen(descriptor, "ab")
 
 
 def stop(process: TrackedProcess, *, sig: int = signal.SIGTERM, timeout: float = 15.0) -> bool:
@@ -247,6 +264,39 @@ def adopt_orphans() -> bool:
         return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
+
+
+def find_in_directory(directory: Path, accept: Callable[[psutil.Process], bool]) -> list[TrackedProcess]:
+    """Live processes of our own account working in `directory` that `accept` recognises.
+
+    How a service is found when the record of it is lost: a server works in its own directory
+    (Redis chdirs to its `--dir`, moto is started there), which no record has to remember.
+    """
+    import psutil
+
+    found = []
+    me = os.geteuid()
+    for process in psutil.process_iter():
+        try:
+            if process.uids().effective != me or process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if Path(process.cwd()) == directory and accept(process):
+                found.append(TrackedProcess(name=process.name(), pid=process.pid, create_time=process.create_time()))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+            continue
+    return found
+
+
+def listening_port(process: TrackedProcess) -> int | None:
+    """The TCP port `process` listens on (the lowest, if several); None when it listens on none."""
+    import psutil
+
+    try:
+        connections = psutil.Process(process.pid).net_connections(kind="tcp")
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+    ports = [c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN and c.laddr]
+    return min(ports) if ports else None
 
 
 def descendants_with_env(key: str, value: str) -> list[psutil.Process]:

@@ -34,6 +34,7 @@ from nox.logger import logger
 from noxlib.cache import declare
 from noxlib.errors import reported
 from noxlib.paths import REPO_ROOT
+from noxlib.signals import interrupt_once
 
 # The file whose change means "what the sessions install changed": it pins every group's packages.
 LOCK_FILE = REPO_ROOT / "uv.lock"
@@ -118,6 +119,11 @@ def session(*args: Any, **kwargs: Any) -> Callable[..., Any]:
     ends the session with its one-line message (noxlib/errors.py `reported`). Once nox-uv's
     `uv sync` is done, other runs may use the venv again: wrapping the function nox-uv calls
     after the sync is the first moment after it, so that is where an exclusive lock becomes shared.
+
+    Every session body runs under the signal gate (noxlib/signals.py): without it SIGTERM and
+    SIGHUP kill nox on the spot, whatever it had half-started, and a server that exits 0 on
+    Ctrl+C (`mkdocs serve`, `next dev`) has nox drop the interrupt and report success. Under
+    it every session ends 130, 143 or 129 after its cleanup.
     """
     if not args:
         return functools.partial(session, **kwargs)
@@ -130,7 +136,8 @@ def session(*args: Any, **kwargs: Any) -> Callable[..., Any]:
     def after_sync(*call_args: Any, **call_kwargs: Any) -> Any:
         while _exclusive:
             fcntl.flock(_exclusive.pop(), fcntl.LOCK_SH)
-        return report(*call_args, **call_kwargs)
+        with interrupt_once():
+            return report(*call_args, **call_kwargs)
 
     return nox_uv.session(after_sync, **kwargs)
 

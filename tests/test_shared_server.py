@@ -319,16 +319,18 @@ def test_a_read_only_state_dir_is_one_line(state_dirs, session):
 def test_infra_masks_every_password_in_place(state_dirs):
     """`nox -s infra` printed `redis://:PASS@…` in clear (issue 12 item 9)."""
     state = state_dirs[0]
-    password = f"Pw{uuid.uuid4().hex}"
     redis_url = urlsplit(state.urls.redis_url)
-    # The suite's Redis 6 has no password: its `default` user accepts any in AUTH's two-argument
-    # form, so this URL works against it while carrying a password that must not be printed.
-    env = state.env | {"REDIS_URL": redis_url._replace(netloc=f"default:{password}@{redis_url.netloc}").geturl()}
+    # The suite's native Redis has a password (requirepass): the URL names the `default` user
+    # and that password, which must not be printed.
+    password = redis_url.password
+    assert password
+    host = f"{redis_url.hostname}:{redis_url.port}"
+    env = state.env | {"REDIS_URL": redis_url._replace(netloc=f"default:{password}@{host}").geturl()}
     result = run_nox("-s", "infra", **env)
     assert result.returncode == 0, result.stdout
     assert password not in result.stdout
     assert state.urls.postgres_password not in result.stdout
-    assert the_line(result.stdout, "redis://").endswith(f"redis      redis://default:***@{redis_url.netloc}/0")
+    assert the_line(result.stdout, "redis://").endswith(f"redis      redis://default:***@{host}/0")
     assert the_line(result.stdout, "postgresql://").endswith(
         f"postgres   postgresql://{state.urls.postgres_user}:***@{state.urls.postgres_host}:"
         f"{state.urls.postgres_port}/postgres"

@@ -46,6 +46,7 @@ class ServiceUrls:
             self.postgres_password,
             self.s3_secret_key,
             quote(self.postgres_password, safe=""),
+            urlsplit(self.redis_url).password or "",
         ]
         return [value for value in values if value]
 

@@ -9,32 +9,80 @@ not cost the others.
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
+import errno
 import glob
 import json
 import os
+import pwd
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from noxlib import processes
 from noxlib.errors import ServiceError, UserError
-from noxlib.json_store import write_atomically
-from noxlib.paths import service_account, state_dir
+from noxlib.json_store import move_aside, write_atomically
+from noxlib.paths import require_private_directory, service_account, state_dir
 from noxlib.processes import TrackedProcess
 from noxlib.services.base import ServiceUrls
 from noxlib.services.probes import all_ready, postgres_ready, redis_ready, s3_ready
 from noxlib.services.tools import tools_env
 from noxlib.signals import signals_deferred
 
+if TYPE_CHECKING:
+    import psutil
+
 DEFAULT_PORTS = {"postgres": 5432, "redis": 6379, "s3": 9000}
+# What credentials.json must hold: every value a non-empty string.
+CREDENTIAL_KEYS = ("postgres_password", "s3_secret_key", "redis_password")
+# Keys a file of an earlier version lacks: added on first read, never a reason to reset anything.
+ADDED_CREDENTIAL_KEYS = ("redis_password",)
+# In the environment of Redis and S3: the directory of the state directory they belong to, so
+# they are found (and stopped) even when services.json is lost.
+SERVICE_MARKER = "FR_NATIVE_SERVICE"
 POSTGRES_USER = "postgres"
 S3_ACCESS_KEY = "finance-report"
 START_TIMEOUT = 60.0
+
+
+def _check_state(data: object) -> None:
+    """Raise ValueError naming the first field of services.json that is not what `_save` writes."""
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    for name in DEFAULT_PORTS:
+        entry = data.get(name)
+        if entry is None:
+            continue
+        if not isinstance(entry, dict):
+            raise ValueError(f"{name} is not an object")
+        port = entry.get("port")
+        if port is not None and (type(port) is not int or not 0 < port < 65536):
+            raise ValueError(f"{name}.port is {port!r}, not a port number")
+        process = entry.get("process")
+        if process is None:
+            continue
+        if not isinstance(process, dict):
+            raise ValueError(f"{name}.process is not an object")
+        if not isinstance(process.get("name"), str) or type(process.get("pid")) is not int:
+            raise ValueError(f"{name}.process lacks its name or pid")
+        if not isinstance(process.get("create_time"), int | float) or isinstance(process.get("create_time"), bool):
+            raise ValueError(f"{name}.process lacks its start time")
+
+
+class CorruptCredentials(ValueError):
+    """credentials.json is there but unusable; the message says why."""
+
+
+class CredentialsLost(UserError):
+    """The cluster exists but its password is gone: `nox -s infra` resets it."""
 
 
 @dataclass
@@ -107,20 +155,59 @@ class NativeServices:
 
     # ----- state ---------------------------------------------------------------------------
     def _load(self) -> dict[str, _Component]:
-        try:
-            data = json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            data = {}
+        """The services as recorded, and, where the record has none running, as found running.
+
+        The record can be lost, emptied or torn; a service must not be orphaned with it (a
+        second pair started beside it, `down` saying "stopped" while it runs on). So a service
+        the record does not name is looked for by what it is: PostgreSQL by its data
+        directory's postmaster.pid, Redis and S3 by the marker of their directory in their
+        environment, each a live process of ours.
+        """
+        data = self._read_state()
         components = {}
         for name, default_port in DEFAULT_PORTS.items():
             entry = data.get(name) or {}
             process = entry.get("process")
-            components[name] = _Component(
+            component = _Component(
                 name=name,
                 port=int(entry.get("port") or default_port),
                 process=TrackedProcess.from_dict(process) if process else None,
             )
+            if not component.running() and (found := self._find_running(name)) is not None:
+                component.process, component.port = found
+            components[name] = component
         return components
+
+    def _read_state(self) -> dict[str, Any]:
+        """services.json checked entry by entry; a corrupt one is moved aside (services are then found)."""
+        try:
+            raw = self.state_file.read_bytes()
+        except FileNotFoundError:
+            return {}
+        except IsADirectoryError:
+            move_aside(self.state_file, "the native services record", "a directory, not a file")
+            return {}
+        try:
+            data = json.loads(raw) if raw.strip() else {}
+            _check_state(data)
+        except (ValueError, TypeError) as error:
+            move_aside(self.state_file, "the native services record", str(error) or type(error).__name__)
+            return {}
+        return data
+
+    def _find_running(self, name: str) -> tuple[TrackedProcess, int] | None:
+        """A live service `name` of this state directory that no record names, and its port."""
+        if name == "postgres":
+            found = postmaster_of(self._data_dir())
+        else:
+            # The oldest: a child the server forked (Redis's background save) works there too.
+            matches = processes.find_in_directory(self.root / name, _RECOGNISERS[name])
+            found = min(matches, key=lambda match: match.create_time) if matches else None
+        if found is None:
+            return None
+        port = processes.listening_port(found)
+        # Named as its record would name it, so a found service equals the one that was recorded.
+        return (dataclasses.replace(found, name=name), port) if port is not None else None
 
     def _save(self, components: dict[str, _Component]) -> None:
         data = {
@@ -130,21 +217,127 @@ class NativeServices:
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomically(self.state_file, json.dumps(data, indent=2))
 
-    def _credentials(self) -> dict[str, str]:
-        """Generated once per machine; the file is readable by its owner only."""
-        with contextlib.suppress(OSError, ValueError):
-            stored = json.loads(self.credentials_file.read_text())
-            if isinstance(stored, dict):
-                return {str(key): str(value) for key, value in stored.items()}
-        self.root.mkdir(parents=True, exist_ok=True)
-        credentials = {
-            "postgres_password": secrets.token_urlsafe(18),
-            "s3_secret_key": secrets.token_urlsafe(18),
-        }
-        descriptor = os.open(self.credentials_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(credentials, handle)
+    def _read_credentials(self) -> dict[str, str]:
+        """The stored credentials, checked like the lease file: `CorruptCredentials` says what is wrong."""
+        try:
+            raw = self.credentials_file.read_bytes()
+        except IsADirectoryError:
+            raise CorruptCredentials("a directory, not a file") from None
+        except OSError as error:
+            if error.errno == errno.ENOENT:
+                raise
+            raise UserError(f"cannot read {self.credentials_file} ({error.strerror}); fix its permissions.") from None
+        try:
+            stored = json.loads(raw)
+        except ValueError as error:
+            raise CorruptCredentials(f"not JSON: {error.msg}") from None
+        if not isinstance(stored, dict):
+            raise CorruptCredentials("not a JSON object")
+        for key in CREDENTIAL_KEYS:
+            value = stored.get(key)
+            if key in ADDED_CREDENTIAL_KEYS and key not in stored:
+                continue
+            if not isinstance(value, str) or not value:
+                raise CorruptCredentials(f"{key} is missing or not a string")
+        credentials = {key: stored[key] for key in CREDENTIAL_KEYS if key in stored}
+        if missing := [key for key in ADDED_CREDENTIAL_KEYS if key not in credentials]:
+            credentials |= {key: secrets.token_urlsafe(18) for key in missing}
+            self._write_credentials(credentials)
         return credentials
+
+    def _credentials_problem(self) -> str | None:
+        """Why the stored credentials cannot be used (missing, or corrupt and how); None when they can."""
+        try:
+            self._read_credentials()
+        except FileNotFoundError:
+            return "missing"
+        except CorruptCredentials as error:
+            return str(error)
+        return None
+
+    def _credentials(self) -> dict[str, str]:
+        """Generated once per cluster; never again for a cluster that already has its password.
+
+        A cluster's superuser password lives only in this file: generating a new one silently
+        for an existing cluster locks every later run out of it (each fails with "password
+        authentication failed"). So a missing or unreadable file is generated afresh only when
+        there is no cluster yet; otherwise `start()` resets the cluster's password (see
+        `_recover_credentials`) and until then this says what to do.
+        """
+        problem = self._credentials_problem()
+        if problem is None:
+            return self._read_credentials()
+        if self._has_cluster():
+            raise CredentialsLost(
+                f"{self.credentials_file} is {problem if problem == 'missing' else f'unreadable ({problem})'}, "
+                f"and the PostgreSQL cluster in {self._data_dir()} was made with the password it held; "
+                "run `nox -s infra` to reset it."
+            )
+        if problem != "missing":
+            move_aside(self.credentials_file, "the native credentials file", problem)
+        return self._new_credentials()
+
+    def _new_credentials(self) -> dict[str, str]:
+        credentials = {key: secrets.token_urlsafe(18) for key in CREDENTIAL_KEYS}
+        self._write_credentials(credentials)
+        return credentials
+
+    def _write_credentials(self, credentials: dict[str, str]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        # Written whole, readable by its owner only, and never through a link.
+        temporary = self.credentials_file.with_name(f"{self.credentials_file.name}.{os.getpid()}.tmp")
+        temporary.unlink(missing_ok=True)
+        _create_exclusively(temporary, json.dumps(credentials).encode(), 0o600)
+        temporary.replace(self.credentials_file)
+
+    def _data_dir(self) -> Path:
+        return self.root / "postgres" / "data"
+
+    def _has_cluster(self) -> bool:
+        return (self._data_dir() / "PG_VERSION").exists()
+
+    def _recover_credentials(self, components: dict[str, _Component]) -> None:
+        """Give an existing cluster whose password was lost a new one, through a trusted local door.
+
+        The server is stopped (it is ours) and the password set in single-user mode, run as the
+        account that owns the data directory: no password is needed, and nothing listens
+        while it runs. Services started with the old secrets are restarted with the new ones.
+        """
+        problem = self._credentials_problem()
+        if problem is None or not self._has_cluster():
+            return
+        for component in components.values():
+            if component.process is not None and component.running():
+                sig = signal.SIGINT if component.name == "postgres" else signal.SIGTERM
+                if not processes.stop(component.process, sig=sig):
+                    raise ServiceError(f"{component.name} (pid {component.process.pid}) did not stop")
+            component.process = None
+        _remove_stale_postmaster_pid(self._data_dir())
+        if problem != "missing":
+            move_aside(self.credentials_file, "the native credentials file", problem)
+        credentials = self._new_credentials()
+        account = service_account()
+        password = credentials["postgres_password"]
+        statement = f"ALTER ROLE {POSTGRES_USER} PASSWORD '{password}';\n"
+        result = subprocess.run(
+            [str(find_postgres_bindir() / "postgres"), "--single", "-D", str(self._data_dir()), "postgres"],
+            input=statement,
+            capture_output=True,
+            text=True,
+            user=account.pw_name if account else None,
+            env=_service_env(),
+            check=False,
+        )
+        if result.returncode != 0:
+            # The error may quote the statement, password and all.
+            lines = (result.stderr or result.stdout).replace(password, "***").strip().splitlines()
+            self.credentials_file.unlink(missing_ok=True)
+            raise ServiceError(f"resetting the PostgreSQL password failed: {lines[-1] if lines else result.returncode}")
+        print(
+            f"note: PostgreSQL's password was reset (its credentials file was "
+            f"{'missing' if problem == 'missing' else 'unreadable'}); the new one is in {self.credentials_file}",
+            file=sys.stderr,
+        )
 
     # ----- the four verbs ------------------------------------------------------------------
     def urls(self) -> ServiceUrls:
@@ -152,12 +345,13 @@ class NativeServices:
 
     def _urls(self, components: dict[str, _Component]) -> ServiceUrls:
         credentials = self._credentials()
+        redis_password = quote(credentials["redis_password"], safe="")
         return ServiceUrls(
             postgres_host="127.0.0.1",
             postgres_port=components["postgres"].port,
             postgres_user=POSTGRES_USER,
             postgres_password=credentials["postgres_password"],
-            redis_url=f"redis://127.0.0.1:{components['redis'].port}/0",
+            redis_url=f"redis://:{redis_password}@127.0.0.1:{components['redis'].port}/0",
             s3_endpoint=f"http://127.0.0.1:{components['s3'].port}",
             s3_access_key=S3_ACCESS_KEY,
             s3_secret_key=credentials["s3_secret_key"],
@@ -167,7 +361,12 @@ class NativeServices:
         components = self._load()
         if not all(c.running() for c in components.values()):
             return False
-        return all_ready(self.urls())
+        try:
+            urls = self.urls()
+        except CredentialsLost:
+            return False  # running, but nobody can use them: `start()` resets the password
+        # A Redis that answers anyone is not the one we start: `start()` restarts it with its password.
+        return all_ready(urls) and not _redis_is_open(components["redis"].port)
 
     def running(self) -> bool:
         """Whether any service process of ours is alive (healthy or not)."""
@@ -183,12 +382,20 @@ class NativeServices:
 
     def start(self) -> None:
         """Start whichever services are not running; leave the running ones alone."""
+        require_private_directory(self.root, "the native services directory")
         components = self._load()
+        self._recover_credentials(components)
         starters: dict[str, Callable[[_Component, dict[str, _Component]], None]] = {
             "postgres": self._start_postgres,
             "redis": self._start_redis,
             "s3": self._start_s3,
         }
+        redis = components["redis"]
+        urls = self._urls(components)
+        if redis.process is not None and redis.running() and (not redis_ready(urls) or _redis_is_open(redis.port)):
+            # Ours, but started without the current password (by an earlier version, or before a
+            # lost credentials file was replaced): restarted with it.
+            processes.stop(redis.process)
         try:
             for name, component in components.items():
                 if not component.running():
@@ -218,20 +425,18 @@ class NativeServices:
         pg_root = self.root / "postgres"
         data = pg_root / "data"
         log_path = pg_root / "postgres.log"
-        pg_root.mkdir(parents=True, exist_ok=True)
         if account is not None:
-            # PostgreSQL refuses to run as root: the data directory belongs to the unprivileged
-            # account. This is our own directory; no parent directory is touched.
-            os.chown(pg_root, account.pw_uid, account.pw_gid)
-            with contextlib.suppress(FileNotFoundError):
-                os.chown(log_path, account.pw_uid, account.pw_gid)
+            _reclaim_from(pg_root, account)
+        require_private_directory(pg_root, "the PostgreSQL directory")
         user = account.pw_name if account else None
+        # Root's own file in root's own directory: the account PostgreSQL runs as can neither
+        # forge it (to have a good cluster wiped) nor replace it with a link.
         unfinished = pg_root / "initdb.unfinished"
         if not (data / "PG_VERSION").exists() or unfinished.exists():
             # The marker lives until initdb has finished: a cluster whose initdb was interrupted
             # is redone, never started half-made.
-            unfinished.touch()
-            self._initdb(bindir, pg_root, data, user)
+            _create_exclusively(unfinished, b"", 0o644)
+            self._initdb(bindir, pg_root, data, account)
             unfinished.unlink()
         _remove_stale_postmaster_pid(data)
         component.port = processes.free_port(component.port)
@@ -248,6 +453,8 @@ class NativeServices:
         ]  # fmt: skip
         # Spawned and recorded with signals held back: a Ctrl+C between the two (even inside
         # Popen, which does not kill a child it already forked) would leave a server nobody records.
+        # The log is opened by root in root's directory and handed over as the server's stdout:
+        # the server never needs to open a path there.
         with signals_deferred():
             component.process, _ = processes.start("postgres", argv, log_path=log_path, user=user, env=_service_env())
             self._save(components)
@@ -260,15 +467,20 @@ class NativeServices:
             log_path=log_path,
         )
 
-    def _initdb(self, bindir: Path, pg_root: Path, data: Path, user: str | None) -> None:
+    def _initdb(self, bindir: Path, pg_root: Path, data: Path, account: pwd.struct_passwd | None) -> None:
+        # rmtree never follows a link inside the tree it removes; `data` itself sits in root's
+        # directory, so it is the cluster's directory and not a link someone put there.
+        if data.is_symlink():
+            data.unlink()
         shutil.rmtree(data, ignore_errors=True)
+        data.mkdir(mode=0o700)
         password_file = pg_root / ".pwfile"
-        descriptor = os.open(password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(self._credentials()["postgres_password"])
-        account = service_account()
+        password_file.unlink(missing_ok=True)
+        password = self._credentials()["postgres_password"].encode()
+        # Readable by the account initdb runs as, and by nobody else.
+        _create_exclusively(password_file, password, 0o600, account)
         if account is not None:
-            os.chown(password_file, account.pw_uid, account.pw_gid)
+            os.chown(data, account.pw_uid, account.pw_gid, follow_symlinks=False)
         try:
             result = subprocess.run(
                 [
@@ -285,7 +497,7 @@ class NativeServices:
                 ],
                 capture_output=True,
                 text=True,
-                user=user,
+                user=account.pw_name if account else None,
                 env=_service_env(),
                 check=False,
             )
@@ -299,15 +511,20 @@ class NativeServices:
     def _start_redis(self, component: _Component, components: dict[str, _Component]) -> None:
         server = find_redis_server()
         directory = self.root / "redis"
-        directory.mkdir(parents=True, exist_ok=True)
+        require_private_directory(directory, "the Redis directory")
         component.port = processes.free_port(component.port)
+        # The password goes in a file of root's (0600), not on the command line every account's
+        # `ps` shows; without it Redis answers anyone on the machine.
+        config = directory / "redis.conf"
+        config.unlink(missing_ok=True)
+        _create_exclusively(config, f"requirepass {self._credentials()['redis_password']}\n".encode(), 0o600)
         argv = [
-            str(server), "--port", str(component.port), "--bind", "127.0.0.1",
+            str(server), str(config), "--port", str(component.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", str(directory),
         ]  # fmt: skip
         log_path = directory / "redis.log"
         with signals_deferred():
-            component.process, _ = processes.start("redis", argv, log_path=log_path)
+            component.process, _ = processes.start("redis", argv, log_path=log_path, env=_marked_env(directory))
             self._save(components)
         urls = self._urls(components)
         processes.wait_until(
@@ -321,12 +538,14 @@ class NativeServices:
     def _start_s3(self, component: _Component, components: dict[str, _Component]) -> None:
         server = tools_env() / "bin" / "moto_server"
         directory = self.root / "s3"
-        directory.mkdir(parents=True, exist_ok=True)
+        require_private_directory(directory, "the S3 directory")
         component.port = processes.free_port(component.port)
         argv = [str(server), "-H", "127.0.0.1", "-p", str(component.port)]
         log_path = directory / "moto.log"
         with signals_deferred():
-            component.process, _ = processes.start("s3", argv, log_path=log_path, cwd=directory)
+            component.process, _ = processes.start(
+                "s3", argv, log_path=log_path, cwd=directory, env=_marked_env(directory)
+            )
             self._save(components)
         urls = self._urls(components)
         processes.wait_until(
@@ -336,6 +555,83 @@ class NativeServices:
             process=component.process,
             log_path=log_path,
         )
+
+
+def _create_exclusively(path: Path, content: bytes, mode: int, account: pwd.struct_passwd | None = None) -> None:
+    """A new file at `path` (never through a link, never an existing file), handed to `account`.
+
+    The ownership changes on the open descriptor, so it is this very file that is handed over.
+    """
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    with os.fdopen(descriptor, "wb") as handle:
+        if account is not None:
+            os.fchown(handle.fileno(), account.pw_uid, account.pw_gid)
+        handle.write(content)
+
+
+def _reclaim_from(pg_root: Path, account: pwd.struct_passwd) -> None:
+    """Take back a PostgreSQL directory that an earlier version handed to `account`.
+
+    Earlier versions chowned the whole `postgres/` directory to the account PostgreSQL runs as
+    and kept root's log, password file and initdb marker in it, so that account could have
+    replaced any of them with a link or forged the marker. Only the cluster (`data/`) is the
+    account's; everything else there is untrusted and removed without being followed.
+    """
+    try:
+        info = pg_root.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != account.pw_uid:
+        return  # ours already, or refused by the ownership check that follows
+    os.chown(pg_root, os.geteuid(), os.getegid(), follow_symlinks=False)
+    pg_root.chmod(0o755)
+    for entry in pg_root.iterdir():
+        if entry.name == "data" and not entry.is_symlink() and entry.is_dir():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    print(f"note: took {pg_root} back from {account.pw_name!r}; only data/ stays its own", file=sys.stderr)
+
+
+def _redis_is_open(port: int) -> bool:
+    """Whether the Redis on `port` answers a client without a password.
+
+    redis-py's AUTH against a Redis without a password succeeds (Redis 6's `default` user has
+    none and accepts any), so a probe with the password cannot tell; one without it can.
+    """
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=port, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
+
+
+def _is_redis(process: psutil.Process) -> bool:
+    # Redis rewrites the memory its argv and environment were in with its title, so neither
+    # tells anything; its name does.
+    return process.name().startswith("redis-server")
+
+
+def _carries_marker(process: psutil.Process, directory: Path) -> bool:
+    return bool(process.environ().get(SERVICE_MARKER) == str(directory))
+
+
+_RECOGNISERS: dict[str, Callable[[psutil.Process], bool]] = {
+    "redis": _is_redis,
+    # A stranger's shell may sit in the directory; only moto carries the marker it was started with.
+    "s3": lambda process: _carries_marker(process, Path(process.cwd())),
+}
+
+
+def _marked_env(directory: Path) -> dict[str, str]:
+    """The caller's environment and the marker naming the service's directory (see `_find_running`)."""
+    return {**os.environ, SERVICE_MARKER: str(directory)}
 
 
 def _service_env() -> dict[str, str]:
@@ -358,9 +654,12 @@ def postmaster_of(data: Path) -> TrackedProcess | None:
 
     pid_file = data / "postmaster.pid"
     try:
-        lines = pid_file.read_text().splitlines()
+        # The server's own file in the server account's directory: read without following a link.
+        descriptor = os.open(pid_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with os.fdopen(descriptor, "rb") as handle:
+            lines = handle.read(4096).decode(errors="replace").splitlines()
+            written = os.fstat(handle.fileno()).st_mtime
         pid = int(lines[0])
-        written = pid_file.stat().st_mtime
     except (OSError, ValueError, IndexError):
         return None
     if pid <= 0:

@@ -2,7 +2,11 @@
 
 Coverage data goes to `coverage-data/` in nox's envdir (`.nox/coverage-data/`) under a name per
 session, so shards of one machine do not overwrite each other and the `coverage` session can
-combine whatever it finds there. In the envdir, not at a fixed path: the suite's own tests run
+combine whatever it finds there. While pytest runs, its data (and its workers' parts, which
+pytest-cov combines from `<COVERAGE_FILE>.*`) is named after the run's PID: two runs of one
+session in one checkout never write, combine or erase each other's parts; the finished file then
+replaces the session's in one rename, so the last run to finish is the session's data, as when
+runs take turns. In the envdir, not at a fixed path: the suite's own tests run
 `nox -s test` with an envdir of their own, and those runs must not erase or mix into the data of
 the checkout's `test` (`nox -s ci` runs both at once).
 Shards are balanced by recorded durations (apps/backend/test_durations.json, refreshed by
@@ -26,6 +30,8 @@ from noxlib.errors import UserError
 from noxlib.paths import ARTEFACTS_DIR, BACKEND_DIR, REPO_ROOT
 
 COVERAGE_DIR_NAME = "coverage-data"  # not .nox/coverage: that is the session venv
+# Between a session's data file name and the PID of the run still writing it.
+RUN_MARK = ".run-"
 DURATIONS_FILE = BACKEND_DIR / "test_durations.json"
 COVERAGE_RCFILE = BACKEND_DIR / "pyproject.toml"
 SHARD_COUNT = 4
@@ -86,9 +92,28 @@ def coverage_dir(session: nox.Session) -> Path:
     return Path(session.virtualenv.location).parent / COVERAGE_DIR_NAME
 
 
-def coverage_file(session: nox.Session) -> str:
+def coverage_file(session: nox.Session) -> Path:
+    """The session's coverage data, as the `coverage` session combines it."""
     slug = re.sub(r"[^A-Za-z0-9]+", "-", session.name).strip("-")
-    return str(coverage_dir(session) / f".coverage.{slug}")
+    return coverage_dir(session) / f".coverage.{slug}"
+
+
+def run_coverage_file(published: Path, pid: int) -> Path:
+    """Where the run with this PID writes until it is done (never combined as it stands)."""
+    return published.with_name(f"{published.name}{RUN_MARK}{pid}")
+
+
+def publish_coverage(published: Path) -> None:
+    """Make this run's data the session's, and drop what runs that died mid-way left behind."""
+    import psutil  # here: `nox -l` imports this module and must stay cheap
+
+    mine = run_coverage_file(published, os.getpid())
+    if mine.exists():
+        mine.replace(published)  # atomic: `coverage` sees the old data or the new, never a mix
+    for leftover in published.parent.glob(f"{published.name}{RUN_MARK}*"):
+        pid = leftover.name.removeprefix(f"{published.name}{RUN_MARK}").split(".", 1)[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            leftover.unlink(missing_ok=True)
 
 
 def resolve_workers(args: list[str], default: str = "auto") -> tuple[int, list[str]]:
@@ -172,7 +197,8 @@ def run(
         log=session.log,
         namespace_suffix=f"shard{shard.replace('/', 'of')}" if shard else None,
     ) as run:
-        env: dict[str, str | None] = dict(run.env, COVERAGE_FILE=coverage_file(session))
+        published = coverage_file(session)
+        env: dict[str, str | None] = dict(run.env, COVERAGE_FILE=str(run_coverage_file(published, os.getpid())))
         # A run started from inside another pytest (the suite's own tests) must not inherit
         # that pytest's worker identity: the app would pick the wrong worker database.
         env.update(dict.fromkeys(INHERITED_PYTEST_VARIABLES))
@@ -195,6 +221,9 @@ def run(
                         "`nox -s test -- --collect-only -q` and pick a -k that is part of one"
                     ) from None
                 raise
+            finally:
+                # Also after failed tests: pytest-cov wrote their data, as it always has.
+                publish_coverage(published)
 
 
 def collect(session: nox.Session, env: dict[str, str | None]) -> list[str]:
@@ -270,7 +299,8 @@ def refresh_durations(session: nox.Session) -> None:
 def combine_coverage(session: nox.Session) -> None:
     """Combine every coverage data file in coverage-data/, enforce the threshold, write reports."""
     directory = coverage_dir(session)
-    data = sorted(directory.glob(".coverage.*"))
+    # Not the parts of a run still writing (or of one that died before it was done).
+    data = sorted(path for path in directory.glob(".coverage.*") if RUN_MARK not in path.name)
     if not data and not (directory / ".coverage").exists():
         raise UserError(f"no coverage data in {directory}; run `nox -s test` (or the shards) first.")
     combined = directory / ".coverage"

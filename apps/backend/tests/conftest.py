@@ -37,12 +37,23 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def load_hypothesis_profile() -> None:
-    """Generated-input tests (test_fuzz.py): a few examples per operation at the desk keep `nox -s
-    test` quick; CI (CI=true, as GitHub sets it) runs four times as many. HYPOTHESIS_PROFILE picks one."""
+    """Generated-input tests (test_fuzz.py, test_reconciliation_matching.py): a few examples per
+    operation at the desk keep `nox -s test` quick; CI (CI=true, as GitHub sets it) runs four times
+    as many. HYPOTHESIS_PROFILE picks one.
+
+    Both profiles judge what a test proves, never how fast this machine ran it: no per-example
+    deadline and no health check that times generation (`too_slow`) or measures its size
+    (`data_too_large`), which fail a correct test when other processes share the cores.
+    """
+    from hypothesis import HealthCheck
     from hypothesis import settings as hypothesis_settings
 
-    hypothesis_settings.register_profile("dev", max_examples=10)
-    hypothesis_settings.register_profile("ci", max_examples=40)
+    machine_independent = {
+        "deadline": None,
+        "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+    }
+    hypothesis_settings.register_profile("dev", max_examples=10, **machine_independent)
+    hypothesis_settings.register_profile("ci", max_examples=40, **machine_independent)
     ci = os.environ.get("CI", "").lower() in {"1", "true"}
     hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if ci else "dev"))
 

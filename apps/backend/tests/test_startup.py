@@ -48,6 +48,22 @@ async def test_a_failed_gate_reaches_the_server_as_its_one_line_reason(contract:
     assert "Traceback" not in str(failed["message"])
 
 
+async def test_a_passing_gate_reaches_the_server_as_startup_and_shutdown_complete(contract: TestContract) -> None:
+    """What uvicorn sees of a good start and stop: the lifespan messages, through every middleware."""
+    app = create_app(contract.settings(boot_gate_on_startup=True))
+    events = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return next(events)
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    await app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, receive, send)
+    assert [message["type"] for message in sent] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
 async def test_lifespan_gate_can_be_switched_off(contract: TestContract) -> None:
     dead = f"postgresql+psycopg://nobody@127.0.0.1:{closed_port()}/nothing"
     app = create_app(contract.settings(database_url=dead, boot_gate_on_startup=False))

@@ -212,6 +212,7 @@ CORRUPTIONS = {
     "torn": lambda path: path.write_text('{"postgres_password": "abc'),
     "empty object": lambda path: path.write_text("{}"),
     "a directory": lambda path: (path.unlink(), path.mkdir()),
+    "not UTF-8": lambda path: path.write_bytes(b'{"postgres_password": "\xff\xfe"}'),
     "missing": lambda path: path.unlink(),
 }
 

@@ -229,8 +229,10 @@ class NativeServices:
             raise UserError(f"cannot read {self.credentials_file} ({error.strerror}); fix its permissions.") from None
         try:
             stored = json.loads(raw)
-        except ValueError as error:
+        except json.JSONDecodeError as error:
             raise CorruptCredentials(f"not JSON: {error.msg}") from None
+        except UnicodeDecodeError:
+            raise CorruptCredentials("not UTF-8 text") from None
         if not isinstance(stored, dict):
             raise CorruptCredentials("not a JSON object")
         for key in CREDENTIAL_KEYS:

@@ -564,12 +564,26 @@ def bench_prepush(session: nox.Session, checkouts: dict[str, Path]) -> list[Figu
     env = {key: value for key, value in developer_env(session).items() if key != "CI"}
     with tempfile.TemporaryDirectory(prefix="bench-prepush-") as scratch:
         clones = {label: clone_checkout(_head(root), Path(scratch) / label) for label, root in checkouts.items()}
-        return prepush_rows(
-            clones,
-            ci=lambda root: run_ci(uvx_nox("-s", "ci"), env, root),
-            test=lambda root: timed(lambda: _run_merged(uvx_nox("-s", "test"), env, root), 1)[0],
-            log=session.log,
-        )
+        # Each clone's services in a state directory of its own (0755: PostgreSQL runs as another
+        # account): two versions of the suite must not take turns at one set of native services,
+        # nor at the developer's.
+        envs: dict[Path, dict[str, str]] = {}
+        for label, root in clones.items():
+            state = Path("/var/tmp") / f"finance_report-bench-prepush-{label}-{os.getpid()}"  # noqa: S108
+            state.mkdir(mode=0o755, exist_ok=True)
+            envs[root] = dict(env, FR_CACHE_DIR=str(state))
+        try:
+            return prepush_rows(
+                clones,
+                ci=lambda root: run_ci(uvx_nox("-s", "ci"), envs[root], root),
+                test=lambda root: timed(lambda: _run_merged(uvx_nox("-s", "test"), envs[root], root), 1)[0],
+                log=session.log,
+            )
+        finally:
+            for root, clone_env in envs.items():
+                # Each version stops its own services, the way it knows them.
+                _merged_output(uvx_nox("-s", "down", "--", "--force"), clone_env, root)
+                shutil.rmtree(clone_env["FR_CACHE_DIR"], ignore_errors=True)
 
 
 def prepush_table(figures: list[Figure]) -> tuple[list[str], dict[str, float]]:

@@ -77,18 +77,24 @@ def start_run(
     """`nox -s test` on the probe(s) in namespace `branch`, in the background; output in tmp_path."""
     ready = tmp_path / f"ready-{branch}"
     ready.mkdir(exist_ok=True)
-    env = nox_env(BRANCH_NAME=branch, PROBE_READY_DIR=str(ready), PROBE_SLEEP=str(sleep), **env)
-    # The child gets its own copy of the descriptor; ours is closed at once (a file left to
-    # the garbage collector is a ResourceWarning, an error under filterwarnings=error).
-    with open(tmp_path / f"{branch}.log", "wb") as log:
+    return start_in_terminal(
+        nox_command("-s", "test", "--", *probe_args(*probes, workers=workers)),
+        tmp_path / f"{branch}.log",
+        BRANCH_NAME=branch, PROBE_READY_DIR=str(ready), PROBE_SLEEP=str(sleep), **env,
+    )  # fmt: skip
+
+
+def start_in_terminal(argv: Sequence[str], log: Path, **env: str) -> subprocess.Popen:
+    """`argv` as a shell starts a foreground job: its own process group, Ctrl+C and hang-up acting.
+
+    Its output goes to `log`. The child gets its own copy of the descriptor; ours is closed at
+    once (a file left to the garbage collector is a ResourceWarning, an error under
+    filterwarnings=error).
+    """
+    with open(log, "wb") as handle:
         return subprocess.Popen(
-            nox_command("-s", "test", "--", *probe_args(*probes, workers=workers)),
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_terminal_signals,
+            list(argv), cwd=REPO, env=nox_env(**env), stdout=handle, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_terminal_signals,
         )  # fmt: skip
 
 

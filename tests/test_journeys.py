@@ -33,7 +33,7 @@ from noxlib.bytecode import BYTECODE_DIR
 from noxlib.namespace import get_dev_db_name, sanitize_namespace
 from noxlib.paths import ARTEFACTS_DIR, NOX_DIR
 from noxlib.processes import free_port
-from tests.runs import ENVDIR, REPO, nox_command, nox_env, run_nox
+from tests.runs import ENVDIR, REPO, nox_command, nox_env, run_nox, start_in_terminal
 
 pytestmark = [pytest.mark.slow, pytest.mark.journey]
 FRONTEND_CHECKOUT = pytest.mark.xdist_group(name="journeys")
@@ -60,26 +60,10 @@ def chromium_or_skip() -> str:
     return chromium
 
 
-def _terminal_signals() -> None:
-    """A terminal's foreground job gets Ctrl+C and hang-up; a background job (and pytest's children,
-    or anything under `nohup`) would not."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
-
-
 @contextlib.contextmanager
 def terminal_run(args: list[str], log: Path, **env: str) -> Iterator[subprocess.Popen]:
     """`nox ARGS` in its own process group, as a terminal starts it; killed if the test leaves it running."""
-    with open(log, "wb") as output:
-        process = subprocess.Popen(
-            args,
-            cwd=REPO,
-            env=nox_env(**env),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_terminal_signals,
-        )
+    process = start_in_terminal(args, log, **env)
     try:
         yield process
     finally:

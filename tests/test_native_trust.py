@@ -32,7 +32,7 @@ import redis
 
 from noxlib import processes
 from noxlib.services.native import find_postgres_bindir, find_redis_server
-from tests.runs import REPO, _terminal_signals, nox_command, nox_env, output, run_nox
+from tests.runs import nox_command, output, run_nox, start_in_terminal
 from tests.test_faults import (  # noqa: F401
     PRIVATE,
     TRACEBACK,
@@ -320,16 +320,7 @@ def test_services_outlive_their_record_and_are_still_found_and_stopped(private, 
 # ----- item 5: signals during infra and docs ----------------------------------------------------
 def start_nox(log: Path, *args: str, **env: str) -> subprocess.Popen:
     """`nox ARGS` as a shell starts a foreground job: its own process group, SIGINT and SIGHUP acting."""
-    with open(log, "wb") as handle:
-        return subprocess.Popen(
-            nox_command(*args),
-            cwd=REPO,
-            env=nox_env(**env),
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_terminal_signals,
-        )
+    return start_in_terminal(nox_command(*args), log, **env)
 
 
 def wait_for(condition: Callable[[], bool], run: subprocess.Popen, log: Path, timeout: float = 120) -> None:
@@ -385,11 +376,7 @@ def test_a_signal_on_docs_serve_is_not_a_success(tmp_path, sig, code):
     # Not -R: the docs venv is made on first use (the suite's nested envdir keeps it).
     command = nox_command("-s", "docs", "--", "serve")
     command.remove("-R")
-    with open(log, "wb") as handle:
-        run = subprocess.Popen(
-            command, cwd=REPO, env=nox_env(), stdout=handle, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_terminal_signals,
-        )  # fmt: skip
+    run = start_in_terminal(command, log)
     try:
         wait_for(lambda: "Serving on http://" in log.read_text(errors="replace"), run, log, timeout=300)
         if sig == signal.SIGTERM:

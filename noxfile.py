@@ -2,8 +2,8 @@
 # /// script
 # requires-python = ">=3.12"
 # dependencies = [
-#   "nox>=2026.10.20",
-#   "nox-uv>=0.8.0",
+#   "nox>=2026.10.20,<2027",
+#   "nox-uv>=0.8.0,<0.9",
 #   "filelock>=3.16",
 #   "psutil>=7.0",
 #   "psycopg[binary]>=3.2",
@@ -45,7 +45,9 @@ from noxlib import env_keys as env_key_contract
 from noxlib import lint as lint_checks
 from noxlib.session_venvs import session, share_between_runs
 
-nox.needs_version = ">=2026.10.20"
+# The range the suite is tested with: a nox whose scheduling or venv handling changes is a
+# deliberate upgrade (bump the bound, run `nox -s ci -- --full`), never a surprise.
+nox.needs_version = ">=2026.10.20,<2027"
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
 # Keep session venvs between runs: `uv sync --locked` brings them up to date (a no-op when nothing

@@ -10,16 +10,14 @@ runs take turns. In the envdir, not at a fixed path: the suite's own tests run
 `nox -s test` with an envdir of their own, and those runs must not erase or mix into the data of
 the checkout's `test` (`nox -s ci` runs both at once).
 Shards are balanced by recorded durations (apps/backend/test_durations.json, refreshed by
-`nox -s durations`): greedy longest-first, ties broken by node id, so every machine computes
-the same split and the shards together run every collected test exactly once.
+`nox -s durations`) by pytest-split (`--splits N --group k`): every machine computes the same
+split, and the shards together run every collected test exactly once.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import statistics
 from pathlib import Path
 
 import nox
@@ -27,7 +25,7 @@ from nox.command import CommandFailed
 
 from noxlib import lifecycle
 from noxlib.errors import UserError
-from noxlib.paths import ARTEFACTS_DIR, BACKEND_DIR, REPO_ROOT
+from noxlib.paths import BACKEND_DIR, REPO_ROOT
 
 COVERAGE_DIR_NAME = "coverage-data"  # not .nox/coverage: that is the session venv
 # Between a session's data file name and the PID of the run still writing it.
@@ -173,7 +171,6 @@ def run(
     *,
     shard: str | None = None,
     extra_args: list[str] | None = None,
-    output: Path | None = None,
 ) -> None:
     """Lease services, run pytest with the run's environment, clean up however it ends."""
     if install_only(session):
@@ -204,16 +201,9 @@ def run(
         env.update(dict.fromkeys(INHERITED_PYTEST_VARIABLES))
         with session.chdir(BACKEND_DIR):
             if shard:
-                selected = shard_node_ids(collect(session, env), read_durations(), shard)
-                session.log(f"shard      {shard}: {len(selected)} test(s)")
-                if not selected:
-                    return  # without node ids pytest would run the whole suite
-                pytest_args = [*pytest_args, *selected]
+                pytest_args = [*pytest_args, *shard_args(shard)]
             try:
-                if output is None:
-                    session.run("pytest", *pytest_args, env=env)
-                else:
-                    output.write_text(session.run("pytest", *pytest_args, env=env, silent=True) or "")
+                session.run("pytest", *pytest_args, env=env)
             except CommandFailed as failure:
                 if failure.return_code == NO_TESTS_COLLECTED and selection:
                     raise UserError(
@@ -226,74 +216,16 @@ def run(
                 publish_coverage(published)
 
 
-def collect(session: nox.Session, env: dict[str, str | None]) -> list[str]:
-    """The node ids pytest would run, in its order (needs the run's environment: conftest checks it)."""
-    output = session.run(
-        "pytest", "--collect-only", "-q", "--no-cov", "-p", "no:xdist", "-p", "no:cacheprovider",
-        env=env, silent=True,
-    )  # fmt: skip
-    return [line.strip() for line in (output or "").splitlines() if "::" in line and not line.startswith(" ")]
-
-
-def read_durations() -> dict[str, float]:
-    try:
-        return {str(k): float(v) for k, v in json.loads(DURATIONS_FILE.read_text()).items()}
-    except FileNotFoundError:
-        return {}
-    except (ValueError, AttributeError) as error:
-        raise UserError(
-            f"{DURATIONS_FILE} is not a JSON object of test id -> seconds; run `nox -s durations`."
-        ) from error
-
-
-def parse_shard(shard: str) -> tuple[int, int]:
-    match = re.fullmatch(r"([0-9]+)/([0-9]+)", shard)
-    if not match or not 1 <= int(match[1]) <= int(match[2]):
-        raise UserError(f"shard {shard!r} must look like 2/4.")
-    return int(match[1]), int(match[2])
-
-
-def assign_shards(node_ids: list[str], durations: dict[str, float], total: int) -> list[list[str]]:
-    """Split tests into `total` groups of similar recorded time; deterministic for the same input.
-
-    Tests without a recorded time count as the median of the recorded ones, so a new test file
-    does not all land in one shard.
-    """
-    known = [durations[node] for node in node_ids if node in durations]
-    default = statistics.median(known) if known else 1.0
-    weight = {node: durations.get(node, default) for node in node_ids}
-    shards: list[list[str]] = [[] for _ in range(total)]
-    loads = [0.0] * total
-    for node in sorted(dict.fromkeys(node_ids), key=lambda n: (-weight[n], n)):
-        lightest = min(range(total), key=lambda i: (loads[i], i))
-        shards[lightest].append(node)
-        loads[lightest] += weight[node]
-    order = {node: position for position, node in enumerate(node_ids)}
-    return [sorted(shard, key=order.__getitem__) for shard in shards]
-
-
-def shard_node_ids(node_ids: list[str], durations: dict[str, float], shard: str) -> list[str]:
-    index, total = parse_shard(shard)
-    return assign_shards(node_ids, durations, total)[index - 1]
-
-
-_DURATION_LINE = re.compile(r"^\s*([0-9.]+)s (?:setup|call|teardown)\s+(\S.*::.*)$")
+def shard_args(shard: str) -> list[str]:
+    """pytest-split's arguments for shard `k/N`, balanced by the recorded durations."""
+    group, splits = shard.split("/")
+    return ["--splits", splits, "--group", group, "--durations-path", str(DURATIONS_FILE)]
 
 
 def refresh_durations(session: nox.Session) -> None:
-    """Run the whole suite once and record each test's setup + call + teardown time."""
-    ARTEFACTS_DIR.mkdir(parents=True, exist_ok=True)
-    report = ARTEFACTS_DIR / "durations.txt"
-    run(session, extra_args=["--no-cov", "--durations=0", "--durations-min=0", "-q"], output=report)
-    durations: dict[str, float] = {}
-    for line in report.read_text().splitlines():
-        if match := _DURATION_LINE.match(line):
-            node = match[2].strip()
-            durations[node] = round(durations.get(node, 0.0) + float(match[1]), 4)
-    if not durations:
-        raise UserError("pytest reported no durations; nothing recorded.")
-    DURATIONS_FILE.write_text(json.dumps(dict(sorted(durations.items())), indent=1) + "\n")
-    session.log(f"recorded {len(durations)} test durations in {DURATIONS_FILE.relative_to(REPO_ROOT)}")
+    """Run the whole suite once and record each test's time where the shards read it (pytest-split)."""
+    run(session, extra_args=["--no-cov", "--store-durations", "--durations-path", str(DURATIONS_FILE)])
+    session.log(f"recorded the test durations in {DURATIONS_FILE.relative_to(REPO_ROOT)}")
 
 
 def combine_coverage(session: nox.Session) -> None:

@@ -1,92 +1,81 @@
-"""Test shards: balanced, deterministic, and together exactly the unsharded collection."""
+"""Test shards, the backend's and the suite's own: pytest-split over recorded durations.
+
+Each set of shards must run every collected test exactly once and be balanced by the recorded
+time; pytest-split's algorithm is its own (and tested there), what is ours is that the sessions
+hand it the right collection, the right durations file and every group.
+"""
 
 from __future__ import annotations
 
 import json
-import re
-import uuid
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from noxlib.backend_tests import assign_shards, parse_shard, read_durations, shard_node_ids
-from noxlib.errors import UserError
-from tests.runs import run_nox
+from noxlib import backend_tests, suite_tests
+from noxlib.run_contract import RunContract
+from noxlib.services import ServiceUrls
+from tests.runs import ENVDIR
 
-node_ids = st.lists(st.from_regex(r"tests/test_[a-z]{1,6}\.py::test_[a-z0-9_]{1,10}", fullmatch=True), unique=True)
+# Names only: collecting connects to nothing, but the backend's conftest checks the contract first.
+NOWHERE = ServiceUrls(
+    postgres_host="127.0.0.1", postgres_port=1, postgres_user="nobody", postgres_password="unused",
+    redis_url="redis://127.0.0.1:1/0", s3_endpoint="http://127.0.0.1:1", s3_access_key="unused",
+    s3_secret_key="unused",
+)  # fmt: skip
 
 
-@settings(max_examples=200, deadline=None)
-@given(node_ids, st.integers(min_value=1, max_value=8), st.randoms(use_true_random=False))
-def test_shards_partition_the_collection(ids, total, rng):
-    durations = {node: rng.random() * 5 for node in ids if rng.random() < 0.7}
-    shards = assign_shards(ids, durations, total)
+def collected(argv: list[str], cwd: Path, env: dict[str, str]) -> list[str]:
+    result = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return [line for line in result.stdout.splitlines() if "::" in line]
+
+
+def assert_partition(whole: list[str], shards: list[list[str]], durations: Path) -> None:
     flat = [node for shard in shards for node in shard]
-    assert sorted(flat) == sorted(ids)
-    assert len(flat) == len(set(flat))
-    assert assign_shards(list(ids), dict(durations), total) == shards  # deterministic
-
-
-def test_shards_are_balanced_by_recorded_time():
-    ids = [f"tests/test_a.py::test_{index}" for index in range(8)]
-    durations = {ids[0]: 10.0, ids[1]: 10.0, **{node: 1.0 for node in ids[2:]}}
-    loads = [sum(durations[n] for n in shard) for shard in assign_shards(ids, durations, 2)]
-    assert loads == [13.0, 13.0]
-
-
-@pytest.mark.parametrize("bad", ["0/4", "5/4", "two/4", "1-4"])
-def test_bad_shard_is_a_clear_error(bad):
-    with pytest.raises(UserError, match="must look like 2/4"):
-        parse_shard(bad)
-
-
-@pytest.mark.slow
-@pytest.mark.journey  # it collects the backend's own tests, which import the app
-def test_real_collection_is_split_exactly_once(services):
-    """Collect the backend suite for real (inside a lifecycle run) and split it with the recorded durations."""
-    result = run_nox(
-        "-s", "test", "--", "--collect-only", "-q", "--no-cov", "-p", "no:xdist",
-        BRANCH_NAME=f"collect-{uuid.uuid4().hex[:6]}",
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout
-    collected = [line for line in result.stdout.splitlines() if re.match(r"^tests/\S+::", line)]
-    assert len(collected) > 50
-    durations = read_durations()
-    assert durations, "apps/backend/test_durations.json is missing: run `nox -s durations`"
-    shards = [shard_node_ids(collected, durations, f"{index}/4") for index in range(1, 5)]
-    flat = [node for shard in shards for node in shard]
-    assert sorted(flat) == sorted(collected)
+    assert sorted(flat) == sorted(whole)
     assert len(set(flat)) == len(flat)
     assert all(shards), "every shard has tests"
+    # Balanced by the recorded durations: no shard holds half the recorded time of the whole.
+    recorded = json.loads(durations.read_text())
+    times = [sum(recorded.get(node, 0.0) for node in shard) for shard in shards]
+    assert max(times) < sum(times) / 2, times
+
+
+@pytest.mark.journey  # it collects the backend's own tests, which import the app
+def test_the_backend_shards_run_each_collected_test_exactly_once():
+    """The test venv's pytest (as `nox -s test-3.12(shard=k/4)` runs it), with the shards' own arguments."""
+    pytest_bin = Path(ENVDIR) / "test" / "bin" / "pytest"
+    if not pytest_bin.exists():
+        pytest.skip(f"{pytest_bin} is prepared by the journeys session; run the suite through it")
+    env = {key: value for key, value in os.environ.items() if key not in backend_tests.INHERITED_PYTEST_VARIABLES}
+    env.update(RunContract.for_run("test", NOWHERE, "collect_shards").to_env())
+
+    def collect(*extra: str) -> list[str]:
+        argv = [str(pytest_bin), "--collect-only", "-q", "--no-cov", "-p", "no:cacheprovider", *extra]
+        return collected(argv, backend_tests.BACKEND_DIR, env)
+
+    whole = collect()
+    assert len(whole) > 50
+    total = backend_tests.SHARD_COUNT
+    shards = [collect(*backend_tests.shard_args(f"{k}/{total}")) for k in range(1, total + 1)]
+    assert_partition(whole, shards, backend_tests.DURATIONS_FILE)
 
 
 def test_the_suite_s_own_shards_run_each_of_its_tests_exactly_once():
     """GitHub's noxlib_test_shard jobs: pytest-split over the recorded durations, every test in one shard."""
-    import os
-    import subprocess
-    import sys
+    # Its own state directory: the inherited one is this run's, which a nested pytest would remove.
+    env = {key: value for key, value in os.environ.items() if key != "FR_CACHE_DIR"}
 
-    from noxlib import suite_tests
+    def collect(*extra: str) -> list[str]:
+        argv = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                *suite_tests.NOXLIB_TESTS, *extra]  # fmt: skip
+        return collected(argv, suite_tests.REPO_ROOT, env)
 
-    def collected(*extra: str) -> list[str]:
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-             *suite_tests.NOXLIB_TESTS, *extra],
-            cwd=suite_tests.REPO_ROOT, capture_output=True, text=True, check=False,
-            # Its own state directory: the inherited one is this run's, which it would remove.
-            env={key: value for key, value in os.environ.items() if key != "FR_CACHE_DIR"},
-        )  # fmt: skip
-        assert result.returncode == 0, result.stdout + result.stderr
-        return [line for line in result.stdout.splitlines() if "::" in line]
-
-    whole = collected()
+    whole = collect()
     total = suite_tests.SHARD_COUNT
-    shards = [collected(*suite_tests.pytest_args([], ["-n", "0"], f"{k}/{total}")) for k in range(1, total + 1)]
-    flat = [node for shard in shards for node in shard]
-    assert sorted(flat) == sorted(whole)
-    assert all(shards), "every shard has tests"
-    # Balanced by the recorded durations: no shard holds more than half the suite's recorded time.
-    recorded = json.loads(suite_tests.DURATIONS_FILE.read_text())
-    times = [sum(recorded.get(node, 0.0) for node in shard) for shard in shards]
-    assert max(times) < sum(times) / 2, times
+    shards = [collect(*suite_tests.pytest_args([], ["-n", "0"], f"{k}/{total}")) for k in range(1, total + 1)]
+    assert_partition(whole, shards, suite_tests.DURATIONS_FILE)

@@ -43,6 +43,7 @@ from noxlib import bench as benchmarks
 from noxlib import docs as docs_site
 from noxlib import env_keys as env_key_contract
 from noxlib import lint as lint_checks
+from noxlib.session_args import arguments
 from noxlib.session_venvs import session, share_between_runs
 
 # The range the suite is tested with: a nox whose scheduling or venv handling changes is a
@@ -95,27 +96,32 @@ READ_BY_PEOPLE_ONLY = {"LICENSE": "the licence text: no check reads it"}
 
 
 # ----- everyday --------------------------------------------------------------------------------
-@session(python=DEFAULT_PYTHON, uv_groups=["backend"], default=False)
+@session(python=DEFAULT_PYTHON, uv_groups=["backend"], default=False, options=stack.dev_options)
 def dev(session: nox.Session) -> None:
     """Run the app: services (kept), migrations, uvicorn --reload on :8000 (-- --frontend adds :3000)."""
-    stack.run_dev(session, frontend="--frontend" in session.posargs)
+    stack.run_dev(session, frontend=arguments(session).frontend)
 
 
 @session(
-    python=DEFAULT_PYTHON, uv_groups=["test"], inputs=BACKEND, env=["BRANCH_NAME", "WORKSPACE_ID"], cold_seconds=100
+    python=DEFAULT_PYTHON,
+    uv_groups=["test"],
+    inputs=BACKEND,
+    env=["BRANCH_NAME", "WORKSPACE_ID"],
+    cold_seconds=100,
+    options="forwarded",
 )
 def test(session: nox.Session) -> None:
     """Run the backend tests on isolated services (posargs go to pytest; default -n auto)."""
     backend_tests.run(session)
 
 
-@session(python=False, default=False)
+@session(python=False, default=False, options=local_ci.add_options)
 def ci(session: nox.Session) -> None:
     """Run every ci-tagged session like GitHub does, in parallel; skip unchanged ones (-- -j N, --full, --no-cache)."""
     local_ci.run(session, Path(__file__))
 
 
-@session(python=False, default=False)
+@session(python=False, default=False, options=local_ci.add_audit_options)
 def audit_inputs(session: nox.Session) -> None:
     """Check each ci session's declared inputs: every tracked file claimed, no undeclared read (strace)."""
     local_ci.audit_inputs(session, Path(__file__), unread=READ_BY_PEOPLE_ONLY)
@@ -176,21 +182,20 @@ def infra(session: nox.Session) -> None:
     infra_services.keep_services(session.log)
 
 
-@session(python=False, default=False)
+@session(python=False, default=False, options=infra_services.down_options)
 def down(session: nox.Session) -> None:
     """Stop the services infra/dev started; drop dead runs' test databases (-- --force, --prune-foreign)."""
-    infra_services.down(
-        session.log, force="--force" in session.posargs, prune_foreign="--prune-foreign" in session.posargs
-    )
+    options = arguments(session)
+    infra_services.down(session.log, force=options.force, prune_foreign=options.prune_foreign)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["backend"], default=False)
+@session(python=DEFAULT_PYTHON, uv_groups=["backend"], default=False, options=stack.boot_options)
 def boot(session: nox.Session) -> None:
     """Run the backend's boot gates on isolated services (posarg: dry-run, critical or full; default full)."""
-    stack.run_boot(session, mode=session.posargs[0] if session.posargs else "full")
+    stack.run_boot(session, mode=arguments(session).mode)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["backend", "smoke"], default=False)
+@session(python=DEFAULT_PYTHON, uv_groups=["backend", "smoke"], default=False, options="own")
 def smoke(session: nox.Session) -> None:
     """Start the stack on free ports and smoke-test it (-- --base-url URL --mode prod/staging/dev: a deployment)."""
     smoke_session.run_session(session)
@@ -201,7 +206,7 @@ for _python in PYTHONS:
 
     @session(
         name=f"test-{_python}", python=_python, uv_groups=["test"], tags=["ci", "shard"], default=False,
-        inputs=BACKEND, env=["BRANCH_NAME", "WORKSPACE_ID"], local="test",
+        inputs=BACKEND, env=["BRANCH_NAME", "WORKSPACE_ID"], local="test", options="forwarded",
     )  # fmt: skip
     @nox.parametrize("shard", SHARDS)
     def test_shard(session: nox.Session, shard: str) -> None:
@@ -223,7 +228,7 @@ def durations(session: nox.Session) -> None:
     backend_tests.refresh_durations(session)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["test"], default=False)
+@session(python=DEFAULT_PYTHON, uv_groups=["test"], default=False, options=benchmarks.add_options)
 def bench(session: nox.Session) -> None:
     """Measure cold start, join, template vs clone vs migrate, isolation, test overhead (-- --ci adds ci)."""
     benchmarks.run(session)
@@ -266,6 +271,7 @@ def frontend_dev(session: nox.Session) -> None:
 @session(
     python=DEFAULT_PYTHON, uv_groups=["docs"], tags=["ci"], default=False,
     inputs=["docs/**", "mkdocs.yml", "README.md", "apps/backend/src/__init__.py", "apps/backend/src/config.py"],
+    options=docs_site.add_options,
 )  # fmt: skip
 def docs(session: nox.Session) -> None:
     """Serve the docs with live reload in a terminal; build them strictly otherwise (-- build)."""
@@ -275,6 +281,7 @@ def docs(session: nox.Session) -> None:
 @session(
     python=DEFAULT_PYTHON, uv_groups=["docs"], tags=["ci"], default=False,
     inputs=[".env.example", "scripts/check_env_keys.py", "apps/backend/src/**", "docker-compose.yml", *FRONTEND],
+    options="own",
 )  # fmt: skip
 def env_keys(session: nox.Session) -> None:
     """Check the env-key contract: Settings, .env.example, the Vault template, frontend build args."""
@@ -287,13 +294,14 @@ def env_keys(session: nox.Session) -> None:
         "apps/backend/src/**", "scripts/export_openapi.py", "apps/frontend/openapi.json",
         "apps/frontend/lib/api-types.ts", "apps/frontend/package.json", "apps/frontend/package-lock.json",
     ],
+    options=api_contract.add_options,
 )  # fmt: skip
 def api_types(session: nox.Session) -> None:
     """Check the frontend's API types match the backend's OpenAPI document (-- --fix regenerates them)."""
-    api_contract.run(session, fix="--fix" in session.posargs)
+    api_contract.run(session, fix=arguments(session).fix)
 
 
-@session(python=DEFAULT_PYTHON, uv_groups=["typecheck"], tags=["ci"], default=False, inputs=TYPED)
+@session(python=DEFAULT_PYTHON, uv_groups=["typecheck"], tags=["ci"], default=False, inputs=TYPED, options="forwarded")
 def typecheck(session: nox.Session) -> None:
     """Type-check noxlib, the backend and the scripts with mypy --strict (what and how: pyproject.toml)."""
     session.run("mypy", *session.posargs)
@@ -302,7 +310,7 @@ def typecheck(session: nox.Session) -> None:
 # Not tagged ci itself: GitHub runs its shards; `nox -s ci` runs it whole in their place (`local=`).
 @session(
     python=DEFAULT_PYTHON, uv_groups=["suite-test"], default=False, inputs=SUITE, tools=["node", "psql"],
-    cold_seconds=200,
+    cold_seconds=200, options="forwarded",
 )  # fmt: skip
 def noxlib_test(session: nox.Session) -> None:
     """Test the suite itself: names, leases, databases, lifecycle, signals, ci, scripts and workflows."""
@@ -311,7 +319,7 @@ def noxlib_test(session: nox.Session) -> None:
 
 @session(
     python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci", "shard"], default=False, inputs=SUITE,
-    tools=["node", "psql"], local="noxlib_test",
+    tools=["node", "psql"], local="noxlib_test", options="forwarded",
 )  # fmt: skip
 @nox.parametrize("shard", SUITE_SHARDS)
 def noxlib_test_shard(session: nox.Session, shard: str) -> None:
@@ -322,6 +330,7 @@ def noxlib_test_shard(session: nox.Session, shard: str) -> None:
 @session(
     python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False,
     inputs=[*SUITE, "apps/**", "docs/**", "README.md"], tools=["node", "psql"], exclusive="frontend", cold_seconds=150,
+    options="forwarded",
 )  # fmt: skip
 def journeys(session: nox.Session) -> None:
     """Walk the app as a person does: dev in a browser, smoke, Ctrl+C, the docs' example subsets."""
@@ -332,6 +341,7 @@ def journeys(session: nox.Session) -> None:
     python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False,
     inputs=["tests/**", "docker-compose.yml", ".dockerignore", "apps/**", ".env.example"],
     always_runs="whether a container engine answers (Docker Desktop started later) is not a file or a variable",
+    options="forwarded",
 )  # fmt: skip
 def compose_test(session: nox.Session) -> None:
     """Test the compose backend, compose file and images on a real engine (skips when none answers)."""

@@ -13,6 +13,7 @@ frontend's type check and its tests instead of rendering "—".
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import nox
@@ -45,6 +46,11 @@ def document_drift(current: str, committed_path: Path = OPENAPI_DOCUMENT) -> str
     if committed_path.read_text(encoding="utf-8") != current:
         return f"{shown} differs from the backend's /api/openapi.json"
     return None
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """`nox -s api_types -- --fix`."""
+    parser.add_argument("--fix", action="store_true", help="regenerate the document and the types instead of checking")
 
 
 def run(session: nox.Session, fix: bool = False) -> None:

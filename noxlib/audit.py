@@ -13,7 +13,6 @@ does not declare would let a stale green result stand. Two checks keep the decla
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shutil
@@ -30,13 +29,6 @@ from noxlib.errors import UserError
 # `strace -y` decorates a returned descriptor with the file it opened, resolved and absolute:
 # `openat(AT_FDCWD</repo>, "noxlib/x.py", O_RDONLY|O_CLOEXEC) = 3</repo/noxlib/x.py>`.
 _OPENED = re.compile(r"^\d+\s+open(?:at)?\(.*?, (?P<flags>O_[A-Z_|]+)[^)]*\)\s+=\s+\d+<(?P<path>.+)>$")
-
-
-def parser() -> argparse.ArgumentParser:
-    parse = argparse.ArgumentParser(prog="nox -s audit_inputs", description=__doc__.split("\n\n")[0])
-    parse.add_argument("sessions", nargs="*", help="ci sessions to trace (default: every one ci runs here)")
-    parse.add_argument("--no-trace", action="store_true", help="only check that every tracked file is an input")
-    return parse
 
 
 def unclaimed_files(sessions: Iterable[str], root: Path) -> list[str]:

@@ -26,6 +26,7 @@ from nox.command import CommandFailed
 from noxlib import lifecycle
 from noxlib.errors import UserError
 from noxlib.paths import BACKEND_DIR, REPO_ROOT
+from noxlib.session_args import wants_help
 
 COVERAGE_DIR_NAME = "coverage-data"  # not .nox/coverage: that is the session venv
 # Between a session's data file name and the PID of the run still writing it.
@@ -174,6 +175,10 @@ def run(
 ) -> None:
     """Lease services, run pytest with the run's environment, clean up however it ends."""
     if install_only(session):
+        return
+    if wants_help(list(session.posargs)):  # pytest's own help, without services or databases
+        with session.chdir(BACKEND_DIR):
+            session.run("pytest", "--help")
         return
     posargs = [*(extra_args or []), *session.posargs]
     coverage = "--no-cov" not in posargs

@@ -15,6 +15,7 @@ run re-ran, and how the run after a backend change compares with a warm `uvx nox
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
 import functools
@@ -42,6 +43,7 @@ from noxlib.namespace import get_worker_db_name
 from noxlib.paths import BACKEND_DIR, NOX_DIR, REPO_ROOT
 from noxlib.service_leases import leased_services
 from noxlib.services.native import NativeServices
+from noxlib.session_args import arguments
 
 RESULTS_FILE = NOX_DIR / "bench.json"
 ISOLATION_TESTS = ["tests/test_api_ping.py", "tests/test_api_journal.py", "tests/test_api_reconciliation.py"]
@@ -663,27 +665,22 @@ def report(figures: list[Figure]) -> tuple[str, dict[str, float]]:
     return "\n".join(lines), ratios | prepush_ratios
 
 
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """`nox -s bench -- [GROUP ...] [--before REF] [--quick] [--ci]`."""
+    parser.add_argument(
+        "groups", nargs="*", choices=GROUPS, metavar="GROUP",
+        help=f"what to measure: {', '.join(GROUPS)} (default: all but the opt-in {', '.join(OPT_IN)})",
+    )  # fmt: skip
+    parser.add_argument("--before", metavar="REF", help="also measure a clone of REF, interleaved, with ratios")
+    parser.add_argument("--quick", action="store_true", help="two runs of each figure instead of three")
+    parser.add_argument("--ci", action="store_true", help="add the `ci` group to the default ones")
+
+
 def run(session: nox.Session) -> None:
-    args = list(session.posargs)
-    runs = 3
-    if "--quick" in args:
-        runs = 2
-        args.remove("--quick")
-    before = None
-    if "--before" in args:
-        index = args.index("--before")
-        if index + 1 >= len(args):
-            raise UserError("--before needs a commit to compare with, e.g. `nox -s bench -- loop --before main`.")
-        before = args[index + 1]
-        del args[index : index + 2]
-    chosen = [name for name in args if not name.startswith("-")] or [
-        g for g in GROUPS if g not in OPT_IN or (g == "ci" and "--ci" in args)
-    ]
-    unknown = sorted(set(chosen) - set(GROUPS))
-    if unknown:
-        raise UserError(
-            f"unknown bench group {unknown[0]!r}; choose from {', '.join(GROUPS)} ({', '.join(OPT_IN)} are opt-in)."
-        )
+    options = arguments(session)
+    runs = 2 if options.quick else 3
+    before = options.before
+    chosen = list(options.groups) or [g for g in GROUPS if g not in OPT_IN or (g == "ci" and options.ci)]
     figures: list[Figure] = []
     with private_state(), tempfile.TemporaryDirectory(prefix="bench-before-") as scratch:
         checkouts = {"after": REPO_ROOT}

@@ -16,6 +16,7 @@ terminal is passed to every running child exactly once, and `ci` waits for their
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -37,6 +38,7 @@ from noxlib.cache import CiCache, cache_disabled, declaration
 from noxlib.errors import UserError
 from noxlib.json_store import JsonFile
 from noxlib.paths import ARTEFACTS_DIR, REPO_ROOT
+from noxlib.session_args import arguments, parser_for
 from noxlib.signals import Terminated, interrupt_once, signals_deferred
 
 # One entry of `nox -l --json`: session, name, signatures, python, tags, call_spec, description.
@@ -54,7 +56,6 @@ class Outcome:
     seconds: float
 
 
-OPTIONS = ("--full", "--matrix", "--no-cache", "-j N")
 # Relative to the noxfile's directory: `.nox/artefacts/ci/<session>.log` of the checkout that runs.
 LOG_DIR = (ARTEFACTS_DIR / "ci").relative_to(REPO_ROOT)
 # How long an interrupted child may take to clean up before its process group is stopped.
@@ -72,33 +73,26 @@ class Options:
     jobs: int = 0  # 0: as many as the machine has cores
 
 
+def _job_count(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"-j expects a whole number of sessions at once, got {value!r}")
+    return int(value)
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """`nox -s ci -- --full --matrix --no-cache -j N`."""
+    parser.add_argument("--full", action="store_true", help="every matrix entry exactly as GitHub runs it")
+    parser.add_argument("--matrix", action="store_true", help="print GitHub's job matrix (JSON) and run nothing")
+    parser.add_argument("--no-cache", action="store_true", help="run sessions whose inputs are unchanged too")
+    parser.add_argument(
+        "-j", "--jobs", type=_job_count, default=0, metavar="N", help="sessions at once (default: the CPUs)"
+    )
+
+
 def parse_options(args: list[str]) -> Options:
     """`--full`, `--matrix`, `--no-cache`, `-j N` (also `-jN`, `--jobs N`, `--jobs=N`)."""
-    flags: set[str] = set()
-    jobs = 0
-    position = 0
-    while position < len(args):
-        arg = args[position]
-        value: str | None = None
-        if arg in ("-j", "--jobs"):
-            if position + 1 >= len(args):
-                raise UserError(f"nox -s ci: {arg} needs a number, e.g. `-- -j 2`.")
-            value = args[position + 1]
-            position += 1
-        elif arg.startswith("--jobs="):
-            value = arg.split("=", 1)[1]
-        elif arg.startswith("-j") and len(arg) > 2:
-            value = arg[2:]
-        elif arg in ("--full", "--matrix", "--no-cache"):
-            flags.add(arg)
-        else:
-            raise UserError(f"nox -s ci: unknown option {arg}; use {', '.join(OPTIONS)}.")
-        if value is not None:
-            if not value.isdigit() or int(value) < 1:
-                raise UserError(f"nox -s ci: -j expects a whole number of sessions at once, got {value!r}.")
-            jobs = int(value)
-        position += 1
-    return Options("--full" in flags, "--matrix" in flags, "--no-cache" in flags, jobs)
+    options = parser_for("ci", "Run every ci-tagged session like GitHub does.", add_options).parse_args(args)
+    return Options(options.full, options.matrix, options.no_cache, options.jobs)
 
 
 def default_jobs() -> int:
@@ -452,12 +446,7 @@ def audit_inputs(
     """Entry point of `audit_inputs`: the declared inputs against git and against strace (noxlib/audit.py)."""
     from noxlib import audit
 
-    try:
-        options = audit.parser().parse_args(list(session.posargs))
-    except SystemExit as exit_:
-        if exit_.code == 0:  # --help was printed
-            return
-        raise UserError("nox -s audit_inputs: unknown arguments (usage above)") from None
+    options = arguments(session)
     sessions = ci_sessions(noxfile)
     plan, _ = local_plan(sessions, full=False)
     every = sorted({*plan, *(entry["session"] for entry in sessions)})
@@ -473,3 +462,9 @@ def audit_inputs(
         raise UserError(f"{len(findings)} input declaration(s) to fix in noxfile.py:\n  " + "\n  ".join(findings))
     traced_count = 0 if options.no_trace else len(traced)
     session.log(f"inputs: every tracked file is a ci session's input; {traced_count} session(s) traced clean")
+
+
+def add_audit_options(parser: argparse.ArgumentParser) -> None:
+    """`nox -s audit_inputs -- [SESSION ...] [--no-trace]`."""
+    parser.add_argument("sessions", nargs="*", help="ci sessions to trace (default: every one ci runs here)")
+    parser.add_argument("--no-trace", action="store_true", help="only check that every tracked file is an input")

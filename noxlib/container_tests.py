@@ -12,6 +12,7 @@ import nox
 
 from noxlib import suite_tests
 from noxlib.services.compose import detect_runtime
+from noxlib.session_args import wants_help
 
 DEFAULT_ARGS = ["-n", "2", "--dist", "loadgroup", "-ra", "tests/test_compose.py"]
 NO_ENGINE = (
@@ -22,6 +23,9 @@ NO_ENGINE = (
 
 def run(session: nox.Session) -> None:
     """Run the compose tests when an engine answers; skip in one line when none does."""
+    if wants_help(list(session.posargs)):  # pytest's own help, before any engine is asked
+        session.run("pytest", "--help")
+        return
     if detect_runtime() is None:
         session.skip(NO_ENGINE)
     env = suite_tests.prepare_inner_runs(session)

@@ -8,11 +8,13 @@ used and the session says which.
 
 from __future__ import annotations
 
+import argparse
 from typing import TYPE_CHECKING
 
 from noxlib.errors import UserError
 from noxlib.paths import REPO_ROOT
 from noxlib.processes import port_is_free
+from noxlib.session_args import arguments
 
 if TYPE_CHECKING:
     import nox
@@ -85,13 +87,24 @@ def serve(session: nox.Session) -> None:
     )
 
 
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """`nox -s docs -- [serve|build]`."""
+    parser.add_argument(
+        "mode",
+        nargs="?",
+        choices=MODES,
+        help="serve with live reload, or build strictly (default: serve at a terminal)",
+    )
+
+
 def run(session: nox.Session) -> None:
     """Serve or build, as `choose_mode` decides from the arguments and the terminal.
 
     `mkdocs serve` exits 0 on Ctrl+C; the signal gate every session runs under
     (noxlib/session_venvs.py) still ends the session 130, not successful.
     """
-    if choose_mode(list(session.posargs), session.interactive) == "serve":
+    mode = getattr(arguments(session), "mode", None)
+    if choose_mode([mode] if mode else [], session.interactive) == "serve":
         serve(session)
     else:
         build(session)

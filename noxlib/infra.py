@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from typing import Any
 
@@ -33,6 +34,14 @@ def keep_services(log: Log = print) -> ServiceUrls:
 
 
 PRUNE_FOREIGN = "--prune-foreign"
+
+
+def down_options(parser: argparse.ArgumentParser) -> None:
+    """`nox -s down -- --force --prune-foreign`."""
+    parser.add_argument("--force", action="store_true", help="stop the services even while other runs hold leases")
+    parser.add_argument(
+        "--prune-foreign", action="store_true", help="also drop test databases of namespaces no lease names"
+    )
 
 
 def down(log: Log = print, *, force: bool = False, prune_foreign: bool = False) -> None:

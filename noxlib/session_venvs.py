@@ -27,10 +27,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import nox
 import nox.virtualenv
 import nox_uv
 from nox.logger import logger
 
+from noxlib import session_args
 from noxlib.cache import declare
 from noxlib.errors import reported
 from noxlib.paths import REPO_ROOT
@@ -115,7 +117,8 @@ def session(*args: Any, **kwargs: Any) -> Callable[..., Any]:
     """`nox_uv.session` with what the session declares for `ci`, and its errors reported in one line.
 
     `inputs=`, `exclusive=`, ... (noxlib/cache.py `Declaration`) are recorded under the session's
-    name, so the noxfile is the one list of sessions and of what each depends on. A `UserError`
+    name, so the noxfile is the one list of sessions and of what each depends on; `options=` says
+    what arguments it takes (noxlib/session_args.py), checked before the body runs. A `UserError`
     ends the session with its one-line message (noxlib/errors.py `reported`). Once nox-uv's
     `uv sync` is done, other runs may use the venv again: wrapping the function nox-uv calls
     after the sync is the first moment after it, so that is where an exclusive lock becomes shared.
@@ -129,15 +132,23 @@ def session(*args: Any, **kwargs: Any) -> Callable[..., Any]:
         return functools.partial(session, **kwargs)
     [function] = args
     declared = {key: kwargs.pop(key) for key in DECLARATION_KEYS if key in kwargs}
+    options: session_args.Options = kwargs.pop("options", None)
     declare(kwargs.get("name") or function.__name__, **declared)
-    report = reported(function)
+    description = (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
+
+    @reported
+    def checked(session: nox.Session, *call_args: Any, **call_kwargs: Any) -> Any:
+        # Before anything starts: a mistake is one line, and --help only prints.
+        if session_args.check(session.name, description, options, list(session.posargs)):
+            return function(session, *call_args, **call_kwargs)
+        return None
 
     @functools.wraps(function)
     def after_sync(*call_args: Any, **call_kwargs: Any) -> Any:
         while _exclusive:
             fcntl.flock(_exclusive.pop(), fcntl.LOCK_SH)
         with interrupt_once():
-            return report(*call_args, **call_kwargs)
+            return checked(*call_args, **call_kwargs)
 
     return nox_uv.session(after_sync, **kwargs)
 

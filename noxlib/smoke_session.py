@@ -54,6 +54,10 @@ def run_session(session: Any) -> None:
         options = parse_arguments(list(session.posargs))
     except UsageError as error:
         raise UserError(f"smoke: {error}") from None
+    except SystemExit as printed:  # --help: argparse printed it; nothing starts
+        if printed.code in (0, None):
+            return
+        raise
     if options.base_url:
         run_module(session, list(session.posargs))
     else:

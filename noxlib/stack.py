@@ -7,6 +7,7 @@ its descendants (uvicorn's reloader worker, Next's build workers) — and nothin
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -187,6 +188,20 @@ def _port_from_env(variable: str, default: int) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise UserError(f"{variable}={value!r} is not a port number (1-65535).")
     return int(value)
+
+
+def dev_options(parser: argparse.ArgumentParser) -> None:
+    """`nox -s dev -- --frontend`."""
+    parser.add_argument("--frontend", action="store_true", help="also run the Next.js dev server on :3000")
+
+
+def boot_options(parser: argparse.ArgumentParser) -> None:
+    """`nox -s boot -- MODE`."""
+    parser.add_argument(
+        "mode", nargs="?", default="full", choices=("dry-run", "critical", "full"),
+        help="dry-run: the configuration loads and the app builds; critical: also the database answers at the "
+        "alembic head; full (default): also Redis, the bucket and the Vault secrets file",
+    )  # fmt: skip
 
 
 def run_dev(session: nox.Session, *, frontend: bool) -> None:

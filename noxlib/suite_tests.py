@@ -23,6 +23,7 @@ import nox
 
 from noxlib.ci import VENV_VARIABLES
 from noxlib.paths import NOX_DIR, REPO_ROOT
+from noxlib.session_args import wants_help
 
 INNER_ENVDIR = NOX_DIR / "suite-envs"
 # How long pytest may take to stop after Ctrl+C: its controller stops every worker's native
@@ -80,6 +81,9 @@ def pytest_args(selection: list[str], posargs: list[str], shard: str | None = No
 
 def run(session: nox.Session, selection: list[str], shard: str | None = None) -> None:
     """pytest over the selection, with time to clean up after Ctrl+C."""
+    if wants_help(list(session.posargs)):  # pytest's own help, before any venv or service is prepared
+        session.run("pytest", "--help")
+        return
     env = prepare_inner_runs(session)
     session.run(
         "pytest", *pytest_args(selection, list(session.posargs), shard), env=env, interrupt_timeout=CLEANUP_SECONDS

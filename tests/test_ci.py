@@ -104,12 +104,12 @@ NOXFILE = textwrap.dedent(
             log.write(name + "\\n")
 
 
-    @declared_session(python=False)
+    @declared_session(python=False, options=local_ci.add_options)
     def ci(session):
         local_ci.run(session, Path(__file__))
 
 
-    @declared_session(python=False)
+    @declared_session(python=False, options=local_ci.add_audit_options)
     def audit_inputs(session):
         local_ci.audit_inputs(session, Path(__file__))
 
@@ -275,7 +275,7 @@ def test_job_count_options():
 def test_unknown_option_is_one_clear_line(repo):
     result = run_ci(repo, "--fast")
     assert result.returncode != 0
-    assert "unknown option --fast" in result.stderr
+    assert "nox -s ci --: unrecognized arguments: --fast" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -377,7 +377,7 @@ ORDER_NOXFILE = textwrap.dedent(
         event("end " + name)
 
 
-    @declared_session(python=False)
+    @declared_session(python=False, options=local_ci.add_options)
     def ci(session):
         local_ci.run(session, Path(__file__))
 

@@ -106,35 +106,26 @@ def check_pytest_args(args: list[str]) -> None:
 
 
 def check_session_args(name: str, args: list[str]) -> None:
-    """The session's own parser (or its documented options) accepts what the example passes."""
-    from noxlib import ci, docs, env_keys, smoke
-    from noxlib.bench import GROUPS
+    """The session's own parser (the one its `@session(options=...)` declares) accepts what the example passes."""
+    from noxlib import api_contract, ci, docs, env_keys, infra, smoke, stack
+    from noxlib.bench import add_options as bench_options
+    from noxlib.session_args import parser_for
 
+    declared = {
+        "dev": stack.dev_options, "boot": stack.boot_options, "down": infra.down_options,
+        "api_types": api_contract.add_options, "docs": docs.add_options, "bench": bench_options,
+        "ci": ci.add_options, "audit_inputs": ci.add_audit_options,
+    }  # fmt: skip
     base = name.split("(")[0]
     if base == "test" or base.startswith("test-"):
         check_pytest_args(args)
     elif base == "smoke":
         smoke.parse_arguments([arg.replace("https://…", "https://report.example.com") for arg in args])
-    elif base == "docs":
-        docs.choose_mode(args, interactive=False)
     elif base == "env_keys":
         env_keys.build_parser().parse_args(args)
-    elif base == "ci":
-        ci.parse_options(["2" if arg == "N" else arg for arg in args])  # `-j N` stands for a number
-    elif base == "boot":
-        assert len(args) <= 1, args
-        assert set(args) <= {"dry-run", "critical", "full"}, args
-    elif base == "bench":
-        rest = list(args)
-        if "--before" in rest:
-            del rest[rest.index("--before") : rest.index("--before") + 2]
-        assert set(rest) <= {"--ci", "--quick", *GROUPS}, args
-    elif base in ("dev", "down", "api_types"):
-        # The flags each reads from its posargs in noxfile.py.
-        flags = {"dev": {"--frontend"}, "down": {"--force", "--prune-foreign"}, "api_types": {"--fix"}}[base]
-        assert set(args) <= flags, args
-        noxfile = (REPO / "noxfile.py").read_text()
-        assert all(f'"{flag}" in session.posargs' in noxfile for flag in args)
+    elif base in declared:
+        # `-j N` stands for a number; `--before REF` for a commit.
+        parser_for(base, "", declared[base]).parse_args(["2" if arg == "N" else arg for arg in args])
     elif base == "typecheck":
         # mypy's own arguments: the files or directories to check.
         assert all((REPO / arg).exists() for arg in args), args

@@ -16,6 +16,7 @@ import os
 import pwd
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import tempfile
@@ -456,3 +457,50 @@ def test_a_redis_started_without_a_password_is_restarted_with_it(private):
     running = private.processes()
     assert private.nox("-s", "down").returncode == 0
     assert_stopped(private, running)
+
+
+# ----- a default port taken by another state directory between the check and the bind ---------
+def test_state_directories_starting_at_once_on_the_same_ports_each_get_services_of_their_own(tmp_path):
+    """Found by a pre-push bench: a run's S3 lost port 9000 to another state directory's, which
+    answered its readiness probe (moto takes any credentials) until that one was stopped."""
+    from noxlib.services.native import NativeServices
+    from noxlib.services.tools import tools_env, tools_root
+
+    tools_env()
+    ports = {}
+    for name in ("postgres", "redis", "s3"):
+        with contextlib.closing(socket.socket()) as holder:
+            holder.bind(("127.0.0.1", 0))
+            ports[name] = holder.getsockname()[1]
+    roots = []
+    try:
+        for _ in range(3):
+            root = Path(tempfile.mkdtemp(prefix="finance_report-ports-", dir="/var/tmp"))
+            root.chmod(0o755)
+            (root / "tools").symlink_to(tools_root(), target_is_directory=True)
+            (root / "native").mkdir(mode=0o755)
+            # The same ports recorded for all three, as two checkouts' first starts both pick 9000.
+            (root / "native" / "services.json").write_text(json.dumps({n: {"port": p} for n, p in ports.items()}))
+            roots.append(root)
+        starts = [
+            start_in_terminal(nox_command("-s", "infra"), tmp_path / f"infra-{i}.log", FR_CACHE_DIR=str(root))
+            for i, root in enumerate(roots)
+        ]
+        for i, run in enumerate(starts):
+            assert run.wait(timeout=300) == 0, (tmp_path / f"infra-{i}.log").read_text()
+        listening: list[int] = []
+        for root in roots:
+            for name, component in NativeServices(root / "native")._load().items():
+                assert component.process is not None, name
+                assert component.running(), name
+                # The recorded server is the one that answers on the recorded port.
+                assert processes.listening_port(component.process) == component.port, (root, name)
+                listening.append(component.port)
+        assert len(set(listening)) == len(listening)  # nobody shares a port
+    finally:
+        for root in roots:
+            run_nox("-s", "down", "--", "--force", FR_CACHE_DIR=str(root))
+            native = NativeServices(root / "native")
+            if native.running():
+                native.stop()
+            shutil.rmtree(root, ignore_errors=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import functools
 import glob
 import json
 import os
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
     import psutil
 
 DEFAULT_PORTS = {"postgres": 5432, "redis": 6379, "s3": 9000}
+# Starts of one service before its failure is final: a default port taken by another state
+# directory's server between the check and the bind costs one more, on a port the kernel picks.
+PORT_ATTEMPTS = 3
 # What credentials.json must hold: every value a non-empty string.
 CREDENTIAL_KEYS = ("postgres_password", "s3_secret_key", "redis_password")
 # Keys a file of an earlier version lacks: added on first read, never a reason to reset anything.
@@ -441,32 +445,24 @@ class NativeServices:
             self._initdb(bindir, pg_root, data, account)
             unfinished.unlink()
         _remove_stale_postmaster_pid(data)
-        component.port = processes.free_port(component.port)
-        argv = [
-            str(bindir / "postgres"),
-            "-D", str(data),
-            "-p", str(component.port),
-            "-c", "listen_addresses=127.0.0.1",
-            "-c", "unix_socket_directories=",
-            "-c", "fsync=off",
-            "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off",
-            "-c", "max_connections=300",
-        ]  # fmt: skip
-        # Spawned and recorded with signals held back: a Ctrl+C between the two (even inside
-        # Popen, which does not kill a child it already forked) would leave a server nobody records.
+
+        def argv(port: int) -> list[str]:
+            return [
+                str(bindir / "postgres"),
+                "-D", str(data),
+                "-p", str(port),
+                "-c", "listen_addresses=127.0.0.1",
+                "-c", "unix_socket_directories=",
+                "-c", "fsync=off",
+                "-c", "synchronous_commit=off",
+                "-c", "full_page_writes=off",
+                "-c", "max_connections=300",
+            ]  # fmt: skip
+
         # The log is opened by root in root's directory and handed over as the server's stdout:
         # the server never needs to open a path there.
-        with signals_deferred():
-            component.process, _ = processes.start("postgres", argv, log_path=log_path, user=user, env=_service_env())
-            self._save(components)
-        urls = self._urls(components)
-        processes.wait_until(
-            lambda: postgres_ready(urls),
-            what=f"PostgreSQL on port {component.port}",
-            timeout=START_TIMEOUT,
-            process=component.process,
-            log_path=log_path,
+        self._start_listening(
+            component, components, "PostgreSQL", argv, postgres_ready, log_path=log_path, user=user, env=_service_env()
         )
 
     def _initdb(self, bindir: Path, pg_root: Path, data: Path, account: pwd.struct_passwd | None) -> None:
@@ -514,49 +510,73 @@ class NativeServices:
         server = find_redis_server()
         directory = self.root / "redis"
         require_private_directory(directory, "the Redis directory")
-        component.port = processes.free_port(component.port)
         # The password goes in a file of root's (0600), not on the command line every account's
         # `ps` shows; without it Redis answers anyone on the machine.
         config = directory / "redis.conf"
         config.unlink(missing_ok=True)
         _create_exclusively(config, f"requirepass {self._credentials()['redis_password']}\n".encode(), 0o600)
-        argv = [
-            str(server), str(config), "--port", str(component.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(directory),
-        ]  # fmt: skip
-        log_path = directory / "redis.log"
-        with signals_deferred():
-            component.process, _ = processes.start("redis", argv, log_path=log_path, env=_marked_env(directory))
-            self._save(components)
-        urls = self._urls(components)
-        processes.wait_until(
-            lambda: redis_ready(urls),
-            what=f"Redis on port {component.port}",
-            timeout=START_TIMEOUT,
-            process=component.process,
-            log_path=log_path,
-        )
+
+        def argv(port: int) -> list[str]:
+            return [
+                str(server), str(config), "--port", str(port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(directory),
+            ]  # fmt: skip
+
+        self._start_listening(
+            component, components, "Redis", argv, redis_ready,
+            log_path=directory / "redis.log", env=_marked_env(directory),
+        )  # fmt: skip
 
     def _start_s3(self, component: _Component, components: dict[str, _Component]) -> None:
         server = tools_env() / "bin" / "moto_server"
         directory = self.root / "s3"
         require_private_directory(directory, "the S3 directory")
-        component.port = processes.free_port(component.port)
-        argv = [str(server), "-H", "127.0.0.1", "-p", str(component.port)]
-        log_path = directory / "moto.log"
-        with signals_deferred():
-            component.process, _ = processes.start(
-                "s3", argv, log_path=log_path, cwd=directory, env=_marked_env(directory)
-            )
-            self._save(components)
-        urls = self._urls(components)
-        processes.wait_until(
-            lambda: s3_ready(urls),
-            what=f"S3 (moto) on port {component.port}",
-            timeout=START_TIMEOUT,
-            process=component.process,
-            log_path=log_path,
-        )
+        self._start_listening(
+            component, components, "S3 (moto)", lambda port: [str(server), "-H", "127.0.0.1", "-p", str(port)],
+            s3_ready, log_path=directory / "moto.log", cwd=directory, env=_marked_env(directory),
+        )  # fmt: skip
+
+    def _start_listening(
+        self,
+        component: _Component,
+        components: dict[str, _Component],
+        what: str,
+        argv: Callable[[int], list[str]],
+        ready: Callable[[ServiceUrls], bool],
+        **start: Any,
+    ) -> None:
+        """Start `component` on its port and wait until it, and not another server, answers there.
+
+        Runs of two state directories may both find a default port free and start on it at
+        once: the second server cannot bind and exits, while the first answers the readiness
+        probe (moto takes any credentials). So a service is ready only when its own process
+        listens on its port, and one that lost the port starts again where the kernel says.
+        """
+        for attempt in range(PORT_ATTEMPTS):
+            component.port = processes.free_port(component.port if attempt == 0 else None)
+            # Spawned and recorded with signals held back: a Ctrl+C between the two (even inside
+            # Popen, which does not kill a child it already forked) would leave a server nobody records.
+            with signals_deferred():
+                component.process, _ = processes.start(component.name, argv(component.port), **start)
+                self._save(components)
+            process, port, urls = component.process, component.port, self._urls(components)
+            try:
+                processes.wait_until(
+                    functools.partial(_serves, process, port, ready, urls),
+                    what=f"{what} on port {port}",
+                    timeout=START_TIMEOUT,
+                    process=process,
+                    log_path=start.get("log_path"),
+                )
+                return
+            except ServiceError:
+                if process.is_running() or attempt == PORT_ATTEMPTS - 1:
+                    raise
+
+
+def _serves(process: TrackedProcess, port: int, ready: Callable[[ServiceUrls], bool], urls: ServiceUrls) -> bool:
+    """`process` itself listens on `port`, and the service there answers."""
+    return processes.listening_port(process) == port and ready(urls)
 
 
 def _create_exclusively(path: Path, content: bytes, mode: int, account: pwd.struct_passwd | None = None) -> None:

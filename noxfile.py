@@ -67,7 +67,8 @@ SUITE_SHARDS = [f"{index}/{suite_tests.SHARD_COUNT}" for index in range(1, suite
 # pyproject.toml and the lockfiles count for every session): `nox -s ci` skips a session whose
 # inputs are unchanged since its last green run, and `nox -s audit_inputs` checks each list
 # against the files the session really opens.
-BACKEND = ("apps/backend/**",)
+# The backend's tests also check .env.example against Settings (apps/backend/tests/test_config.py).
+BACKEND = ("apps/backend/**", ".env.example")
 FRONTEND = ("apps/frontend/**",)
 # What mypy checks (pyproject.toml [tool.mypy] files) and nothing it does not.
 TYPED = ("apps/backend/src/**", "scripts/export_openapi.py", "docs/hooks/**")
@@ -329,7 +330,8 @@ def noxlib_test_shard(session: nox.Session, shard: str) -> None:
 
 @session(
     python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False,
-    inputs=[*SUITE, "apps/**", "docs/**", "README.md"], tools=["node", "psql"], exclusive="frontend", cold_seconds=150,
+    inputs=[*SUITE, "apps/**", "docs/**", "mkdocs.yml", "README.md"], tools=["node", "psql"], exclusive="frontend",
+    cold_seconds=150,
     options="forwarded",
 )  # fmt: skip
 def journeys(session: nox.Session) -> None:

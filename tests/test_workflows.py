@@ -414,6 +414,7 @@ def test_compose_service_contract(name):
         assert re.fullmatch(pattern, port), f"{name}: {port} is not loopback/engine-chosen"
 
 
+@pytest.mark.journey  # it reads every frontend source: an input of the journeys session, not of noxlib_test
 def test_compose_frontend_build_args_carry_every_next_public_key():
     frontend = ROOT / "apps" / "frontend"
     sources = [

@@ -40,7 +40,9 @@ SHARD_COUNT = 4
 DURATIONS_FILE = REPO_ROOT / "tests" / "test_durations.json"
 # The real-engine compose tests have their own session (compose_test), so a runner with Docker
 # does not build and run the images twice.
-NOXLIB_TESTS = ["-m", "not journey", "--ignore=tests/test_compose.py", "tests"]
+# test_readme.py is journeys alone, and collecting it reads the README and every docs page (its
+# parameters are the documented commands): noxlib_test does not even collect it.
+NOXLIB_TESTS = ["-m", "not journey", "--ignore=tests/test_compose.py", "--ignore=tests/test_readme.py", "tests"]
 JOURNEYS = ["-m", "journey", "--ignore=tests/test_compose.py", "tests"]
 
 

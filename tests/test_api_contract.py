@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from noxlib import api_contract
 
 
@@ -28,6 +30,7 @@ def test_a_missing_document_is_drift(tmp_path):
     assert api_contract.document_drift("{}\n", tmp_path / "openapi.json") == f"{tmp_path / 'openapi.json'} is missing"
 
 
+@pytest.mark.journey  # it reads the frontend's committed types: an input of the journeys session
 def test_the_committed_contract_files_are_where_the_generator_reads_and_writes_them():
     package = json.loads((api_contract.FRONTEND_DIR / "package.json").read_text())
     script = package["scripts"][api_contract.GENERATE_SCRIPT]

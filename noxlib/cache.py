@@ -172,13 +172,3 @@ def cache_disabled(args: list[str], environ: dict[str, str] | None = None) -> st
     if "--no-cache" in args:
         return "--no-cache: every session runs"
     return None
-
-
-def sessions_without_files(names: Iterable[str], root: Path = REPO_ROOT) -> dict[str, list[str]]:
-    """Each cacheable session's declared patterns that match no file: a typo never caches silently."""
-    empty: dict[str, list[str]] = {}
-    for name in names:
-        missing = [pattern for pattern in declaration(name).inputs if not tracked_files(root, [pattern])]
-        if missing:
-            empty[name] = missing
-    return empty

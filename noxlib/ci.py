@@ -333,7 +333,6 @@ def stop_children(
 def run_plan(
     noxfile: Path,
     plan: list[str],
-    sessions: list[SessionEntry],
     *,
     jobs: int,
     cache: CiCache | None,
@@ -426,7 +425,7 @@ def run(session: nox.Session, noxfile: Path = REPO_ROOT / "noxfile.py") -> None:
         disabled = cache_disabled(["--no-cache"] if options.no_cache else [])
         cache = None if disabled else CiCache(root=noxfile.parent)
         jobs = options.jobs or default_jobs()
-        outcomes = run_plan(noxfile, plan, sessions, jobs=jobs, cache=cache)
+        outcomes = run_plan(noxfile, plan, jobs=jobs, cache=cache)
         record_durations(outcomes, noxfile.parent)
     ran = {o.session for o in outcomes if o.result in ("passed", "FAILED")}
     notes = [note for note in notes if any(f"`{name}`" in note for name in ran)]  # a note on a run that ran

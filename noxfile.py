@@ -332,13 +332,24 @@ def noxlib_test_shard(session: nox.Session, shard: str) -> None:
 
 @session(
     python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False,
-    inputs=[*SUITE, "apps/**", "docs/**", "mkdocs.yml", "README.md"], tools=["node", "psql"], exclusive="frontend",
+    inputs=[*SUITE, "apps/**"], tools=["node", "psql"], exclusive="frontend",
     cold_seconds=150,
     options="forwarded",
 )  # fmt: skip
 def journeys(session: nox.Session) -> None:
-    """Walk the app as a person does: dev in a browser, smoke, Ctrl+C, the docs' example subsets."""
-    suite_tests.run(session, suite_tests.JOURNEYS)
+    """Walk the app as a person does: dev in a browser, smoke, Ctrl+C, a subset of the tests."""
+    suite_tests.run(session, suite_tests.JOURNEYS, frontend=True)
+
+
+# Every test that reads README.md or docs/ (marker `docs`): a docs edit re-runs these and `docs`.
+@session(
+    python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False,
+    inputs=[*SUITE, "docs/**", "mkdocs.yml", "README.md", "apps/backend/test_durations.json"], tools=["psql"],
+    options="forwarded",
+)  # fmt: skip
+def docs_check(session: nox.Session) -> None:
+    """Check README and docs against the tool: the session table, every documented command and fix."""
+    suite_tests.run(session, suite_tests.DOCS_CHECKS)
 
 
 @session(

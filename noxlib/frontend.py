@@ -25,10 +25,19 @@ def color_environment(stream: TextIO = sys.stdout) -> dict[str, str | None]:
     return {"NO_COLOR": "1", "FORCE_COLOR": None}
 
 
-def npm_script(session: nox.Session, script: str, *args: str) -> None:
-    """`npm run <script>` in apps/frontend after `npm ci` if package-lock.json changed."""
+def install(session: nox.Session) -> None:
+    """`npm ci` in apps/frontend if package-lock.json changed since the last install.
+
+    Runs that share the checkout's node_modules call this before they start side by side (the
+    journeys' dev and smoke runs): two `npm ci` at once would wipe each other's install.
+    """
     if node.npm_install_needed(FRONTEND_DIR):
         node.ensure_node_modules(FRONTEND_DIR, purpose="the frontend", log=session.log, ignore_scripts=False)
+
+
+def npm_script(session: nox.Session, script: str, *args: str) -> None:
+    """`npm run <script>` in apps/frontend after `npm ci` if package-lock.json changed."""
+    install(session)
     npm = node.npm_executable("the frontend")
     env = {**NPM_ENV, **color_environment()}
     with session.chdir(FRONTEND_DIR):

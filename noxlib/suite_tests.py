@@ -1,10 +1,12 @@
 """Running the suite's own tests, which start whole `nox -s test` runs of their own.
 
-Two sessions split them by what they read: `noxlib_test` tests noxlib (names, leases, janitor,
+Three sessions split them by what they read: `noxlib_test` tests noxlib (names, leases, janitor,
 signals, ci, cache, scripts) and reads of the apps only what the nested runs' template database
-is migrated with; `journeys` walks the app as a person does (dev in a browser, smoke, the docs'
-subsets), so the app is among its inputs and only it re-runs when the app changes. A test is a
-journey by its `journey` marker; GitHub runs `noxlib_test` in shards balanced by recorded
+is migrated with; `journeys` walks the app as a person does (dev in a browser, smoke, subsets),
+so the app is among its inputs and only it re-runs when the app changes; `docs_check` holds
+every test that reads README.md or docs/ (the session table, each documented command), so a
+docs edit costs those checks and never the journeys. A test is a journey by its `journey`
+marker, a docs check by its `docs` marker; GitHub runs `noxlib_test` in shards balanced by recorded
 durations (pytest-split, `tests/test_durations.json`, re-recorded by
 `nox -s noxlib_test -- --store-durations`).
 
@@ -40,10 +42,12 @@ SHARD_COUNT = 4
 DURATIONS_FILE = REPO_ROOT / "tests" / "test_durations.json"
 # The real-engine compose tests have their own session (compose_test), so a runner with Docker
 # does not build and run the images twice.
-# test_readme.py is journeys alone, and collecting it reads the README and every docs page (its
-# parameters are the documented commands): noxlib_test does not even collect it.
-NOXLIB_TESTS = ["-m", "not journey", "--ignore=tests/test_compose.py", "--ignore=tests/test_readme.py", "tests"]
-JOURNEYS = ["-m", "journey", "--ignore=tests/test_compose.py", "tests"]
+# Collecting test_readme.py reads the README and every docs page (its parameters are the
+# documented commands): only docs_check collects it, so a docs edit re-runs docs_check alone.
+_DOCS_COLLECTED = "--ignore=tests/test_readme.py"
+NOXLIB_TESTS = ["-m", "not journey and not docs", "--ignore=tests/test_compose.py", _DOCS_COLLECTED, "tests"]
+JOURNEYS = ["-m", "journey and not docs", "--ignore=tests/test_compose.py", _DOCS_COLLECTED, "tests"]
+DOCS_CHECKS = ["-m", "docs", "--ignore=tests/test_compose.py", "tests"]
 
 
 def default_workers() -> int:
@@ -81,11 +85,19 @@ def pytest_args(selection: list[str], posargs: list[str], shard: str | None = No
     return args
 
 
-def run(session: nox.Session, selection: list[str], shard: str | None = None) -> None:
-    """pytest over the selection, with time to clean up after Ctrl+C."""
+def run(session: nox.Session, selection: list[str], shard: str | None = None, *, frontend: bool = False) -> None:
+    """pytest over the selection, with time to clean up after Ctrl+C.
+
+    `frontend`: the tests run the checkout's frontend side by side, so its node_modules are
+    installed once before they start (noxlib/frontend.py `install`).
+    """
     if wants_help(list(session.posargs)):  # pytest's own help, before any venv or service is prepared
         session.run("pytest", "--help")
         return
+    if frontend:
+        from noxlib import frontend as frontend_app
+
+        frontend_app.install(session)
     env = prepare_inner_runs(session)
     session.run(
         "pytest", *pytest_args(selection, list(session.posargs), shard), env=env, interrupt_timeout=CLEANUP_SECONDS

@@ -30,6 +30,12 @@ ENVDIR = os.environ.get("FR_SUITE_NOX_ENVDIR", str(REPO / ".nox" / "suite-envs")
 PROBE = Path(__file__).resolve().parent / "lifecycle" / "probe_run.py"
 # Waits for a go-ahead file instead of sleeping, so a fault can be injected at a known moment.
 GATED_PROBE = Path(__file__).resolve().parent / "faults" / "gated_probe.py"
+# Facts a journey proves of the tool and a docs check (marker `docs`) finds in the docs, so the
+# journeys read no docs page and a docs edit never re-runs them.
+# docs/development.md's example of a narrowed run, as `nox -s test -- <these>`.
+DOCS_SUBSET_EXAMPLE = ("-k", "reconciliation", "-n", "0")
+# `uvx nox`'s last line when no Python 3.12+ is installed (nox's own, before the noxfile runs).
+NO_PYTHON_312 = """No Python satisfies "requires-python": '>=3.12'"""
 # Plugins the backend's test venv loads by itself that no probe uses: schemathesis and hypothesis
 # alone import for ~1.4 s, in pytest and again in every xdist worker, which made them most of
 # a probe run's cost. A probe run is about leases, databases, signals and names, not them.

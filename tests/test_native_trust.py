@@ -369,7 +369,7 @@ def test_a_signal_during_infra_leaves_nothing_half_started(private, tmp_path, si
 # One worker serves them in turn: two `mkdocs serve` started together may both find the same
 # port free, and the second then exits before it serves (not what this test is about).
 @pytest.mark.xdist_group(name="docs_serve")
-@pytest.mark.journey  # mkdocs serves (reads) the docs: an input of the journeys session, not of noxlib_test
+@pytest.mark.docs  # mkdocs serves (reads) the docs: an input of docs_check, not of noxlib_test
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)])
 def test_a_signal_on_docs_serve_is_not_a_success(tmp_path, sig, code):
     """Ctrl+C on `nox -s docs` (serve) exited 0 with "Session docs was successful"; SIGTERM and

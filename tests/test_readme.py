@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.runs import DOCS_SUBSET_EXAMPLE, NO_PYTHON_312
+
 REPO = Path(__file__).resolve().parent.parent
-# The docs and README describe the app's journeys: they are checked with them (a docs edit
-# re-runs the journeys session, never noxlib_test).
-pytestmark = pytest.mark.journey
+# The docs_check session: a docs edit re-runs these, never noxlib_test or the journeys.
+pytestmark = pytest.mark.docs
 ROW = re.compile(r"^\| `(?P<name>[^`]+)` \| (?P<description>.*?) \| (?P<tags>[^|]*)\|$")
 
 
@@ -148,3 +149,21 @@ def test_every_documented_nox_command_names_a_session_and_passes_accepted_argume
         pytest.skip(f"{name} is a placeholder")
     assert name in listed_names(), f"{document}: `nox -s {name}` names no session of `nox -l`"
     check_session_args(name, list(args))
+
+
+# ----- facts the journeys prove of the tool, found in the docs ------------------------------------
+def test_the_subset_example_the_journey_runs_is_the_one_the_docs_show():
+    """tests/test_journeys.py runs `nox -s test -- DOCS_SUBSET_EXAMPLE`; the docs must show exactly that."""
+    command = f"`nox -s test -- {' '.join(DOCS_SUBSET_EXAMPLE)}`"
+    assert command in (REPO / "docs" / "development.md").read_text(), command
+
+
+def test_the_line_of_a_missing_python_312_has_its_fix_in_the_docs_and_readme():
+    """The journey with only Python 3.11 around proves `uvx nox` ends with this line; a reader finds the fix."""
+    rows = [row for row in (REPO / "docs" / "development.md").read_text().splitlines() if row.startswith("| `")]
+    troubleshooting = [row for row in rows if row.startswith(f"| `{NO_PYTHON_312}`")]
+    assert len(troubleshooting) == 1, f"docs/development.md has no troubleshooting row for {NO_PYTHON_312!r}"
+    assert "`uv python install 3.12`" in troubleshooting[0]
+    readme = (REPO / "README.md").read_text()
+    assert 'No Python satisfies "requires-python"' in readme
+    assert "`uv python install 3.12`" in readme

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -58,10 +59,13 @@ def test_the_backend_shards_run_each_collected_test_exactly_once():
         argv = [str(pytest_bin), "--collect-only", "-q", "--no-cov", "-p", "no:cacheprovider", *extra]
         return collected(argv, backend_tests.BACKEND_DIR, env)
 
-    whole = collect()
-    assert len(whole) > 50
     total = backend_tests.SHARD_COUNT
-    shards = [collect(*backend_tests.shard_args(f"{k}/{total}")) for k in range(1, total + 1)]
+    # Five collections that each import the app: side by side, not one after another.
+    with ThreadPoolExecutor(max_workers=total + 1) as pool:
+        whole_run = pool.submit(collect)
+        shard_runs = [pool.submit(collect, *backend_tests.shard_args(f"{k}/{total}")) for k in range(1, total + 1)]
+        whole, shards = whole_run.result(), [run.result() for run in shard_runs]
+    assert len(whole) > 50
     assert_partition(whole, shards, backend_tests.DURATIONS_FILE)
 
 
@@ -75,7 +79,11 @@ def test_the_suite_s_own_shards_run_each_of_its_tests_exactly_once():
                 *suite_tests.NOXLIB_TESTS, *extra]  # fmt: skip
         return collected(argv, suite_tests.REPO_ROOT, env)
 
-    whole = collect()
     total = suite_tests.SHARD_COUNT
-    shards = [collect(*suite_tests.pytest_args([], ["-n", "0"], f"{k}/{total}")) for k in range(1, total + 1)]
+    with ThreadPoolExecutor(max_workers=total + 1) as pool:
+        whole_run = pool.submit(collect)
+        shard_runs = [
+            pool.submit(collect, *suite_tests.pytest_args([], ["-n", "0"], f"{k}/{total}")) for k in range(1, total + 1)
+        ]
+        whole, shards = whole_run.result(), [run.result() for run in shard_runs]
     assert_partition(whole, shards, suite_tests.DURATIONS_FILE)

@@ -89,6 +89,8 @@ SUITE = (
     "apps/backend/src/config.py",
     "apps/backend/src/models.py",
     "apps/backend/src/migrations.py",
+    # The backend's side of the run contract (tests/test_run_contract.py reads its keys).
+    "apps/backend/tests/contract.py",
     "apps/frontend/package.json",
     ".pre-commit-config.yaml",
     # git reads every .gitignore to list untracked files (the input hash, the audit's own test).

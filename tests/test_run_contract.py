@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -9,7 +11,8 @@ from hypothesis import strategies as st
 from noxlib import lifecycle
 from noxlib.errors import UserError
 from noxlib.namespace import get_worker_db_name, sanitize_namespace
-from noxlib.run_contract import SERVICE_KEYS, RunContract
+from noxlib.paths import REPO_ROOT
+from noxlib.run_contract import RUN_KEYS, SERVICE_KEYS, TEST_KEYS, RunContract
 from noxlib.services import ServiceUrls
 
 URLS = ServiceUrls(
@@ -75,3 +78,27 @@ def test_a_test_runs_redis_cleanup_leaves_the_dev_apps_keys(services):
     finally:
         client.delete(f"{dev.redis_key_prefix}:reconciliation:stats")
         client.close()
+
+
+# ----- the backend's side of the contract ---------------------------------------------------------
+BACKEND_CONTRACT = REPO_ROOT / "apps" / "backend" / "tests" / "contract.py"
+
+
+def backend_contract_keys() -> tuple[str, ...]:
+    """`CONTRACT_KEYS` of the backend's test harness, read from its source (the apps never import
+    noxlib, and noxlib never imports the apps: the check sits between them)."""
+    tree = ast.parse(BACKEND_CONTRACT.read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+            isinstance(target, ast.Name) and target.id == "CONTRACT_KEYS" for target in node.targets
+        ):
+            return tuple(ast.literal_eval(node.value))
+    raise AssertionError(f"{BACKEND_CONTRACT} defines no CONTRACT_KEYS")
+
+
+def test_the_backend_requires_exactly_the_keys_a_test_run_hands_it():
+    """One writer (noxlib/run_contract.py), one reader (apps/backend/tests/contract.py): a key added
+    on one side and not the other fails here, before a run fails with "lacks KEY"."""
+    handed = RunContract.for_run("test", URLS, "contract_keys").to_env()
+    assert sorted(backend_contract_keys()) == sorted(handed)
+    assert sorted(handed) == sorted(SERVICE_KEYS + RUN_KEYS + TEST_KEYS)

@@ -339,7 +339,8 @@ def noxlib_test_shard(session: nox.Session, shard: str) -> None:
 
 @session(
     python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False,
-    inputs=[*SUITE, "apps/**", "docs/**", "mkdocs.yml", "README.md"], tools=["node", "psql"], exclusive="frontend",
+    inputs=[*SUITE, "apps/**", "docs/**", "mkdocs.yml", "README.md", "tools/perf/**"], tools=["node", "psql"],
+    exclusive="frontend",
     cold_seconds=150,
     options="forwarded",
 )  # fmt: skip

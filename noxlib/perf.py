@@ -124,7 +124,9 @@ def load_and_judge(session: Any, options: argparse.Namespace, budgets: Budgets, 
         return
     for line in verdict.broken:
         print(f"perf: over budget: {line}", flush=True)
-    judged = sum(len(perf_budgets.PERCENTILES) for _ in selected) + 2
+    if verdict.total.failures:
+        print(f"perf: each failure with its cause: {report / CSV_PREFIX}_failures.csv", flush=True)
+    judged = len(selected) * len(perf_budgets.PERCENTILES) + 2  # and the failure ratio and throughput
     if verdict.broken:
         raise UserError(
             f"{len(verdict.broken)} of {judged} budgets broken ({shown(budgets.path)}); the lines above say which"

@@ -96,8 +96,13 @@ def load_budgets(path: Path) -> Budgets:
         raise UserError(f"{path} [load]: think_time_seconds must be [min, max] seconds, got {think!r}")
     endpoints = []
     for group in GROUPS:
-        for endpoint, table in data.get(group, {}).items():
+        tables = data.get(group, {})
+        if not isinstance(tables, dict):
+            raise UserError(f'{path}: [{group}] must hold one table per endpoint, like [{group}."GET /path"]')
+        for endpoint, table in tables.items():
             where = f"{path} [{group}.{endpoint!r}]"
+            if not isinstance(table, dict):
+                raise UserError(f"{where}: must be a table of p50_ms, p95_ms and p99_ms")
             method, _, route = endpoint.partition(" ")
             if method not in ("GET", "POST") or not route.startswith("/"):
                 raise UserError(f"{where}: name an endpoint as 'METHOD /path', e.g. 'GET /api/health'")

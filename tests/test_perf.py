@@ -97,8 +97,9 @@ def test_within_budget_it_passes_prints_the_table_and_only_reads(backend_url, fr
 def test_the_proxy_sees_a_write_when_one_is_sent(fresh_proxy):
     """What makes the read-only assertion above able to fail: a POST through the proxy is recorded."""
     request = urllib.request.Request(f"{fresh_proxy.url}/api/no-such-endpoint", data=b"{}", method="POST")  # noqa: S310
-    with pytest.raises(urllib.error.HTTPError):
+    with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=30)  # noqa: S310 - loopback
+    refused.value.close()
     assert fresh_proxy.requests() == [("POST", "/api/no-such-endpoint")]
 
 

@@ -3,7 +3,8 @@
 Without a URL the session starts the stack itself: the services through the test lifecycle,
 uvicorn, and the frontend's production build on free ports; then it runs `python -m noxlib.smoke`
 (the deploy runner's exact code path) against the frontend, which proxies /api/* to the backend.
-Session code: python 3.12 like the rest of noxlib, unlike the checks it runs.
+`nox -s perf` loads the same stack (`own_stack`). Session code: python 3.12 like the rest of
+noxlib, unlike the checks it runs.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ from noxlib import bench as benchmarks
 from noxlib import docs as docs_site
 from noxlib import env_keys as env_key_contract
 from noxlib import lint as lint_checks
+from noxlib import perf as load_check
 from noxlib.session_args import arguments
 from noxlib.session_venvs import session, share_between_runs
 
@@ -206,6 +207,12 @@ def smoke(session: nox.Session) -> None:
     smoke_session.run_session(session)
 
 
+@session(python=DEFAULT_PYTHON, uv_groups=["backend", "perf"], default=False, options=load_check.add_options)
+def perf(session: nox.Session) -> None:
+    """Load the stack (or -- --base-url URL) for a fixed time; judge it against tools/perf/budgets.toml."""
+    load_check.run(session)
+
+
 # ----- the matrix --------------------------------------------------------------------------
 for _python in PYTHONS:
 
@@ -334,7 +341,7 @@ def noxlib_test_shard(session: nox.Session, shard: str) -> None:
 
 @session(
     python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False,
-    inputs=[*SUITE, "apps/**"], tools=["node", "psql"], exclusive="frontend",
+    inputs=[*SUITE, "apps/**", "tools/perf/**"], tools=["node", "psql"], exclusive="frontend",
     cold_seconds=150,
     options="forwarded",
 )  # fmt: skip

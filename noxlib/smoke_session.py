@@ -3,13 +3,17 @@
 Without a URL the session starts the stack itself: the services through the test lifecycle,
 uvicorn, and the frontend's production build on free ports; then it runs `python -m noxlib.smoke`
 (the deploy runner's exact code path) against the frontend, which proxies /api/* to the backend.
-Session code: python 3.12 like the rest of noxlib, unlike the checks it runs.
+`nox -s perf` loads the same stack (`own_stack`). Session code: python 3.12 like the rest of
+noxlib, unlike the checks it runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +81,36 @@ def run_module(session: Any, argv: list[str]) -> None:
 
 def check_own_stack(session: Any, options: argparse.Namespace) -> None:
     """Services, backend and the frontend's production build on free ports; checked; all stopped."""
+    if options.api_only:
+        raise UserError("--api-only needs --base-url (the backend's); without a URL smoke checks its own frontend.")
+    with own_stack(session, artefacts=SCREENSHOT_DIR, namespace_suffix="smoke") as app:
+        argv = ["--base-url", app.url, "--mode", options.mode or OWN_STACK_MODE, "--timeout", str(options.timeout),
+                "--screenshots", str(options.screenshots)]  # fmt: skip
+        if options.no_browser:
+            argv.append("--no-browser")
+        try:
+            run_module(session, argv)
+        except UserError as error:
+            raise UserError(f"{error} App logs: {', '.join(map(str, app.logs))}") from None
+
+
+@dataclass
+class OwnStack:
+    """The frontend a session checks (it proxies /api/* to the backend) and where both apps log."""
+
+    url: str
+    logs: tuple[Path, Path]
+
+
+@contextlib.contextmanager
+def own_stack(session: Any, *, artefacts: Path, namespace_suffix: str) -> Iterator[OwnStack]:
+    """Services, backend and the frontend's production build on free ports, stopped however the block ends.
+
+    `smoke` and `perf` check the same stack a deployment runs: the production build, not `next dev`.
+    """
     from noxlib import frontend, lifecycle, node, stack
     from noxlib.processes import free_port
 
-    if options.api_only:
-        raise UserError("--api-only needs --base-url (the backend's); without a URL smoke checks its own frontend.")
     reinstalled = node.ensure_node_modules(FRONTEND_DIR, purpose="the frontend", log=session.log, ignore_scripts=False)
     reason = "node_modules were reinstalled" if reinstalled else stale_build_reason()
     if reason:
@@ -92,13 +121,13 @@ def check_own_stack(session: Any, options: argparse.Namespace) -> None:
             "frontend   build is current (.next/ is newer than every source file and package-lock.json); "
             "skipping npm run build"
         )
-    SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
-    logs = {name: SCREENSHOT_DIR / f"{name}.log" for name in ("backend", "frontend")}
+    artefacts.mkdir(parents=True, exist_ok=True)
+    logs = {name: artefacts / f"{name}.log" for name in ("backend", "frontend")}
     for log in logs.values():
         log.unlink(missing_ok=True)
     migrate = lifecycle.migrate_with_alembic(session.run)
     with (
-        lifecycle.isolated_run(migrate, workers=0, log=session.log, namespace_suffix="smoke") as run,
+        lifecycle.isolated_run(migrate, workers=0, log=session.log, namespace_suffix=namespace_suffix) as run,
         stack.running_stack() as apps,
     ):
         backend_port, frontend_port = free_port(), free_port()
@@ -114,11 +143,4 @@ def check_own_stack(session: Any, options: argparse.Namespace) -> None:
             apps, port=frontend_port, backend_url=backend.url, production=True, log_path=logs["frontend"]
         )
         session.log(f"frontend   {app.url}  (log {logs['frontend']})")
-        argv = ["--base-url", app.url, "--mode", options.mode or OWN_STACK_MODE, "--timeout", str(options.timeout),
-                "--screenshots", str(options.screenshots)]  # fmt: skip
-        if options.no_browser:
-            argv.append("--no-browser")
-        try:
-            run_module(session, argv)
-        except UserError as error:
-            raise UserError(f"{error} App logs: {logs['backend']}, {logs['frontend']}") from None
+        yield OwnStack(app.url, (logs["backend"], logs["frontend"]))

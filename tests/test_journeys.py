@@ -141,6 +141,8 @@ def open_pages(chromium: str, base_url: str, screenshots: Path) -> dict[str, str
                 data = tab.get_by_test_id(spec.testid)
                 expect(data).to_be_visible(timeout=PAGE_BOUND_MS)
                 tab.screenshot(path=str(screenshots / f"{spec.name}.png"), full_page=True)
+                if spec.name == "reconciliation" and tab.get_by_test_id("pending-line").count() == 0:
+                    assert_empty_state_spans_the_list(tab, expect)
                 body = tab.inner_text("body")
                 assert LOADING_PLACEHOLDER not in body, f"{spec.path} still shows a placeholder:\n{body}"
                 # The bug this walks: a blocked /_next/hmr socket is a console error on every page.
@@ -150,6 +152,14 @@ def open_pages(chromium: str, base_url: str, screenshots: Path) -> dict[str, str
         finally:
             context.close()
     return shown
+
+
+def assert_empty_state_spans_the_list(tab, expect) -> None:
+    """Nothing pending: the sentence runs across the list, not down a 7rem column a word a line."""
+    sentence = tab.get_by_test_id("pending-empty")
+    expect(sentence).to_be_visible()
+    sentence_box, list_box = sentence.bounding_box(), tab.get_by_test_id("pending-list").bounding_box()
+    assert sentence_box["width"] >= 0.9 * list_box["width"], (sentence_box, list_box)
 
 
 def keep_for_the_lead(screenshots: Path) -> None:

@@ -186,7 +186,11 @@ function PendingPanel({ lines }: { lines: PendingLine[] }) {
     <section className="panel" aria-labelledby="pending-heading">
       <h2 id="pending-heading">Pending statement lines ({lines.length})</h2>
       <ul className="pending" data-testid="pending-list">
-        {lines.length === 0 && <li className="muted">Nothing pending: every imported line is matched.</li>}
+        {lines.length === 0 && (
+          <li className="muted pending-empty" data-testid="pending-empty">
+            Nothing pending: every imported line is matched.
+          </li>
+        )}
         {lines.map((line) => (
           <li key={line.id} data-testid="pending-line">
             <span className="pending-date">{line.date}</span>

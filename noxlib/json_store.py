@@ -52,17 +52,29 @@ class JsonFile:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[dict[str, Any]]:
-        """The file's object (empty when missing or unreadable), written back when the block succeeds."""
+        """The file's object (empty when missing or unreadable), written back when the block succeeds.
+
+        A directory in place of the file or of its lock is moved aside with one line: it would
+        otherwise stop every later run with IsADirectoryError.
+        """
         # filelock is imported where it is used: `nox -l` imports the modules using this and must stay cheap.
         from filelock import FileLock
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock", timeout=self.timeout):
+        lock = Path(f"{self.path}.lock")
+        if lock.is_dir() and not lock.is_symlink():
+            # Nobody can hold a lock that is a directory: moving it aside takes nothing from anyone.
+            with contextlib.suppress(FileNotFoundError):  # another process moved it first
+                move_aside(lock, lock.name, "a directory, not a file")
+        with FileLock(str(lock), timeout=self.timeout):
             try:
                 data = json.loads(self.path.read_text())
                 if not isinstance(data, dict):
                     data = {}
-            except (FileNotFoundError, ValueError):
+            except IsADirectoryError:
+                move_aside(self.path, self.path.name, "a directory, not a file")
+                data = {}
+            except (FileNotFoundError, ValueError):  # a torn or hand-edited file: start afresh
                 data = {}
             yield data
             write_atomically(self.path, json.dumps(data, indent=2, sort_keys=True))

@@ -43,6 +43,18 @@ def move_aside(path: Path, what: str, reason: str) -> Path:
     return backup
 
 
+def lock_path(path: Path) -> str:
+    """`path` for a lock file, with a directory found in its place moved aside in one line.
+
+    A directory there stopped every later run with IsADirectoryError; nobody can hold a lock
+    that is a directory, so moving it aside takes nothing from anyone.
+    """
+    if path.is_dir() and not path.is_symlink():
+        with contextlib.suppress(FileNotFoundError):  # another process moved it first
+            move_aside(path, path.name, "a directory, not a file")
+    return str(path)
+
+
 class JsonFile:
     """A JSON object on disk that one process at a time reads, changes and writes back."""
 
@@ -61,12 +73,7 @@ class JsonFile:
         from filelock import FileLock
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = Path(f"{self.path}.lock")
-        if lock.is_dir() and not lock.is_symlink():
-            # Nobody can hold a lock that is a directory: moving it aside takes nothing from anyone.
-            with contextlib.suppress(FileNotFoundError):  # another process moved it first
-                move_aside(lock, lock.name, "a directory, not a file")
-        with FileLock(str(lock), timeout=self.timeout):
+        with FileLock(lock_path(Path(f"{self.path}.lock")), timeout=self.timeout):
             try:
                 data = json.loads(self.path.read_text())
                 if not isinstance(data, dict):

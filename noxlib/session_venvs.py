@@ -44,7 +44,7 @@ from nox.logger import logger
 from noxlib import session_args
 from noxlib.cache import declare
 from noxlib.errors import reported
-from noxlib.json_store import move_aside, write_atomically
+from noxlib.json_store import lock_path, write_atomically
 from noxlib.paths import REPO_ROOT
 from noxlib.signals import interrupt_once
 
@@ -129,11 +129,7 @@ def _forget_record(marker: Path) -> None:
 
 def _open_lock(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_dir() and not path.is_symlink():
-        # Nobody can hold a lock that is a directory: moving it aside takes nothing from anyone.
-        with contextlib.suppress(FileNotFoundError):  # another run moved it first
-            move_aside(path, "venv lock", "a directory, not a file")
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    handle = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
     _held.append(handle)
     return handle
 

@@ -13,12 +13,13 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
 from noxlib.session_venvs import INPUTS_MARKER
-from tests.runs import REPO, nox_env, start_in_terminal
+from tests.runs import REPO, nox_env, output, start_in_terminal, start_run
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +77,7 @@ def a_directory(path: Path) -> None:
 BROKEN = {
     "record is a directory": (lambda venv: a_directory(venv / INPUTS_MARKER), "a directory in place of its record"),
     "record is not UTF-8": (lambda venv: (venv / INPUTS_MARKER).write_bytes(b"\xff\xfe python\n"), "is not text"),
-    "lock is a directory": (lambda venv: a_directory(venv.parent / f"{venv.name}.lock"), "venv lock was unreadable"),
+    "lock is a directory": (lambda venv: a_directory(venv.parent / f"{venv.name}.lock"), "lint.lock was unreadable"),
 }
 
 
@@ -96,3 +97,19 @@ def test_a_broken_venv_record_or_lock_is_one_line_and_the_venv_is_made_whole(tmp
     assert [line for line in again.stderr.splitlines() if reason in line], again.stderr
     assert (venv / INPUTS_MARKER).is_file()
     assert subprocess.run([venv / "bin" / "ruff", "--version"], capture_output=True, check=False).returncode == 0
+
+
+def test_a_directory_in_place_of_the_template_lock_is_one_line_and_the_run_goes_on(services, tmp_path):
+    """A directory in place of the state directory's `template.lock` ended every run in a traceback."""
+    lock = Path(os.environ["FR_CACHE_DIR"]) / "template.lock"
+    lock.unlink(missing_ok=True)
+    lock.mkdir()
+    branch = f"template-lock-{uuid.uuid4().hex[:6]}"
+    run = start_run(branch, tmp_path, workers=0)
+    assert run.wait(timeout=300) == 0, output(branch, tmp_path)
+    text = output(branch, tmp_path)
+    assert TRACEBACK not in text
+    assert "template.lock was unreadable (a directory, not a file); moved it to" in text
+    assert lock.is_file()
+    for moved in lock.parent.glob("template.lock.corrupt-*"):
+        moved.rmdir()

@@ -8,10 +8,11 @@ inputs are unchanged since its last green run is skipped (`cached`, see noxlib/c
 `--no-cache` or `CI=true` runs everything.
 
 Sessions run in parallel, as many at once as the machine has cores (`-- -j N` to choose); each
-child's output goes to `.nox/artefacts/ci/<session>.log` and a failing session's tail is
-printed. Each child is a nox of its own in its own process group: Ctrl+C, SIGTERM or a closed
-terminal is passed to every running child exactly once, and `ci` waits for their cleanup
-(databases, buckets, leases) before it exits 130, 143 or 129.
+child's output goes to `.nox/artefacts/ci/<run>/<session>.log`, a directory of this run's own
+(noxlib/ci_logs.py), and a failing session's tail is printed. Each child is a nox of its own in
+its own process group: Ctrl+C, SIGTERM or a closed terminal is passed to every running child
+exactly once, and `ci` waits for their cleanup (databases, buckets, leases) before it exits 130,
+143 or 129; any other error of the scheduler stops them too before it is raised.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -29,15 +29,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import nox
 
-from noxlib import ci_progress, processes
+from noxlib import ci_logs, ci_progress, processes
 from noxlib.cache import CiCache, cache_disabled, declaration
 from noxlib.errors import UserError
 from noxlib.json_store import JsonFile
-from noxlib.paths import ARTEFACTS_DIR, REPO_ROOT
+from noxlib.paths import REPO_ROOT
 from noxlib.session_args import arguments, parser_for
 from noxlib.signals import Terminated, interrupt_once, signals_deferred
 
@@ -56,11 +56,8 @@ class Outcome:
     seconds: float
 
 
-# Relative to the noxfile's directory: `.nox/artefacts/ci/<session>.log` of the checkout that runs.
-LOG_DIR = (ARTEFACTS_DIR / "ci").relative_to(REPO_ROOT)
 # How long an interrupted child may take to clean up before its process group is stopped.
 CLEANUP_TIMEOUT = 60.0
-LOG_TAIL_LINES = 30
 # How long each session took in this checkout's last ci runs: the order in which they start.
 DURATIONS_NAME = "ci-durations.json"
 
@@ -211,10 +208,6 @@ def record_durations(outcomes: list[Outcome], root: Path) -> None:
         recorded.update({o.session: round(o.seconds, 1) for o in outcomes if o.result in ("passed", "FAILED")})
 
 
-def log_path(root: Path, signature: str) -> Path:
-    return root / LOG_DIR / (re.sub(r"[^A-Za-z0-9._-]+", "-", signature).strip("-") + ".log")
-
-
 @dataclass
 class Child:
     """One session's nox, running in its own process group with its output in a log file."""
@@ -235,9 +228,7 @@ class Child:
             os.killpg(self.popen.pid, signum)
 
 
-def start_child(noxfile: Path, signature: str, *, echo: bool) -> Child:
-    path = log_path(noxfile.parent, signature)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def start_child(noxfile: Path, signature: str, path: Path, *, echo: bool) -> Child:
     # --non-interactive: a child that sees a terminal would take the interactive path
     # (`docs` would start a live-reload server and never return). Its own session: the
     # terminal's Ctrl+C reaches only us, and we pass it on exactly once (under uvx one Ctrl+C
@@ -251,44 +242,20 @@ def start_child(noxfile: Path, signature: str, *, echo: bool) -> Child:
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    log = open(path, "wb")  # noqa: SIM115 - closed by the pump when the child's output ends
+    log = open(path, "xb")  # noqa: SIM115 - closed by the pump when the child's output ends
     assert popen.stdout is not None
-    pump = threading.Thread(target=_copy_output, args=(popen.stdout, log, echo), name=f"ci-{signature}", daemon=True)
+    pump = threading.Thread(
+        target=ci_logs.copy_output, args=(popen.stdout, log, echo), name=f"ci-{signature}", daemon=True
+    )
     pump.start()
     return Child(signature, popen, path, time.perf_counter(), pump)
-
-
-def _copy_output(source: IO[bytes], log: IO[bytes], echo: bool) -> None:
-    with log:
-        for line in iter(source.readline, b""):
-            log.write(line)
-            log.flush()
-            if echo:
-                sys.stdout.buffer.write(line)
-                sys.stdout.flush()
-
-
-def log_tail(path: Path, lines: int | None = LOG_TAIL_LINES) -> str:
-    """The end of a child's log (all of it when `lines` is None), indented under its result line."""
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(f"    {line}" for line in (text[-lines:] if lines else text))
-
-
-def skip_reason(log: Path, signature: str) -> str | None:
-    """Why nox skipped the session (`session.skip`, e.g. no container engine), from its last line."""
-    marker = f"Session {signature} skipped: "
-    lines = [line for line in log_tail(log, 3).splitlines() if marker in line]
-    return lines[-1].split(marker, 1)[1].strip() if lines else None
 
 
 def finish(child: Child, *, echo: bool, view: ci_progress.PlainProgress) -> Outcome:
     child.pump.join(timeout=10)
     passed = child.popen.returncode == 0
     # nox exits 0 for a skipped session: say "skipped" and never cache it as green.
-    reason = skip_reason(child.log_path, child.signature) if passed else None
+    reason = ci_logs.skip_reason(child.log_path, child.signature) if passed else None
     result = "skipped" if reason else "passed" if passed else "FAILED"
     outcome = Outcome(child.signature, result, time.perf_counter() - child.started)
     view.finished(outcome, child.log_path)
@@ -297,7 +264,7 @@ def finish(child: Child, *, echo: bool, view: ci_progress.PlainProgress) -> Outc
     if not passed and not echo:
         # On a CI runner the log file is gone with the machine: print all of it there.
         on_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-        view.line(log_tail(child.log_path, None if on_ci else LOG_TAIL_LINES))
+        view.line(ci_logs.log_tail(child.log_path, None if on_ci else ci_logs.LOG_TAIL_LINES))
     return outcome
 
 
@@ -328,6 +295,8 @@ def stop_children(
         if processes.group_members(child.popen.pid):
             processes.stop_group(child.popen.pid)
         child.pump.join(timeout=5)
+        if child.popen.stdout:
+            child.popen.stdout.close()
 
 
 def run_plan(
@@ -344,6 +313,7 @@ def run_plan(
     outcomes: dict[str, Outcome] = {}
     hashes: dict[str, str | None] = {}
     pending = start_order(plan, noxfile.parent)
+    logs = ci_logs.RunLogs.create(noxfile.parent)
     running: list[Child] = []
     # A live view at a terminal, unless the children's own output goes there (`-j 1`).
     live = not echo and ci_progress.interactive()
@@ -365,10 +335,10 @@ def run_plan(
                 if len(running) >= jobs or (group and any(groups.get(c.signature) == group for c in running)):
                     continue
                 pending.remove(signature)
-                view.started(signature, None if echo else log_path(noxfile.parent, signature))
+                view.started(signature, None if echo else logs.path(signature))
                 # Held back until the child is listed: an interrupt in between would orphan it.
                 with signals_deferred():
-                    running.append(start_child(noxfile, signature, echo=echo))
+                    running.append(start_child(noxfile, signature, logs.path(signature), echo=echo))
             for child in [child for child in running if child.popen.poll() is not None]:
                 # Held back until its outcome is on record: an interrupt while its result and log
                 # tail are printed (slower with the live view) would lose it.
@@ -391,6 +361,10 @@ def run_plan(
         view.close()  # the summary goes below the view, with the cursor back
         interrupted = [outcomes.get(name) or Outcome(name, "not run", 0.0) for name in plan]
         print("\n" + summary(interrupted, []), flush=True)
+        raise
+    except BaseException:
+        # Whatever broke the scheduler, the children it started must not run on detached.
+        stop_children(running, signal.SIGTERM, say=view.line)
         raise
     finally:
         view.close()

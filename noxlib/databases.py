@@ -19,11 +19,12 @@ import math
 import re
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from noxlib.database_roles import privileges_named, role_of, template_key
 from noxlib.errors import ServiceError, UserError, first_line
 from noxlib.namespace import DB_PREFIX, TEMPLATE_PREFIX, get_template_db_name, get_test_db_name
 from noxlib.processes import TrackedProcess
@@ -177,10 +178,13 @@ class DatabaseJanitor:
         self.private = private
         self.log = log
         self.created: set[str] = set()
+        self.role = role_of(admin_url)
         self._own = re.compile(rf"^{re.escape(self.test_db)}(__gw[0-9]{{1,3}})?$")
 
-    def _connect(self) -> psycopg.Connection:
-        return _connect(self.admin_url)
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[psycopg.Connection]:
+        with _connect(self.admin_url) as connection, privileges_named(self.role):
+            yield connection
 
     # ----- guard ---------------------------------------------------------------------------
     def owns(self, name: str) -> bool:
@@ -224,7 +228,7 @@ class DatabaseJanitor:
         """
         from psycopg import sql
 
-        name = get_template_db_name(schema_hash)
+        name = get_template_db_name(template_key(schema_hash, self.role))
         deadline = time.monotonic() + _FOREIGN_BUILD_WAIT
         with self._connect() as connection:
             while not self._is_ready_template(connection, name):
@@ -278,8 +282,10 @@ class DatabaseJanitor:
         dropped = []
         with self._connect() as connection:
             templates = recorded_owners(connection, _TEMPLATE_NAME)
+            rows = connection.execute("SELECT datname FROM pg_database WHERE pg_get_userbyid(datdba) = current_user")
+            mine = {name for (name,) in rows}  # another role's template is not this role's to drop
             for name, owner in templates.items():
-                if name in keep or not self._is_our_template(owner):
+                if name in keep or name not in mine or not self._is_our_template(owner):
                     continue
                 connection.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
                 self._drop_logged(connection, name, "a template this state directory built that no live run uses")

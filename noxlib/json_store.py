@@ -43,6 +43,18 @@ def move_aside(path: Path, what: str, reason: str) -> Path:
     return backup
 
 
+def lock_path(path: Path) -> str:
+    """`path` for a lock file, with a directory found in its place moved aside in one line.
+
+    A directory there stopped every later run with IsADirectoryError; nobody can hold a lock
+    that is a directory, so moving it aside takes nothing from anyone.
+    """
+    if path.is_dir() and not path.is_symlink():
+        with contextlib.suppress(FileNotFoundError):  # another process moved it first
+            move_aside(path, path.name, "a directory, not a file")
+    return str(path)
+
+
 class JsonFile:
     """A JSON object on disk that one process at a time reads, changes and writes back."""
 
@@ -52,17 +64,24 @@ class JsonFile:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[dict[str, Any]]:
-        """The file's object (empty when missing or unreadable), written back when the block succeeds."""
+        """The file's object (empty when missing or unreadable), written back when the block succeeds.
+
+        A directory in place of the file or of its lock is moved aside with one line: it would
+        otherwise stop every later run with IsADirectoryError.
+        """
         # filelock is imported where it is used: `nox -l` imports the modules using this and must stay cheap.
         from filelock import FileLock
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(self.path) + ".lock", timeout=self.timeout):
+        with FileLock(lock_path(Path(f"{self.path}.lock")), timeout=self.timeout):
             try:
                 data = json.loads(self.path.read_text())
                 if not isinstance(data, dict):
                     data = {}
-            except (FileNotFoundError, ValueError):
+            except IsADirectoryError:
+                move_aside(self.path, self.path.name, "a directory, not a file")
+                data = {}
+            except (FileNotFoundError, ValueError):  # a torn or hand-edited file: start afresh
                 data = {}
             yield data
             write_atomically(self.path, json.dumps(data, indent=2, sort_keys=True))

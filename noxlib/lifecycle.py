@@ -22,6 +22,7 @@ from typing import Any
 from noxlib import buckets
 from noxlib.databases import DatabaseJanitor, migrations_hash
 from noxlib.errors import UserError
+from noxlib.json_store import lock_path
 from noxlib.namespace import (
     get_namespace,
     get_worker_db_name,
@@ -71,7 +72,7 @@ def prepare_template(
     from filelock import FileLock
 
     schema_hash = migrations_hash(MIGRATIONS_DIR)
-    with FileLock(str(state_dir() / "template.lock")):
+    with FileLock(lock_path(state_dir() / "template.lock")):
         template, built = janitor.ensure_template(
             schema_hash,
             migrate,

@@ -7,6 +7,13 @@ venv up to date when they changed. A venv is rebuilt when the interpreter nox re
 session is another one than it was built with (its path is part of the fingerprint, so nox's
 slower staleness check is not needed); `--reuse-venv never` rebuilds on request.
 
+What a venv was built from is recorded in `.nox/<session>/.noxlib-inputs` only once its
+`uv sync` has finished, and the record is removed before a venv is created or re-synced: a run
+killed during the install leaves no record, and the next run rebuilds the venv from scratch
+(uv counts a package whose metadata landed before its files as installed, so a re-sync would
+keep it half-made: `Program alembic not found`). A record that is a directory or not text is no
+record either.
+
 Runs in one checkout share `.nox/<session>`: three `nox -s test` in three terminals, or
 `nox -s test` beside `nox -s ci`. A run that rebuilt the venv under another would pull packages
 out from under its pytest (`No module named 'iniconfig'`). So every run holds a lock on
@@ -19,10 +26,12 @@ released when the run exits.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import hashlib
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -35,16 +44,17 @@ from nox.logger import logger
 from noxlib import session_args
 from noxlib.cache import declare
 from noxlib.errors import reported
+from noxlib.json_store import lock_path, write_atomically
 from noxlib.paths import REPO_ROOT
 from noxlib.signals import interrupt_once
 
 # The file whose change means "what the sessions install changed": it pins every group's packages.
 LOCK_FILE = REPO_ROOT / "uv.lock"
 INPUTS_MARKER = ".noxlib-inputs"
-# Open lock files of the venvs this process uses (closing one would drop its lock), and which of
-# them are held exclusively until the session's `uv sync` is done.
+# Open lock files of the venvs this process uses (closing one would drop its lock), and the venvs
+# it created or re-syncs: held exclusively, and recorded, once the session's `uv sync` is done.
 _held: list[int] = []
-_exclusive: list[int] = []
+_unsynced: list[tuple[int, Path, str]] = []
 
 
 def inputs_fingerprint(python: str) -> str:
@@ -58,44 +68,68 @@ class SharedVirtualEnv(nox.virtualenv.VirtualEnv):
     def create(self) -> bool:
         handle = _open_lock(Path(f"{self.location}.lock"))
         _flock(handle, fcntl.LOCK_SH, f"waiting for the run rebuilding {self.location_name}")
-        if self._unchanged():
+        record, unusable = read_record(Path(self.location, INPUTS_MARKER))
+        if self._unchanged(record):
             logger.debug(f"Reusing {self.location_name}: nothing it installs changed.")
             self._reused = True
             return False
         # Upgrading a shared lock is not atomic: release it and queue for the exclusive one.
         fcntl.flock(handle, fcntl.LOCK_UN)
         _flock(handle, fcntl.LOCK_EX, f"waiting until no other run uses {self.location_name}")
-        if self._built_with() not in (None, self._resolved_interpreter):
+        record, unusable = read_record(Path(self.location, INPUTS_MARKER))
+        if record is None and os.path.isdir(self.location):
+            # uv installs a package's metadata before its files and scripts: after a kill during
+            # `uv sync` it counts a half-installed package as installed. Only a fresh venv is sure.
+            logger.warning(f"Rebuilding {self.location_name}: {unusable}")
+            self.reuse_existing = False
+        elif record is not None and record.splitlines()[:1] != [self._resolved_interpreter]:
             self.reuse_existing = False  # another Python: uv sync would keep the old one
+        # Gone before the venv changes: a run stopped from here on leaves no record to trust.
+        _forget_record(Path(self.location, INPUTS_MARKER))
         created = super().create()
-        Path(self.location, INPUTS_MARKER).write_text(inputs_fingerprint(self._resolved_interpreter))
-        # Exclusive until nox-uv's `uv sync` is done (see `session`): it may change packages.
+        # Recorded, and exclusive, until nox-uv's `uv sync` is done (see `session`): the record
+        # says that sync finished, and until then it may change packages under other runs.
         # (No UV_COMPILE_BYTECODE: compiling the whole venv costs a cold run tens of seconds, and
         # each process compiles what it imports once anyway, noxlib/bytecode.py.)
-        _exclusive.append(handle)
+        _unsynced.append((handle, Path(self.location, INPUTS_MARKER), inputs_fingerprint(self._resolved_interpreter)))
         return created
 
-    def _built_with(self) -> str | None:
-        """The interpreter this venv was built with, when noxlib built it."""
-        marker = Path(self.location, INPUTS_MARKER)
-        lines = marker.read_text().splitlines() if marker.is_file() else []
-        return lines[0] if lines else None
-
-    def _unchanged(self) -> bool:
-        """True when reusing is allowed and the venv was built from the current inputs."""
+    def _unchanged(self, record: str | None) -> bool:
+        """True when reusing is allowed and the venv's last finished sync was from the current inputs."""
         if not self.reuse_existing or not os.path.isdir(self.location):
             return False
-        marker = Path(self.location, INPUTS_MARKER)
-        if not marker.is_file() or marker.read_text() != inputs_fingerprint(self._resolved_interpreter):
+        if record != inputs_fingerprint(self._resolved_interpreter):
             return False
         # nox's own reuse checks (backend type, broken interpreter links). With the uv backend
         # they only read: uv itself clears the directory when it recreates it.
         return not self._clean_location()
 
 
+def read_record(marker: Path) -> tuple[str | None, str]:
+    """The venv's record of its last finished sync, or None and why there is none to trust."""
+    try:
+        return marker.read_text(encoding="utf-8"), ""
+    except FileNotFoundError:
+        return None, "no record that its last install finished (a run stopped during it?)"
+    except IsADirectoryError:
+        return None, f"a directory in place of its record {INPUTS_MARKER}"
+    except UnicodeDecodeError:
+        return None, f"its record {INPUTS_MARKER} is not text"
+    except OSError as error:
+        return None, f"its record {INPUTS_MARKER} is unreadable ({error.strerror})"
+
+
+def _forget_record(marker: Path) -> None:
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        if marker.is_dir() and not marker.is_symlink():
+            shutil.rmtree(marker)
+        else:
+            marker.unlink()
+
+
 def _open_lock(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    handle = os.open(lock_path(path), os.O_RDWR | os.O_CREAT, 0o644)
     _held.append(handle)
     return handle
 
@@ -145,8 +179,10 @@ def session(*args: Any, **kwargs: Any) -> Callable[..., Any]:
 
     @functools.wraps(function)
     def after_sync(*call_args: Any, **call_kwargs: Any) -> Any:
-        while _exclusive:
-            fcntl.flock(_exclusive.pop(), fcntl.LOCK_SH)
+        while _unsynced:
+            handle, record, fingerprint = _unsynced.pop()
+            write_atomically(record, fingerprint)
+            fcntl.flock(handle, fcntl.LOCK_SH)
         with interrupt_once():
             return checked(*call_args, **call_kwargs)
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from noxlib import cache, ci
@@ -87,7 +90,9 @@ def test_ci_never_skips_on_github():
 # ----- a small repository with its own noxfile, driven through the real `nox -s ci` -------------
 NOXFILE = textwrap.dedent(
     """
+    import os
     import sys
+    import time
     from pathlib import Path
 
     import nox
@@ -102,6 +107,16 @@ NOXFILE = textwrap.dedent(
     def count(name):
         with open(HERE / "runs.log", "a") as log:
             log.write(name + "\\n")
+
+
+    def both_running(mark):
+        # Until the other ci run's docs runs too: their logs are written at the same time.
+        print("docs of run " + mark + " started", flush=True)
+        (HERE / ("docs-of-" + mark)).write_text("x")
+        for _ in range(2400):
+            if len(list(HERE.glob("docs-of-*"))) == 2:
+                return
+            time.sleep(0.05)
 
 
     @declared_session(python=False, options=local_ci.add_options)
@@ -122,6 +137,9 @@ NOXFILE = textwrap.dedent(
     @declared_session(python=False, tags=["ci"], inputs=["docs/**", "README.md"])
     def docs(session):
         count("docs")
+        if (HERE / "docs" / "side-by-side").exists():
+            both_running(os.environ["RUN_MARK"])
+            session.error("docs are broken in run " + os.environ["RUN_MARK"])
         if (HERE / "docs" / "broken").exists():
             session.error("docs are broken")
         if (HERE / "docs" / "read-notes").exists():
@@ -147,13 +165,31 @@ def repo(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_ci(repo: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def ci_command(repo: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "nox", "-f", str(repo / "noxfile.py"), "-s", "ci", "--", *args]
+
+
+def ci_env(**env: str) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if k not in ("CI", "VIRTUAL_ENV")}
-    environ.update(env, NOX_SCRIPT_MODE="none")
+    return dict(environ, **env, NOX_SCRIPT_MODE="none")
+
+
+def start_ci(repo: Path, *args: str, **env: str) -> subprocess.Popen[str]:
+    """`nox -s ci` in the background, its output (stdout and stderr) on a pipe."""
+    return subprocess.Popen(
+        ci_command(repo, *args),
+        cwd=repo,
+        env=ci_env(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def run_ci(repo: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "nox", "-f", str(repo / "noxfile.py"), "-s", "ci", "--", *args],
-        cwd=repo, env=environ, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        ci_command(repo, *args), cwd=repo, env=ci_env(**env), capture_output=True, text=True, check=False
+    )
 
 
 def runs(repo: Path) -> list[str]:
@@ -178,10 +214,32 @@ def test_a_failing_session_fails_ci_and_the_others_still_run(repo):
     assert summary_rows(result.stdout) == [("lint", "passed"), ("docs", "FAILED"), ("env_keys", "passed")]
     assert "1 of 3 ci session(s) failed: docs" in result.stderr + result.stdout
     # Each child's output is in its log; the failing one's tail is printed.
-    log = repo / ".nox" / "artefacts" / "ci" / "docs.log"
+    log = named_log(result.stdout, "docs", repo)
     assert "docs are broken" in log.read_text()
     assert result.stdout.count("docs are broken") >= 1
     assert "2 passed, 1 failed, 0 skipped" in result.stdout.splitlines()
+
+
+def named_log(stdout: str, session: str, repo: Path) -> Path:
+    """The log the run's result line for `session` points at."""
+    [line] = [line for line in stdout.splitlines() if line.startswith(f"━━━ nox -s {session}: ")]
+    return repo / line.rsplit("log ", 1)[1].rstrip(")")
+
+
+def test_two_ci_runs_in_one_checkout_each_keep_and_read_their_own_logs(repo):
+    """Both wrote `.nox/artefacts/ci/docs.log` (opened `wb`): one run's summary pointed at the
+    other's log, and the failure tail it printed was the other run's."""
+    (repo / "docs" / "side-by-side").write_text("x")
+    started = {mark: start_ci(repo, "--no-cache", RUN_MARK=mark) for mark in ("one", "two")}
+    for mark, run in started.items():
+        other = "two" if mark == "one" else "one"
+        stdout, _ = run.communicate(timeout=300)
+        assert run.returncode != 0, stdout
+        assert f"docs are broken in run {mark}" in stdout, "its failure tail is another run's"
+        assert f"run {other}" not in stdout
+        log = named_log(stdout, "docs", repo).read_text()
+        assert f"docs are broken in run {mark}" in log
+        assert f"run {other}" not in log
 
 
 def test_unchanged_sessions_are_cached_and_an_edit_reruns_them(repo):
@@ -513,3 +571,67 @@ def test_an_app_change_is_no_input_of_the_suite_s_own_tests():
     finally:
         for name in declared:
             cache.DECLARED.pop(name, None)
+
+
+# ----- hostile state files and a broken scheduler ---------------------------------------------
+@pytest.mark.parametrize("name", ["ci-durations.json", "ci-cache.json", "ci-cache.json.lock", "ci-durations.json.lock"])
+def test_a_directory_in_place_of_a_ci_state_file_is_one_line_and_ci_goes_on(repo, name):
+    """A directory in place of `.nox/ci-durations.json` (or the cache, or their locks) ended every
+    later `ci` in an IsADirectoryError traceback."""
+    (repo / ".nox" / name).mkdir(parents=True)
+    result = run_ci(repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert f"{name} was unreadable (a directory, not a file); moved it to" in result.stderr
+    assert "3 passed, 0 failed, 0 skipped" in result.stdout.splitlines()
+    assert (repo / ".nox" / name).is_file() or not (repo / ".nox" / name).exists()
+
+
+HANGING_NOXFILE = textwrap.dedent(
+    """
+    import os, time
+    from pathlib import Path
+
+    import nox
+
+
+    @nox.session(python=False)
+    def hangs(session):
+        (Path(__file__).parent / "hangs.pid").write_text(str(os.getpid()))
+        time.sleep(600)
+
+
+    @nox.session(python=False)
+    def second(session):
+        pass
+    """
+)
+
+
+class BrokenCache(CiCache):
+    """Any error of the scheduler once a session runs (a hand-edited cache gave an AttributeError)."""
+
+    def hash_for(self, session: str) -> str | None:
+        if session == "hangs":
+            return None
+        deadline = time.monotonic() + 120
+        while not (self.root / "hangs.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        raise AttributeError("'int' object has no attribute 'get'")
+
+
+def test_an_error_in_the_scheduler_stops_the_sessions_it_started(tmp_path):
+    """`ci` exited with the traceback while the children it had started ran on, detached."""
+    (tmp_path / "noxfile.py").write_text(HANGING_NOXFILE)
+    with pytest.raises(AttributeError):
+        ci.run_plan(tmp_path / "noxfile.py", ["hangs", "second"], jobs=2, cache=BrokenCache(root=tmp_path))
+    pid = int((tmp_path / "hangs.pid").read_text())
+    try:
+        child = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return  # stopped, and reaped
+    try:
+        assert child.status() == psutil.STATUS_ZOMBIE, "a session the broken ci started runs on"
+    finally:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from noxlib.database_roles import template_key
 from noxlib.databases import (
     DatabaseJanitor,
     NotOurDatabaseError,
@@ -135,7 +136,7 @@ def test_template_is_reused_until_a_migration_changes(admin_url, namespace, tmp_
     assert not _exists(admin_url, first)
     assert _exists(admin_url, second)
     janitor.drop_all_own()
-    assert get_template_db_name(migrations_hash(root)) == second
+    assert get_template_db_name(template_key(migrations_hash(root), janitor.role)) == second
 
 
 def _live_templates(admin_url, *mine):

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -335,3 +335,68 @@ def test_infra_masks_every_password_in_place(state_dirs):
         f"postgres   postgresql://{state.urls.postgres_user}:***@{state.urls.postgres_host}:"
         f"{state.urls.postgres_port}/postgres"
     )
+
+
+# ----- issue 19 item 12: limited roles on an external server ------------------------------------
+@contextlib.contextmanager
+def limited_roles(urls: ServiceUrls, *grants: str) -> Iterator[list[ServiceUrls]]:
+    """Login roles made by the server's superuser, one per grant ("" or "CREATEDB"); dropped after
+    with every database they own."""
+    names = [f"fr_role_{uuid.uuid4().hex[:8]}" for _ in grants]
+    password = uuid.uuid4().hex
+    with psycopg.connect(urls.database_url(), autocommit=True) as admin:
+        for name, grant in zip(names, grants, strict=True):
+            create = sql.SQL(f"CREATE ROLE {{}} LOGIN PASSWORD {{}} {grant}")
+            admin.execute(create.format(sql.Identifier(name), sql.Literal(password)))
+    try:
+        yield [replace(urls, postgres_user=name, postgres_password=password) for name in names]
+    finally:
+        with psycopg.connect(urls.database_url(), autocommit=True) as admin:
+            owned = admin.execute(
+                "SELECT datname FROM pg_database WHERE pg_get_userbyid(datdba) = ANY(%s)", (names,)
+            ).fetchall()
+            for (database,) in owned:
+                admin.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(database)))
+                admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(database)))
+            for name in names:
+                admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(name)))
+
+
+def templates_by_owner(urls: ServiceUrls) -> dict[str, list[str]]:
+    with psycopg.connect(urls.database_url(), autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_get_userbyid(datdba), datname FROM pg_database WHERE datistemplate AND datname LIKE %s",
+            ("finance_report_template_%",),
+        ).fetchall()
+    found: dict[str, list[str]] = {}
+    for owner, name in rows:
+        found.setdefault(owner, []).append(name)
+    return found
+
+
+def test_a_role_without_createdb_is_one_line_naming_the_privilege(state_dirs, tmp_path):
+    """It ended in an `InsufficientPrivilege` traceback."""
+    clone = state_dirs[0]
+    with limited_roles(clone.urls, "") as [role]:
+        branch = unique("nocreatedb")
+        run = start_run(branch, tmp_path, workers=0, **dict(clone.env, DATABASE_URL=role.database_url()))
+        assert run.wait(timeout=300) != 0
+        text = output(branch, tmp_path)
+        assert TRACEBACK not in text
+        line = the_line(text, "may not create databases")
+        assert f"the PostgreSQL role {role.postgres_user} may not create databases (it lacks CREATEDB)" in line
+        assert role.postgres_password not in text
+
+
+def test_a_second_role_never_clones_a_template_another_role_built(state_dirs, tmp_path):
+    """Templates were keyed by the migrations alone: a second role with CREATEDB cloned the first
+    role's template and its tests failed on `permission denied for table alembic_version`."""
+    clone = state_dirs[0]
+    with limited_roles(clone.urls, "CREATEDB", "CREATEDB") as roles:
+        for role in roles:
+            branch = unique("role")
+            run = start_run(branch, tmp_path, workers=0, **dict(clone.env, DATABASE_URL=role.database_url()))
+            assert run.wait(timeout=600) == 0, output(branch, tmp_path)
+        templates = templates_by_owner(clone.urls)
+        # Each role cloned a template of its own, whose tables it owns.
+        assert [len(templates.get(role.postgres_user, [])) for role in roles] == [1, 1], templates

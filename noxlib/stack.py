@@ -241,9 +241,9 @@ def run_dev(session: nox.Session, *, frontend: bool) -> None:
                 app = start_frontend(stack, port=frontend_port, backend_url=backend.url, production=False)
                 session.log(f"frontend   {app.url}")
                 opened = app.url
+            labels = " and ".join(f"`{app.name} |`" for app in stack.apps)
             session.log(
-                "Ctrl+C stops the app (its output is the `backend |` and `frontend |` lines); services stay up for "
-                "the next run "
+                f"Ctrl+C stops the app (its output: the {labels} lines); services stay up for the next run "
                 f"(`nox -s down` stops them; state in {state_dir()})"
             )
             # Last, so it is the line a person sees: what to open.

@@ -282,7 +282,10 @@ def frontend_dev(session: nox.Session) -> None:
 # ----- docs and contracts ------------------------------------------------------------------
 @session(
     python=DEFAULT_PYTHON, uv_groups=["docs"], tags=["ci"], default=False,
-    inputs=["docs/**", "mkdocs.yml", "README.md", "apps/backend/src/__init__.py", "apps/backend/src/config.py"],
+    inputs=[
+        "docs/**", "mkdocs.yml", "README.md", "apps/backend/src/__init__.py", "apps/backend/src/config.py",
+        "apps/backend/src/boot.py",
+    ],
     options=docs_site.add_options,
 )  # fmt: skip
 def docs(session: nox.Session) -> None:

@@ -11,6 +11,7 @@ from noxlib.lifecycle import run_namespace
 from noxlib.paths import state_dir
 from noxlib.phases import Log
 from noxlib.redaction import redacting
+from noxlib.service_access import psql_command, write_pgpass
 from noxlib.service_leases import leased_services, registry
 from noxlib.services import ServiceBackend, ServiceUrls, requested_backend, select_backend
 from noxlib.signals import interrupt_once
@@ -26,6 +27,7 @@ def keep_services(log: Log = print) -> ServiceUrls:
         urls = service_lease.urls
         log = redacting(log, urls.secrets())
         log(f"postgres   {urls.database_url()}")
+        log(f"psql       {psql_command(urls, urls.admin_database, write_pgpass(urls))}")
         log(f"redis      {urls.redis_url}")
         log(f"s3         {urls.s3_endpoint} (access key {urls.s3_access_key})")
         if service_lease.backend.name == "native":

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from noxlib.errors import UserError
+from noxlib.paths import REPO_ROOT
 
 STAMP = ".package-lock.sha256"
 
@@ -45,7 +46,8 @@ def ensure_node_modules(
     if not npm_install_needed(directory):
         return False
     npm = npm_executable(purpose)
-    log(f"npm ci in {directory.name}/ (package-lock.json changed)")
+    where = directory.relative_to(REPO_ROOT) if directory.is_relative_to(REPO_ROOT) else directory
+    log(f"npm ci in {where}/ (package-lock.json changed since the last install: about 30 s, once)")
     argv = [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"]
     if ignore_scripts:
         argv.append("--ignore-scripts")

@@ -153,10 +153,18 @@ def _reap(pid: int) -> None:
 
 
 def _prefix_output(popen: subprocess.Popen[bytes], name: str) -> None:
+    from noxlib.terminal_text import printable_line
+
+    colours = sys.stdout.isatty()
+
     def pump() -> None:
         assert popen.stdout is not None
         for raw in iter(popen.stdout.readline, b""):
-            sys.stdout.write(f"{name:>8} | {raw.decode(errors='replace').rstrip()}\n")
+            text = raw.decode(errors="replace").rstrip()
+            line = printable_line(text, keep_colours=colours)
+            if text and not printable_line(text).strip():
+                continue  # nothing but control sequences (`next dev` showing the cursor on exit)
+            sys.stdout.write(f"{name:>8} | {line}\n")
             sys.stdout.flush()
 
     threading.Thread(target=pump, name=f"output-{name}", daemon=True).start()

@@ -46,7 +46,7 @@ def leased_services(kind: str, namespace: str, *, keep: bool = False, log: Log =
     lease = Lease(pid=me.pid, create_time=me.create_time, namespace=namespace,
                   backend=backend.name, kind=kind)  # fmt: skip
     phases = Phases(log)
-    with phases.phase("backend") as details, leases.locked() as state:
+    with phases.phase("services") as details, leases.locked() as state:
         if kind == "test":
             busy = [other for other in state.others(lease) if other.namespace == namespace
                     and other.kind == "test"]  # fmt: skip

@@ -20,6 +20,14 @@ Options = Callable[[argparse.ArgumentParser], Any] | Literal["forwarded", "own"]
 HELP_FLAGS = ("-h", "--help")
 # The arguments each session of this nox run was given, parsed (a session name is unique per run).
 _PARSED: dict[str, argparse.Namespace] = {}
+# What each session of the noxfile declared it takes, by the name `nox -l --json` shows as "name"
+# (a parametrized session's base name): the one list a test walks to check every `-- --help`.
+DECLARED: dict[str, tuple[str, Options]] = {}
+
+
+def declare(name: str, description: str, options: Options) -> None:
+    """Record what session `name` takes, beside its definition (noxlib/session_venvs.py `session`)."""
+    DECLARED[name] = (description, options)
 
 
 class SessionParser(argparse.ArgumentParser):

@@ -169,6 +169,7 @@ def session(*args: Any, **kwargs: Any) -> Callable[..., Any]:
     options: session_args.Options = kwargs.pop("options", None)
     declare(kwargs.get("name") or function.__name__, **declared)
     description = (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
+    session_args.declare(kwargs.get("name") or function.__name__, description, options)
 
     @reported
     def checked(session: nox.Session, *call_args: Any, **call_kwargs: Any) -> Any:

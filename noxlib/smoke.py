@@ -25,6 +25,7 @@ from noxlib.smoke_checks import (
     DEFAULT_MODE,
     DEFAULT_TIMEOUT,
     MODES,
+    OWN_STACK_MODE,
 )
 from noxlib.smoke_checks import CHECKS as CHECKS
 from noxlib.smoke_checks import SCREENSHOT_DIR as SCREENSHOT_DIR
@@ -43,18 +44,29 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def parser() -> argparse.ArgumentParser:
+# `nox -s smoke` reads no BASE_URL (one left in a shell would silently point a developer's check at
+# a deployment): without --base-url it starts a stack of its own. The script's command line does.
+SESSION_PROG = "nox -s smoke --"
+SESSION_BASE_URL_HELP = (
+    "a running deployment's frontend URL to check; without it the session starts its own stack "
+    "(services, backend, production frontend) on free ports and checks that"
+)
+
+
+def parser(prog: str = "python3 -m noxlib.smoke") -> argparse.ArgumentParser:
+    """The options; as `nox -s smoke --` (prog SESSION_PROG) the help says what the session does without a URL."""
+    session = prog == SESSION_PROG
     described = _Parser(
-        prog="python3 -m noxlib.smoke",
+        prog=prog,
         description=(
             "Smoke-test a running Finance Report: pages, API, CORS, and a real browser when one is found. "
             f"Read-only by default (mode {DEFAULT_MODE}); the ping toggle, the one check that writes, runs only "
             "with an explicit --mode staging or --mode dev."
+            + (f" A stack of the session's own is checked in mode {OWN_STACK_MODE}." if session else "")
         ),
     )
-    described.add_argument(
-        "--base-url", help=f"the frontend's URL (default ${BASE_URL_VARIABLE}, else {DEFAULT_BASE_URL})"
-    )
+    script_base_url_help = f"the frontend's URL (default ${BASE_URL_VARIABLE}, else {DEFAULT_BASE_URL})"
+    described.add_argument("--base-url", help=SESSION_BASE_URL_HELP if session else script_base_url_help)
     described.add_argument(
         "--mode",
         choices=MODES,
@@ -67,9 +79,11 @@ def parser() -> argparse.ArgumentParser:
     return described
 
 
-def parse_arguments(argv: list[str], environ: dict[str, str] | None = None) -> argparse.Namespace:
+def parse_arguments(
+    argv: list[str], environ: dict[str, str] | None = None, prog: str = "python3 -m noxlib.smoke"
+) -> argparse.Namespace:
     """The options; with `environ`, an unset --base-url falls back to its BASE_URL (the command line's way)."""
-    options = parser().parse_args(argv)
+    options = parser(prog).parse_args(argv)
     given_as = "--base-url"
     if options.base_url is None and environ is not None and environ.get(BASE_URL_VARIABLE, "").strip():
         options.base_url, given_as = environ[BASE_URL_VARIABLE].strip(), BASE_URL_VARIABLE

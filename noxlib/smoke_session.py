@@ -19,7 +19,7 @@ from typing import Any
 
 from noxlib.errors import UserError
 from noxlib.paths import FRONTEND_DIR, REPO_ROOT
-from noxlib.smoke import UsageError, parse_arguments
+from noxlib.smoke import SESSION_PROG, UsageError, parse_arguments
 from noxlib.smoke_checks import OWN_STACK_MODE, SCREENSHOT_DIR
 
 # Generated or not read by `next build`: their being newer must not force a rebuild.
@@ -55,7 +55,7 @@ def stale_build_reason(frontend: Path = FRONTEND_DIR) -> str | None:
 def run_session(session: Any) -> None:
     """`nox -s smoke`: check the deployment at --base-url, or start the whole stack and check that."""
     try:
-        options = parse_arguments(list(session.posargs))
+        options = parse_arguments(list(session.posargs), prog=SESSION_PROG)
     except UsageError as error:
         raise UserError(f"smoke: {error}") from None
     except SystemExit as printed:  # --help: argparse printed it; nothing starts

@@ -209,6 +209,7 @@ def run_dev(session: nox.Session, *, frontend: bool) -> None:
     from noxlib import buckets, lifecycle, node
     from noxlib.databases import ensure_database
     from noxlib.paths import state_dir
+    from noxlib.service_access import service_lines
     from noxlib.service_leases import leased_services
     from noxlib.signals import terminate_as_interrupt
 
@@ -230,17 +231,23 @@ def run_dev(session: nox.Session, *, frontend: bool) -> None:
         buckets.ensure_bucket(urls, bucket)
         origin = f"http://{HOST}:{frontend_port}"
         env = backend_environment(contract, frontend_origin=origin)
+        for line in service_lines(urls, database=database, bucket=bucket, redis_prefix=contract.redis_key_prefix):
+            session.log(line)
         with running_stack() as stack:
             backend = start_backend(stack, Path(session.bin) / "python", env, port=backend_port, reload=True)
             session.log(f"backend    {backend.url}  (API docs {backend.url}/api/docs)")
+            opened = f"{backend.url}/api/docs"
             if frontend:
                 app = start_frontend(stack, port=frontend_port, backend_url=backend.url, production=False)
                 session.log(f"frontend   {app.url}")
-            session.log(f"database   {database}   bucket {bucket}")
+                opened = app.url
+            labels = " and ".join(f"`{app.name} |`" for app in stack.apps)
             session.log(
-                f"Ctrl+C stops the app; services stay up for the next run "
+                f"Ctrl+C stops the app (its output: the {labels} lines); services stay up for the next run "
                 f"(`nox -s down` stops them; state in {state_dir()})"
             )
+            # Last, so it is the line a person sees: what to open.
+            session.log(f"open       {opened}" + ("" if frontend else "  (-- --frontend adds the web app)"))
             wait_forever(stack, session.log)
 
 

@@ -96,7 +96,7 @@ def test_absent_template_is_reported_as_skipped_with_the_reason(repo, capsys):
     assert code == 0, output
     line = rule_line(output, "vault-template")
     assert line.startswith("[SKIPPED]")
-    assert "not found (the infra submodule is not checked out)" in output
+    assert "not found (no clone of the separate infra repository at repo/)" in output
     assert "1 skipped (vault-template)" in output
 
 

@@ -194,6 +194,21 @@ def test_dev_frontend_url_shows_real_data_smoke_script_is_read_only_and_ctrl_c_s
         backend_url = wait_for_output(dev, log, r"^nox > backend\s+(http://\S+)\s")[1]
         wait_for_output(dev, log, r"^nox > Ctrl\+C stops the app")
         assert frontend_url == f"http://127.0.0.1:{frontend_port}"
+        # Issue 24: the services block first, the URL to open as the last line nox prints.
+        assert wait_for_output(dev, log, r"^nox > open\s+(http://\S+)\s*$")[1] == frontend_url
+        printed = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("nox > ")]
+        assert printed[-1].startswith("nox > open"), printed
+        assert any(re.match(r"nox > services\s+\w+ \((started|joined)\)", line) for line in printed), printed
+        # The psql command it printed works as pasted (its password comes from a 0600 PGPASSFILE).
+        psql = wait_for_output(dev, log, r"^nox > psql\s+(.+)$")[1]
+        pasted = subprocess.run(
+            [shutil.which("bash") or "/bin/bash", "-c", f"{psql} -w -At -c 'select current_database()'"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert pasted.stdout.strip() == get_dev_db_name(sanitize_namespace(branch)), pasted.stderr
+        # The backend's bare address, opened in a browser, leads to the API docs.
+        with urllib.request.urlopen(backend_url + "/", timeout=30) as response:  # noqa: S310 - printed loopback URL
+            assert (response.status, response.url) == (200, f"{backend_url}/api/docs")
 
         # The URL it printed, in a browser: every page shows what the backend says.
         screenshots = tmp_path / "screenshots"
@@ -226,6 +241,9 @@ def test_dev_frontend_url_shows_real_data_smoke_script_is_read_only_and_ctrl_c_s
     output = log.read_text(errors="replace")
     assert code == 130, output
     assert "Traceback" not in output
+    # The apps' relayed output carries no terminal escape (`frontend | [?25h` on Ctrl+C).
+    assert "\x1b" not in output
+    assert "[?25h" not in output
     # On exit `next dev` spawns a detached telemetry flusher that exits by itself (telemetry is
     # off): give what the run left a short bound to be gone on its own, then nothing may remain.
     deadline = time.monotonic() + 15
@@ -243,6 +261,7 @@ def test_dev_frontend_url_shows_real_data_smoke_script_is_read_only_and_ctrl_c_s
 
         with psycopg.connect(lease.urls.database_url(), autocommit=True) as connection:
             names = {name for (name,) in connection.execute("SELECT datname FROM pg_database").fetchall()}
+        assert lease.urls.postgres_password not in output
     assert get_dev_db_name(sanitize_namespace(branch)) in names
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from noxlib import infra
 from noxlib.errors import UserError
 from noxlib.session_args import check, parser_for
-from tests.runs import run_nox
+from tests.runs import REPO, run_nox
 
 TRACEBACK = "Traceback (most recent call last)"
 
@@ -46,8 +51,12 @@ def test_a_mistyped_option_stops_the_real_session_in_one_line_before_it_starts_a
     assert list(state.iterdir()) == [], "nothing may start before the arguments are checked"
 
 
-@pytest.mark.parametrize(("session", "expected"), [("down", "--prune-foreign"), ("infra", "usage: nox -s infra --"),
-                                                   ("test", "--cov"), ("boot", "dry-run")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("session", "expected"),
+    [("down", "--prune-foreign"), ("infra", "usage: nox -s infra --"), ("test", "--cov"), ("boot", "dry-run"),
+     ("dev", "usage: nox -s dev -- [-h] [--frontend]"), ("smoke", "usage: nox -s smoke --"),
+     ("frontend_dev", "usage: nox -s frontend_dev --")],
+)  # fmt: skip
 def test_help_prints_what_the_session_takes_and_starts_nothing(session, expected, tmp_path):
     """`test -- --help` created three databases to print pytest's help; `down -- --help` ran down."""
     state = tmp_path / "state"
@@ -57,3 +66,49 @@ def test_help_prints_what_the_session_takes_and_starts_nothing(session, expected
     assert expected in result.stdout
     assert TRACEBACK not in result.stdout
     assert list(state.iterdir()) == [], "no service, lease or database for --help"
+
+
+# ----- every session `nox -l` lists --------------------------------------------------------------
+# The sessions whose body hands `--help` to a tool of their own (pytest, mypy, the smoke and env-key
+# command lines) rather than to the parser `@session(options=...)` declares; each prints that
+# tool's usage and returns before its first service (the real runs above and below).
+TOOL_HELP = {
+    "test": "forwarded", "test-3.12": "forwarded", "test-3.13": "forwarded", "typecheck": "forwarded",
+    "noxlib_test": "forwarded", "noxlib_test_shard": "forwarded", "journeys": "forwarded",
+    "compose_test": "forwarded", "smoke": "own", "env_keys": "own",
+}  # fmt: skip
+HELP_OF_EVERY_SESSION = """
+import contextlib, io, json, runpy, sys
+runpy.run_path("noxfile.py")
+from noxlib.session_args import DECLARED, check
+found = {}
+for name, (description, options) in DECLARED.items():
+    if options in ("forwarded", "own"):
+        found[name] = {"kind": options}
+        continue
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        goes_on = check(name, description, options, ["--help"])
+    found[name] = {"kind": "parsed", "goes_on": goes_on, "printed": printed.getvalue()}
+print(json.dumps(found))
+"""
+
+
+def test_every_session_nox_lists_declares_what_it_takes_and_help_stops_before_its_body():
+    """`dev -- --help` started the app (13 minutes until interrupted): no session may run its body for --help."""
+    listed = subprocess.run(
+        [sys.executable, "-m", "nox", "-k", "not __no_such_session__", "-l", "--json"],
+        cwd=REPO, env=dict(os.environ, NOX_SCRIPT_MODE="none"), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    names = {entry["name"] for entry in json.loads(listed.stdout)}
+    result = subprocess.run(
+        [sys.executable, "-c", HELP_OF_EVERY_SESSION], cwd=REPO, env=dict(os.environ, NOX_SCRIPT_MODE="none"),
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    declared = json.loads(result.stdout.splitlines()[-1])
+    assert set(declared) == names, "every listed session is declared through noxlib's @session"
+    assert {name: entry["kind"] for name, entry in declared.items() if entry["kind"] != "parsed"} == TOOL_HELP
+    for name, entry in declared.items():
+        if entry["kind"] == "parsed":
+            assert entry["goes_on"] is False, f"{name}: --help went on into the session's body"
+            assert entry["printed"].startswith(f"usage: nox -s {name} --"), entry["printed"]

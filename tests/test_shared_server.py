@@ -331,7 +331,7 @@ def test_infra_masks_every_password_in_place(state_dirs):
     assert password not in result.stdout
     assert state.urls.postgres_password not in result.stdout
     assert the_line(result.stdout, "redis://").endswith(f"redis      redis://default:***@{host}/0")
-    assert the_line(result.stdout, "postgresql://").endswith(
+    assert the_line(result.stdout, "postgres   postgresql://").endswith(
         f"postgres   postgresql://{state.urls.postgres_user}:***@{state.urls.postgres_host}:"
         f"{state.urls.postgres_port}/postgres"
     )

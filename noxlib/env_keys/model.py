@@ -12,8 +12,9 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# Where the infra repository (a git submodule) keeps the template Vault agent renders into the
-# app's env file in staging and production. Absent unless the submodule is checked out.
+# Where the template Vault agent renders into the app's env file in staging and production is,
+# in a clone of the infra repository at `repo/` of this checkout. That repository is separate (no
+# submodule, no `.gitmodules`): a checkout without the clone skips the rule, or gives --ctmpl PATH.
 DEFAULT_CTMPL = Path("repo/finance_report/finance_report/10.app/secrets.ctmpl")
 ENV_EXAMPLE = Path(".env.example")
 BACKEND_DIR = Path("apps/backend")

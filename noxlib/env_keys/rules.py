@@ -69,7 +69,9 @@ def check_vault_template(root: Path, ctmpl: Path | None, env_names: dict[str, Se
             result.status = "FAIL"
             result.problems.append(Problem(shown, "--ctmpl file not found"))
         else:
-            result.note = f"{shown} not found (the infra submodule is not checked out); check it with --ctmpl PATH"
+            result.note = (
+                f"{shown} not found (no clone of the separate infra repository at repo/); check it with --ctmpl PATH"
+            )
         return result
     template = parse_ctmpl(path, root)
     result.note = f"checked {shown}"

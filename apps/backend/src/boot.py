@@ -33,12 +33,25 @@ from src.health import (
 from src.resources import Resources, create_resources
 
 Mode = Literal["dry-run", "critical", "full"]
-CHECK_ORDER = ("config", "app", "database", "migrations", "redis", "s3", "vault_secrets")
-MODE_CHECKS: dict[str, tuple[str, ...]] = {
-    "dry-run": CHECK_ORDER[:2],
-    "critical": CHECK_ORDER[:4],
-    "full": CHECK_ORDER,
+# What each check verifies, in the order the checks run. These two lists are plain literals because
+# the docs' boot-gate table is generated from them (docs/hooks/boot_gates.py reads this file
+# without importing the app): change a check here and the docs follow.
+CHECKS: dict[str, str] = {
+    "config": "the settings load from the environment (types, values; staging and production need a real `SECRET_KEY`)",
+    "app": "the app builds and generates its OpenAPI document, which touches every route and model",
+    "database": "PostgreSQL at `DATABASE_URL` answers `SELECT 1`",
+    "migrations": "the database's schema is at the alembic head",
+    "redis": "Redis at `REDIS_URL` answers `PING`",
+    "s3": "the bucket `S3_BUCKET` exists at `S3_ENDPOINT`",
+    "vault_secrets": "the Vault secrets file (`VAULT_SECRETS_FILE`) exists and is fresh; missing or stale is a "
+    "warning, not an error",
 }
+MODE_CHECKS: dict[str, tuple[str, ...]] = {
+    "dry-run": ("config", "app"),
+    "critical": ("config", "app", "database", "migrations"),
+    "full": ("config", "app", "database", "migrations", "redis", "s3", "vault_secrets"),
+}
+CHECK_ORDER = tuple(CHECKS)
 # A check runs only when the check it depends on passed; otherwise it is reported as skipped.
 PREREQUISITES = {
     "app": "config",

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -134,4 +134,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reconciliation.router,
     ):
         app.include_router(router, prefix="/api")
+    # `nox -s dev` prints the backend's address; opened in a browser, it leads to the API docs
+    # instead of a 404. Not part of the API, so not in the OpenAPI document the frontend is typed from.
+    app.add_api_route("/", docs_redirect, methods=["GET"], include_in_schema=False)
     return app
+
+
+async def docs_redirect() -> RedirectResponse:
+    """The bare address of the backend: where a person finds what it serves."""
+    return RedirectResponse("/api/docs", status_code=307)

@@ -20,7 +20,6 @@ import pytest
 
 LIBRARIES = (
     "fastapi",
-    "starlette.testclient",
     "pydantic",
     "sqlalchemy",
     "sqlalchemy.ext.asyncio",

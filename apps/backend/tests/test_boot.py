@@ -207,3 +207,13 @@ def test_unknown_mode_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> No
         boot.main(["--mode", "everything"])
     assert raised.value.code == 2
     assert "invalid choice: 'everything'" in capsys.readouterr().err
+
+
+def test_each_mode_runs_a_prefix_of_the_documented_checks_and_each_check_exists() -> None:
+    """The docs' boot-gate table is generated from CHECKS and MODE_CHECKS: they must be what runs."""
+    assert boot.MODE_CHECKS["full"] == boot.CHECK_ORDER
+    for checks in boot.MODE_CHECKS.values():
+        assert checks == boot.CHECK_ORDER[: len(checks)]
+    for name in boot.CHECK_ORDER:
+        assert callable(getattr(boot.BootRun, f"check_{name}", None)), name
+        assert boot.CHECKS[name], name

@@ -10,6 +10,7 @@ The others need nothing of each other and spread over the workers.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import os
@@ -30,7 +31,7 @@ import pytest
 from noxlib import service_leases, smoke
 from noxlib.backend_tests import COVERAGE_DIR_NAME, INHERITED_PYTEST_VARIABLES
 from noxlib.bytecode import BYTECODE_DIR
-from noxlib.namespace import get_dev_db_name, sanitize_namespace
+from noxlib.namespace import get_dev_db_name, get_s3_bucket, sanitize_namespace
 from noxlib.paths import ARTEFACTS_DIR, NOX_DIR
 from noxlib.processes import free_port
 from tests.runs import (
@@ -425,3 +426,28 @@ def test_frontend_test_output_in_a_log_has_no_colour_escapes(tmp_path):
     assert result.returncode == 0, text
     assert re.search(r"Tests\s+\d+ passed", text), text
     assert "\x1b[" not in text
+
+
+# ----- nox -s boot -- dry-run ---------------------------------------------------------------------------
+def boot_mode_checks() -> dict[str, tuple[str, ...]]:
+    """boot.py's MODE_CHECKS literal: what development.md's boot-gate table is generated from."""
+    tree = ast.parse((REPO / "apps" / "backend" / "src" / "boot.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "MODE_CHECKS":
+            assert node.value is not None
+            return ast.literal_eval(node.value)
+    raise AssertionError("boot.py assigns no MODE_CHECKS")
+
+
+@pytest.mark.usefixtures("services")
+def test_boot_dry_run_prints_its_namespace_ports_bucket_and_the_checks_of_its_gate():
+    """What a newcomer's first `nox -s boot -- dry-run` shows (the docs' side: tests/test_first_hour.py)."""
+    run = run_nox("-s", "boot", "--", "dry-run", timeout=900, BRANCH_NAME=f"first_hour_{WORKER}")
+    assert run.returncode == 0, run.stdout
+    namespace = re.search(r"^nox > namespace\s+(\S+)$", run.stdout, re.MULTILINE)
+    assert namespace, run.stdout
+    assert namespace[1] == f"first_hour_{WORKER.lower()}_boot"
+    assert re.search(r"^nox > ports\s+postgres=\d+ redis=\d+ s3=\d+$", run.stdout, re.MULTILINE), run.stdout
+    assert re.search(rf"^nox > bucket\s+{re.escape(get_s3_bucket(namespace[1]))} ", run.stdout, re.MULTILINE)
+    ran = re.findall(r"^(\w+)\s+(?:ok|warning|error)\s", run.stdout, re.MULTILINE)
+    assert tuple(ran) == boot_mode_checks()["dry-run"], run.stdout

@@ -156,7 +156,9 @@ def test_interrupted_ci_waits_for_its_test_session_to_clean_up(services, tmp_pat
     assert "test      stopped" in text or "stopped" in text.split("session")[-1], text
     assert_nothing_left(namespace, services.urls, ci.pid)
     # The child's own log shows its cleanup ran to the end.
-    child_log = (repo / ".nox" / "artefacts" / "ci" / "test.log").read_text()
+    # (The run's own log directory, `.nox/artefacts/ci/<run>/`: the only run in this repository.)
+    (child_log_path,) = (repo / ".nox" / "artefacts" / "ci").glob("*/test.log")
+    child_log = child_log_path.read_text()
     assert "cleanup" in child_log, child_log
 
 

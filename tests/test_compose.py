@@ -415,6 +415,7 @@ def test_the_whole_stack_comes_up_migrated_and_passes_the_smoke_checks(stack, tm
     images built, schema migrated, frontend → backend → services; then `nox -s down` from a state
     directory that never saw the stack stops all of it, the app included."""
     developer_images = {reference: image_id(reference) for reference in DEVELOPER_IMAGES}
+    dangling = dangling_images()
     checkout = scratch_checkout(tmp_path / "checkout")
     shutil.copy(checkout / ".env.example", checkout / ".env")
     frontend_port = free_port()
@@ -449,8 +450,10 @@ def test_the_whole_stack_comes_up_migrated_and_passes_the_smoke_checks(stack, tm
     assert down.returncode == 0, down.stdout
     assert "none running" not in down.stdout, down.stdout
     assert stack.containers() == {}, "down stops the app containers with the services they need"
-    # The developer's images are where they were (issue 21 item 5); this test's go with its fixture.
+    # The developer's images are where they were (issue 21 item 5), and this test's leave nothing.
     assert {reference: image_id(reference) for reference in DEVELOPER_IMAGES} == developer_images
+    stack.remove_images()
+    assert dangling_images() <= dangling, "the build left untagged images"
 
 
 @pytest.mark.slow

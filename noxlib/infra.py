@@ -103,13 +103,22 @@ def down(log: Log = print, *, force: bool = False, prune_foreign: bool = False) 
 
 
 def recorded_backend(services: dict[str, Any] | None) -> ServiceBackend:
-    """The backend that started the recorded services; native when nothing is recorded.
+    """The backend that started the recorded services; with nothing recorded, the one asked for.
 
     Native services outlive the environment that chose them (a later shell may lack
     `FR_SERVICES=native`), so the record, not the environment, says what `down` stops — unless
-    the developer points at external services explicitly.
+    the developer points at external services explicitly. With no record (a fresh state
+    directory, a stack started by hand) `down` stops what this environment's runs would use:
+    native services found by their data directory first, else what `FR_SERVICES` selects — so
+    whether a run had "touched" the stack before does not change what `down` does.
     """
+    native = {**os.environ, "FR_SERVICES": "native"}
     recorded = (services or {}).get("backend")
-    if recorded in (None, "native") and requested_backend() != "external":
-        return select_backend({**os.environ, "FR_SERVICES": "native"})
+    requested = requested_backend()
+    if recorded == "native" and requested != "external":
+        return select_backend(native)
+    if recorded is None and requested in ("auto", "native"):
+        backend = select_backend(native)
+        if requested == "native" or backend.running():
+            return backend
     return select_backend()

@@ -5,8 +5,9 @@ the container lab on the team's machines — these tests run against it: whole
 `nox -s test|infra|down` runs with FR_SERVICES=compose, hand-run `docker compose` commands beside
 them, image builds and the full stack under the smoke checks; without an engine the module skips
 in one line saying how to get one. Each test uses a compose project of its own
-(COMPOSE_PROJECT_NAME) and a state directory of its own, so it never meets the developer's stack,
-and removes only its own project, volumes included. Engine detection and parsing are tested in
+(COMPOSE_PROJECT_NAME), host ports of its own, images of its own (IMAGE_PREFIX, IMAGE_TAG) and a
+state directory of its own, so it never meets the developer's stack or images, and removes only
+its own project (volumes included) and images. Engine detection and parsing are tested in
 tests/test_compose_detection.py.
 """
 
@@ -55,6 +56,11 @@ if ENGINE is None:
     pytest.skip(NO_ENGINE, allow_module_level=True)
 
 INFRA_SERVICES = {"postgres", "redis", "minio", "minio-init"}
+APP_SERVICES = {"migrate", "backend", "frontend"}
+HOST_PORT_VARIABLES = ("POSTGRES_HOST_PORT", "REDIS_HOST_PORT", "MINIO_HOST_PORT", "MINIO_CONSOLE_HOST_PORT")
+# What a developer's own `docker compose --profile app build` tags: no test may move these.
+DEVELOPER_IMAGES = tuple(f"ghcr.io/finance-report/finance-report-{app}:local" for app in ("backend", "frontend"))
+TEST_IMAGE_PREFIX = "localhost/frtest"
 _projects = itertools.count()
 
 
@@ -98,7 +104,7 @@ class Stack:
         return set(listed.split())
 
     def nox(self, *args: str, timeout: float = 600, **extra: str) -> subprocess.CompletedProcess[str]:
-        return run_nox(*args, timeout=timeout, **self.env, **extra)
+        return run_nox(*args, timeout=timeout, **{**self.env, **extra})
 
     def registry(self) -> LeaseRegistry:
         return LeaseRegistry(self.state)
@@ -107,6 +113,30 @@ class Stack:
         assert ENGINE
         return ComposeServices(ENGINE, {**os.environ, **self.env, **extra})
 
+    def images(self) -> list[str]:
+        """The images this test's builds tag (its own prefix and tag)."""
+        return [f"{TEST_IMAGE_PREFIX}/finance-report-{app}:{self.project}" for app in ("backend", "frontend")]
+
+    def remove_images(self) -> None:
+        """Only what this test built, by its tags; a layer another image shares stays."""
+        assert ENGINE
+        for image in self.images():
+            subprocess.run([ENGINE, "image", "rm", image], capture_output=True, timeout=120, check=False)
+
+
+def image_id(reference: str) -> str | None:
+    assert ENGINE
+    found = subprocess.run([ENGINE, "image", "inspect", "--format", "{{.Id}}", reference],
+                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def dangling_images() -> set[str]:
+    assert ENGINE
+    listed = subprocess.run([ENGINE, "images", "--quiet", "--no-trunc", "--filter", "dangling=true"],
+                            capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    return set(listed.stdout.split())
+
 
 @pytest.fixture
 def stack() -> Iterator[Stack]:
@@ -114,13 +144,22 @@ def stack() -> Iterator[Stack]:
     # Under root the native backend's rules apply to FR_CACHE_DIR too: an enterable directory.
     state = Path(tempfile.mkdtemp(prefix="fr-compose-test-", dir="/var/tmp"))
     state.chmod(0o755)
-    env = {"FR_SERVICES": "compose", "FR_CACHE_DIR": str(state), "COMPOSE_PROJECT_NAME": project}
+    env = {
+        "FR_SERVICES": "compose",
+        "FR_CACHE_DIR": str(state),
+        "COMPOSE_PROJECT_NAME": project,
+        # Stacks of parallel tests (and the developer's) must not meet on the fixed default ports.
+        **{variable: str(free_port()) for variable in HOST_PORT_VARIABLES},
+        "IMAGE_PREFIX": TEST_IMAGE_PREFIX,
+        "IMAGE_TAG": project,
+    }
     made = Stack(project, state, env)
     try:
         yield made
     finally:
         # Everything of this project, its volumes included: the project name is this test's own.
         made.compose("--profile", "infra", "--profile", "app", "down", "--volumes", "--remove-orphans")
+        made.remove_images()
         shutil.rmtree(state, ignore_errors=True)
 
 
@@ -197,23 +236,48 @@ def test_nox_and_a_hand_run_show_the_same_project(stack, tmp_path):
     assert stack.volumes() == {f"{stack.project}_{name}" for name in ("postgres-data", "redis-data", "minio-data")}
 
 
-# ----- a killed container, fresh ports -----------------------------------------------------
-def test_a_killed_container_is_restarted_and_its_new_port_read(stack, tmp_path):
+# ----- a killed or restarted container, stable ports (issue 21 item 4) ----------------------
+def test_a_killed_container_is_restarted_on_the_same_host_port(stack, tmp_path):
+    """A database client's saved address outlives restarts: the host ports are fixed, not picked."""
     infra = stack.nox("-s", "infra")
     assert infra.returncode == 0, infra.stdout
-    before = stack.backend().urls()
+    configured = {"postgres": int(stack.env["POSTGRES_HOST_PORT"]), "redis": int(stack.env["REDIS_HOST_PORT"]),
+                  "s3": int(stack.env["MINIO_HOST_PORT"])}  # fmt: skip
+    assert stack.backend().urls().ports() == configured
+    assert f"127.0.0.1:{configured['postgres']}" in infra.stdout, "infra prints the address to connect to"
+    restarted = stack.compose("--profile", "infra", "restart", "redis")
+    assert restarted.returncode == 0, restarted.stderr
     stack.engine("kill", stack.containers()["redis"])
     assert not stack.backend().healthy()
     result = probe_run(stack, "cmp-killed", tmp_path)
     assert result.returncode == 0, result.stdout
     assert "compose (started)" in result.stdout
-    assert "redis" in stack.containers()
-    after = stack.backend().urls()
+    assert stack.backend().urls().ports() == configured
     printed = stack.compose("--profile", "infra", "port", "redis", "6379").stdout.strip()
-    assert printed.endswith(f":{after.ports()['redis']}"), "urls() reads the port the engine uses now"
-    assert after.ports()["postgres"] == before.ports()["postgres"], "the others kept running"
+    assert printed == f"127.0.0.1:{configured['redis']}"
     # Kept services stay kept: the run that restarted redis did not stop them on its way out.
     assert set(stack.containers()) == INFRA_SERVICES
+
+
+def test_a_taken_host_port_is_one_line_naming_the_variable_that_moves_it(stack):
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        result = stack.nox("-s", "infra", POSTGRES_HOST_PORT=str(taken))
+    assert result.returncode != 0
+    assert "Traceback" not in result.stdout
+    (line,) = [line for line in result.stdout.splitlines() if "aborted" in line]
+    assert f"host port {taken} for compose service postgres is already in use" in line, result.stdout
+    assert "set POSTGRES_HOST_PORT to a free port" in line
+    assert stack.containers() == {}, "what the failed start had started is stopped again"
+
+
+def test_the_minio_console_is_published(stack):
+    """Declared only: the lab's S3 stand-in serves no console, MinIO's image does."""
+    config = json.loads(stack.compose("--profile", "infra", "config", "--format", "json").stdout)
+    published = {(port["target"], port["host_ip"], port["published"]) for port in config["services"]["minio"]["ports"]}
+    assert (9001, "127.0.0.1", stack.env["MINIO_CONSOLE_HOST_PORT"]) in published
 
 
 # ----- credentials from one place (issue 13 item 2) --------------------------------------------
@@ -257,6 +321,81 @@ def test_credentials_from_a_dotenv_file_reach_the_run(stack, tmp_path):
     assert_credentials_used(stack, result, **compose_file)
 
 
+# ----- a changed .env against a running stack (issue 21 item 2) ------------------------------
+def test_a_changed_password_says_how_to_apply_it_and_what_the_old_volume_needs(stack, tmp_path):
+    """Joining would silently keep the old password; recreating meets the volume's old one."""
+    infra = stack.nox("-s", "infra", POSTGRES_PASSWORD="first-password")
+    assert infra.returncode == 0, infra.stdout
+    started = stack.containers()
+
+    changed = probe_run(stack, "cmp-changed", tmp_path, POSTGRES_PASSWORD="second-password")
+    assert changed.returncode != 0, changed.stdout
+    (line,) = [line for line in changed.stdout.splitlines() if "aborted" in line]
+    assert "the running postgres container(s)" in line, line
+    assert "docker compose --profile infra up" in line, line
+    assert stack.containers() == started, "nothing was recreated under the person's feet"
+
+    # The person does what the line says: the container gets the new password, the volume keeps the old.
+    applied = stack.compose("--profile", "infra", "up", "--detach", "--wait", POSTGRES_PASSWORD="second-password")
+    assert applied.returncode == 0, applied.stderr
+    refused = probe_run(stack, "cmp-volume", tmp_path, POSTGRES_PASSWORD="second-password")
+    assert refused.returncode != 0, refused.stdout
+    (line,) = [line for line in refused.stdout.splitlines() if "aborted" in line]
+    assert "the volume keeps the ones it was created with" in line, line
+    assert "docker compose --profile infra down --volumes" in line, line
+    assert "deletes" in line, line
+    assert "died" not in refused.stdout
+    for output_text in (changed.stdout, refused.stdout):
+        assert "Traceback" not in output_text
+        assert "first-password" not in output_text
+        assert "second-password" not in output_text
+
+
+# ----- .env.example copied to .env (issue 21 item 1) -------------------------------------------
+def env_example_value(key: str) -> str:
+    (value,) = [line.partition("=")[2] for line in (REPO_ROOT / ".env.example").read_text().splitlines()
+                if line.startswith(f"{key}=")]  # fmt: skip
+    return value
+
+
+def scratch_checkout(destination: Path) -> Path:
+    """The working tree's files (tracked and new, not ignored), as a clone would have them."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            cwd=REPO_ROOT, capture_output=True, check=True)  # fmt: skip
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        source = REPO_ROOT / name
+        if source.is_file():
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
+    return destination
+
+
+def test_a_copied_env_example_gives_the_app_containers_in_network_addresses(stack, tmp_path):
+    """`.env.example` says "copy to .env": its loopback addresses must not reach the containers."""
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    shutil.copy(REPO_ROOT / "docker-compose.yml", checkout)
+    compose_file = {"COMPOSE_FILE": str(checkout / "docker-compose.yml")}
+    without = json.loads(stack.compose("--profile", "app", "config", "--format", "json", **compose_file).stdout)
+    shutil.copy(REPO_ROOT / ".env.example", checkout / ".env")
+    config = json.loads(stack.compose("--profile", "app", "config", "--format", "json", **compose_file).stdout)
+    services = config["services"]
+    for name in ("backend", "migrate"):
+        environment = services[name]["environment"]
+        assert "@postgres:5432/" in environment["DATABASE_URL"], environment
+        assert environment["REDIS_URL"].startswith("redis://redis:6379/"), environment
+        assert environment["S3_ENDPOINT"] == "http://minio:9000", environment
+        # One default, the backend's own: what .env.example shows is what an unset value means.
+        assert environment["BASE_CURRENCY"] == env_example_value("BASE_CURRENCY")
+        assert without["services"][name]["environment"].get("BASE_CURRENCY") is None
+    assert services["frontend"]["environment"]["BACKEND_URL"] == "http://backend:8000"
+    # A deployment against managed services still sets them, under names a host-side .env lacks.
+    deployed = stack.compose("--profile", "app", "config", "--format", "json", **compose_file,
+                             APP_DATABASE_URL="postgresql+psycopg://u:p@db.example:5432/app")  # fmt: skip
+    deployed_environment = json.loads(deployed.stdout)["services"]["backend"]["environment"]
+    assert deployed_environment["DATABASE_URL"].endswith("@db.example:5432/app")
+
+
 # ----- the whole stack: images, migrations, smoke (issue 13 items 4 and 5) ---------------------
 def wait_for_health(url: str, timeout: float = 120) -> dict:
     deadline = time.monotonic() + timeout
@@ -272,9 +411,18 @@ def wait_for_health(url: str, timeout: float = 120) -> dict:
 
 @pytest.mark.slow
 def test_the_whole_stack_comes_up_migrated_and_passes_the_smoke_checks(stack, tmp_path):
-    """One command on fresh volumes: images built, schema migrated, frontend → backend → services."""
+    """A fresh checkout whose .env is a copy of .env.example, then one command on fresh volumes:
+    images built, schema migrated, frontend → backend → services; then `nox -s down` from a state
+    directory that never saw the stack stops all of it, the app included."""
+    developer_images = {reference: image_id(reference) for reference in DEVELOPER_IMAGES}
+    dangling = dangling_images()
+    checkout = scratch_checkout(tmp_path / "checkout")
+    shutil.copy(checkout / ".env.example", checkout / ".env")
     frontend_port = free_port()
-    extra = {"FRONTEND_PORT": str(frontend_port), "GIT_COMMIT_SHA": "0123456789abcdef"}
+    # "…and adjust": this test's own frontend port, and the browser origins that go with it.
+    with (checkout / ".env").open("a") as dotenv:
+        dotenv.write(f"FRONTEND_PORT={frontend_port}\nCORS_ORIGINS=http://127.0.0.1:{frontend_port}\n")
+    extra = {"GIT_COMMIT_SHA": "0123456789abcdef", "COMPOSE_FILE": str(checkout / "docker-compose.yml")}
     # The same command the release workflow runs, without --push.
     build = stack.compose("--profile", "app", "build", timeout=1800, **extra)
     assert build.returncode == 0, build.stderr[-4000:]
@@ -297,14 +445,30 @@ def test_the_whole_stack_comes_up_migrated_and_passes_the_smoke_checks(stack, tm
     assert smoke.returncode == 0, smoke.stdout + smoke.stderr
     assert "cors" in smoke.stdout.lower()
 
+    # `down` with the app up (issue 21 item 3): nothing is left answering 503 without its services.
+    down = stack.nox("-s", "down")
+    assert down.returncode == 0, down.stdout
+    assert "none running" not in down.stdout, down.stdout
+    assert stack.containers() == {}, "down stops the app containers with the services they need"
+    # The developer's images are where they were (issue 21 item 5), and this test's leave nothing.
+    assert {reference: image_id(reference) for reference in DEVELOPER_IMAGES} == developer_images
+    stack.remove_images()
+    assert dangling_images() <= dangling, "the build left untagged images"
+
 
 @pytest.mark.slow
 def test_the_images_install_from_the_lock_files(stack):
-    """Reproducible images: the backend's packages are uv.lock's versions, the frontend's npm ci."""
+    """Reproducible images: the backend's packages are uv.lock's versions, the frontend's npm ci.
+
+    Built under this test's own tag: the developer's images keep theirs, and removing the test's
+    leaves no untagged image behind."""
+    developer_images = {reference: image_id(reference) for reference in DEVELOPER_IMAGES}
+    dangling = dangling_images()
     build = stack.compose("--profile", "app", "build", "backend", timeout=1800)
     assert build.returncode == 0, build.stderr[-4000:]
     image = stack.compose("--profile", "app", "config", "--images").stdout.split()
     backend_image = next(name for name in image if "finance-report-backend" in name)
+    assert backend_image in stack.images(), image
     assert ENGINE
     frozen = subprocess.run(
         [ENGINE, "run", "--rm", "--entrypoint", "python", backend_image, "-c",
@@ -314,6 +478,10 @@ def test_the_images_install_from_the_lock_files(stack):
     assert frozen.returncode == 0, frozen.stderr
     locked = _locked_versions("fastapi", "sqlalchemy")
     assert frozen.stdout.split() == locked
+    assert {reference: image_id(reference) for reference in DEVELOPER_IMAGES} == developer_images
+    stack.remove_images()
+    assert image_id(backend_image) is None
+    assert dangling_images() <= dangling, "the test's build left untagged images"
 
 
 def _locked_versions(*names: str) -> list[str]:

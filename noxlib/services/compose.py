@@ -6,16 +6,17 @@ nox runs compose exactly as a person would in the repository root — same direc
 up` and nox's runs are one stack: whichever starts it, the other joins. All worktrees of a user
 share that project, exactly as they share the native services.
 
-Host ports are left to the engine (`127.0.0.1::5432` in the compose file) and the credentials to
-the environment and `.env`; both are read back from the running containers on every `urls()`,
-never remembered: the engine picks new host ports when a container restarts, and the containers'
-own environment is what their servers really accept.
+Host ports (fixed defaults a checkout may move) and credentials come from the environment and
+`.env`; both are read back from the running containers on every `urls()`, never remembered: the
+containers' own environment is what their servers really accept. A healthy stack is joined only
+when its containers were created from the configuration that resolves now (compose_checks.py).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -24,9 +25,13 @@ from typing import Any
 
 from noxlib.errors import ServiceError, UserError
 from noxlib.paths import REPO_ROOT
+from noxlib.services import compose_checks
 from noxlib.services.base import ServiceUrls
 
 PROFILE = "infra"
+# The app profile's containers need the infra services: stopping those stops these too, or a
+# backend would be left answering 503 while nothing says why.
+DEPENDENT_PROFILE = "app"
 # (compose service, container port) for each service the lifecycle needs.
 SERVICE_PORTS = {"postgres": ("postgres", 5432), "redis": ("redis", 6379), "s3": ("minio", 9000)}
 # minio-init creates the bucket; until it is healthy the stack is not ready for a run.
@@ -74,6 +79,9 @@ class Container:
     health: str
     # container port → host port, for the ports published on the host.
     ports: dict[int, int] = field(default_factory=dict)
+    project: str = ""
+    # The hash of the service configuration the container was created from ("" if unlabelled).
+    config_hash: str = ""
 
     @property
     def ready(self) -> bool:
@@ -99,12 +107,16 @@ def parse_ps(output: str) -> dict[str, Container]:
             # An exposed but unpublished port is listed with PublishedPort 0.
             if publisher.get("PublishedPort"):
                 ports[int(publisher["TargetPort"])] = int(publisher["PublishedPort"])
+        labels = str(entry.get("Labels") or "")
+        hashed = re.search(rf"(?:^|,){re.escape(compose_checks.CONFIG_HASH_LABEL)}=([0-9a-f]+)", labels)
         container = Container(
             service=entry.get("Service", ""),
             container_id=entry.get("ID", ""),
             state=str(entry.get("State", "")).lower(),
             health=str(entry.get("Health", "")).lower(),
             ports=ports,
+            project=str(entry.get("Project", "")),
+            config_hash=hashed.group(1) if hashed else "",
         )
         containers[container.service] = container
     return containers
@@ -135,14 +147,16 @@ class ComposeServices:
         self.runtime = runtime
         self.env = dict(os.environ if environ is None else environ)
 
-    def command(self, *args: str) -> list[str]:
+    def command(self, *args: str, profiles: Sequence[str] = (PROFILE,)) -> list[str]:
         """A compose command as typed in the repository root (compose finds the file and .env)."""
-        return [self.runtime, "compose", "--profile", PROFILE, *args]
+        selected = [argument for profile in profiles for argument in ("--profile", profile)]
+        return [self.runtime, "compose", *selected, *args]
 
     def _run(self, argv: Sequence[str], *, timeout: float = 300) -> str:
         # Name the verb (`compose up`, `inspect`), never the arguments: they carry no secrets
         # today, but an error line is no place to find out.
-        shown = f"compose {argv[4]}" if argv[1:2] == ["compose"] else argv[1]
+        verb = next((word for word in argv[2:] if not word.startswith("-") and word not in self._profile_names), "")
+        shown = f"compose {verb}" if argv[1:2] == ["compose"] else argv[1]
         try:
             result = subprocess.run(
                 argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=self.env, check=False
@@ -154,13 +168,35 @@ class ComposeServices:
             raise ServiceError(f"`{self.runtime} {shown}` failed: {lines[-1] if lines else result.returncode}")
         return result.stdout
 
+    _profile_names = (PROFILE, DEPENDENT_PROFILE)
+
     def start(self) -> None:
         # The first start may pull four images; later ones take seconds.
-        self._run(self.command("up", "--detach", "--wait"), timeout=900)
+        try:
+            self._run(self.command("up", "--detach", "--wait"), timeout=900)
+        except ServiceError as error:
+            taken = compose_checks.port_taken_error(error, self._published_host_ports())
+            if taken is None:
+                raise
+            # compose leaves the services that did start running: stop them with the rest.
+            raise taken from error
 
-    def containers(self) -> dict[str, Container]:
-        """The project's infra containers, stopped ones included, read afresh."""
-        return parse_ps(self._run(self.command("ps", "--all", "--format", "json"), timeout=30))
+    def _published_host_ports(self) -> dict[int, tuple[str, int]]:
+        """host port → (service, container port), as the configuration resolves now."""
+        try:
+            config = json.loads(self._run(self.command("config", "--format", "json"), timeout=60))
+        except (ServiceError, json.JSONDecodeError):
+            return {}
+        published = {}
+        for service, description in (config.get("services") or {}).items():
+            for port in description.get("ports") or []:
+                if str(port.get("published") or "").isdigit():
+                    published[int(port["published"])] = (service, int(port.get("target") or 0))
+        return published
+
+    def containers(self, profiles: Sequence[str] = (PROFILE,)) -> dict[str, Container]:
+        """The project's containers of these profiles, stopped ones included, read afresh."""
+        return parse_ps(self._run(self.command("ps", "--all", "--format", "json", profiles=profiles), timeout=30))
 
     def _environments(self, containers: list[Container]) -> dict[str, dict[str, str]]:
         output = self._run([self.runtime, "inspect", *(c.container_id for c in containers)], timeout=30)
@@ -184,7 +220,7 @@ class ComposeServices:
         environments = self._environments([containers["postgres"], containers["minio"]])
         postgres = environment_of(containers["postgres"], environments)
         minio = environment_of(containers["minio"], environments)
-        return ServiceUrls(
+        urls = ServiceUrls(
             postgres_host="127.0.0.1",
             postgres_port=ports["postgres"],
             postgres_user=postgres.get("POSTGRES_USER") or "postgres",
@@ -194,20 +230,37 @@ class ComposeServices:
             s3_access_key=minio.get("MINIO_ROOT_USER", ""),
             s3_secret_key=minio.get("MINIO_ROOT_PASSWORD", ""),
         )
+        compose_checks.check_postgres_accepts(urls)
+        return urls
 
     def healthy(self) -> bool:
+        """All infra services ready, and created from the configuration that resolves now.
+
+        Ready but created from other settings (a password changed in .env since) is neither
+        joined (the change would silently not apply) nor restarted under other runs' feet: the
+        person is told in one line how to apply it.
+        """
         try:
             containers = self.containers()
         except ServiceError:
             return False
-        return all(service in containers and containers[service].ready for service in REQUIRED_SERVICES)
-
-    def running(self) -> bool:
-        """Asked by `down`, which always lets compose stop: `compose stop` with nothing up is a no-op."""
+        if not all(service in containers and containers[service].ready for service in REQUIRED_SERVICES):
+            return False
+        created_from = {service: containers[service].config_hash for service in REQUIRED_SERVICES}
+        configured = compose_checks.parse_config_hashes(
+            self._run(self.command("config", "--hash", ",".join(REQUIRED_SERVICES)), timeout=60)
+        )
+        stale = compose_checks.stale_services({s: h for s, h in created_from.items() if h}, configured)
+        if stale:
+            raise compose_checks.stale_error(stale, containers["postgres"].project or "finance-report")
         return True
 
+    def running(self) -> bool:
+        """Whether any container of the project (infra or app) exists: what `down` stops."""
+        return bool(self.containers(profiles=self._profile_names))
+
     def stop(self) -> None:
-        # Only the infra services: an app profile started by hand beside them is left alone, and
-        # volumes are kept (the data in them is the developer's).
-        self._run(self.command("stop"))
-        self._run(self.command("rm", "--force", *REQUIRED_SERVICES))
+        # The app containers with the services they need; volumes are kept (the data in them is
+        # the developer's).
+        self._run(self.command("stop", profiles=self._profile_names))
+        self._run(self.command("rm", "--force", profiles=self._profile_names))

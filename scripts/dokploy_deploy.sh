@@ -241,6 +241,11 @@ import sys
 PUBLIC_KEY = re.compile(r"^NEXT_PUBLIC_|_PUBLIC_KEY$|^COMPOSE_", re.I)
 DEPLOY_KEYS = {"IMAGE_TAG", "GIT_COMMIT_SHA", "NEXT_PUBLIC_APP_URL", "COMPOSE_PROFILES", "ENV_SUFFIX"}
 MIN_MASKED_LENGTH = 4
+# docker-compose.yml reads the app containers' service addresses as APP_*: a copy of .env.example
+# sets the plain names to the host's loopback addresses, which inside a container point at nothing.
+# A compose env written before that rename keeps its deployment working: each plain value is
+# carried over once to its APP_ twin (the line says which keys, never a value).
+CARRIED_TO_APP = ("DATABASE_URL", "REDIS_URL", "S3_ENDPOINT", "BACKEND_URL")
 
 
 def env_lines(reply_path):
@@ -287,6 +292,12 @@ def update(reply_path, compose_id, *assignments):
     while lines and not lines[-1].strip():
         lines.pop()
     lines += [f"{key}={value}" for key, value in wanted.items() if key not in seen]
+    present = dict(pair for pair in map(split, lines) if pair[0])
+    carried = [key for key in CARRIED_TO_APP if present.get(key) and f"APP_{key}" not in present]
+    lines += [f"APP_{key}={present[key]}" for key in carried]
+    if carried:
+        names = ", ".join(f"{key} -> APP_{key}" for key in carried)
+        print(f"Carried the app's service addresses to the names docker-compose.yml reads: {names}", file=sys.stderr)
     print(json.dumps({"composeId": compose_id, "env": "\n".join(lines) + "\n"}))
 
 

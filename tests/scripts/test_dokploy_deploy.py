@@ -338,3 +338,27 @@ def test_a_non_json_200_ends_in_one_clear_line(run_script, dokploy, reply):
     assert "Dokploy API GET compose.one?composeId=cmp-staging answered HTTP 200 but not JSON" in result.stderr
     assert result.stderr.rstrip().endswith(reply or "(empty reply)")
     assert dokploy.deployed == []
+
+
+def test_a_compose_env_with_the_plain_service_addresses_is_carried_to_the_app_names_once(run_script, dokploy):
+    """docker-compose.yml reads APP_DATABASE_URL (a copied .env.example sets DATABASE_URL to loopback):
+    a Dokploy env written before that keeps deploying against its managed services."""
+    before = env_of(dokploy, "cmp-staging")
+    assert before["DATABASE_URL"]
+    assert "APP_DATABASE_URL" not in before
+    first = run_script("dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env=deploy_env(dokploy))
+    assert first.returncode == 0, first.output
+    after = env_of(dokploy, "cmp-staging")
+    assert after["APP_DATABASE_URL"] == after["DATABASE_URL"] == before["DATABASE_URL"]
+    assert "DATABASE_URL -> APP_DATABASE_URL" in first.output
+    assert_no_secret(dokploy, first.output)
+
+    # Once: an APP_ value set (or changed) in Dokploy afterwards is never overwritten.
+    dokploy.composes["cmp-staging"].env = dokploy.composes["cmp-staging"].env.replace(
+        f"APP_DATABASE_URL={before['DATABASE_URL']}", "APP_DATABASE_URL=postgresql+psycopg://app@other:5432/x"
+    )
+    second = run_script("dokploy_deploy.sh", "cmp-staging", SHA, "https://x", env=deploy_env(dokploy))
+    assert second.returncode == 0, second.output
+    assert env_of(dokploy, "cmp-staging")["APP_DATABASE_URL"] == "postgresql+psycopg://app@other:5432/x"
+    assert dokploy.composes["cmp-staging"].env.count("APP_DATABASE_URL=") == 1
+    assert "APP_DATABASE_URL" not in second.output

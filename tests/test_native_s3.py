@@ -12,6 +12,8 @@ services the way a user does (`nox -s down`, then `nox -s infra`).
 
 from __future__ import annotations
 
+import socket
+import ssl
 import stat
 import urllib.error
 import urllib.request
@@ -72,6 +74,24 @@ def weed_flag(private: PrivateState, flag: str) -> str:
     return next(arg[len(prefix) :] for arg in psutil.Process(process.pid).cmdline() if arg.startswith(prefix))
 
 
+def grpc_refuses_a_stranger(private: PrivateState, port: int) -> bool:
+    """A client that trusts the server's authority but has no certificate of its own is refused.
+
+    The refusal must be TLS's "certificate required" alert (on the first read, in TLS 1.3): a
+    plaintext gRPC server, which serves anyone, fails the same handshake with another error.
+    """
+    context = ssl.create_default_context(cafile=str(private.native.root / "s3" / "grpc-ca.crt"))
+    context.check_hostname = False
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        try:
+            with context.wrap_socket(raw) as tls:
+                tls.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+                tls.recv(9)
+        except ssl.SSLError as error:
+            return error.reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED"
+    return False
+
+
 def names(s3: Any, bucket: str) -> dict[str, bytes]:
     listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
     return {item["Key"]: s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read() for item in listed}
@@ -111,6 +131,10 @@ def test_a_client_without_the_secret_is_refused_everything(private):
     assert unsigned("PUT", f"{filer}/planted.csv", b"x") == 401
     assert unsigned("DELETE", f"{filer}/statement.csv") == 401
 
+    # ...and through the gRPC ports, where `weed shell` lists, writes and deletes files.
+    for part in ("filer", "master", "volume", "s3"):
+        assert grpc_refuses_a_stranger(private, int(weed_flag(private, f"{part}.port.grpc"))), part
+
     assert names(owner, bucket) == {"statement.csv": b"date,description,amount\n"}
     assert {entry["Name"] for entry in owner.list_buckets()["Buckets"]} >= {bucket}
     assert f"{bucket}-planted" not in {entry["Name"] for entry in owner.list_buckets()["Buckets"]}
@@ -121,7 +145,7 @@ def test_a_client_without_the_secret_is_refused_everything(private):
     assert server is not None
     assert urls.s3_secret_key not in " ".join(psutil.Process(server.pid).cmdline())
     assert urls.s3_secret_key not in infra.stdout
-    for secret_file in ("s3.json", "security.toml"):
+    for secret_file in ("s3.json", "security.toml", "grpc.key"):
         assert stat.S_IMODE((directory / secret_file).stat().st_mode) == 0o600
     assert stat.S_IMODE((directory / "data").stat().st_mode) == 0o700
 

@@ -9,9 +9,11 @@ missing secret is answered 403.
 One `weed mini` process runs a master, a volume server, a filer, the S3 gateway and an admin
 server with its maintenance worker, each on loopback ports of its own (all chosen here: the
 defaults would collide between state directories). Only the S3 port is handed to the apps; the
-filer's and the volume server's HTTP APIs read and write objects without S3's signature, so a
-`security.toml` (read from the working directory) gives them JWT keys and they refuse anyone
-without a token the server itself signed.
+filer's and the volume server's HTTP APIs read and write objects without S3's signature, and
+the gRPC ports of all of them list, write and delete files (`weed shell` needs no password). So
+a `security.toml` (read from the working directory) gives the HTTP APIs JWT keys, and the gRPC
+ports mutual TLS with a certificate authority made for this one start: anyone without a token
+the server signed or a certificate it issued is refused.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ GRPC_PORT_OFFSET = 10000
 # for them (the default, 30 s, made `down` wait that long); the S3 gateway reconnects at once.
 IDLE_TIMEOUT_SECONDS = 2
 S3_PORT_FLAG = "-s3.port="
+# Every part of weed that serves or dials gRPC (the sections of its security.toml).
+GRPC_PARTS = ("master", "volume", "filer", "s3", "admin", "worker", "msg_broker", "msg_agent", "mq", "client")
+GRPC_COMMON_NAME = "finance-report-native-s3"
+GRPC_AUTHORITY_NAME = "finance-report-native-s3 authority"
+# Made anew on every start; long enough that a server kept running never sees them expire.
+GRPC_CERTIFICATE_DAYS = 3650
 # The filer's and the S3 gateway's local sockets (weed would put them in /tmp, named by port).
 SOCKETS = ("filer.sock", "s3.sock")
 
@@ -107,10 +115,11 @@ class WeedServer:
         self.ports: WeedPorts | None = None
 
     def prepare(self) -> None:
-        """The data directory (0700) and the two files holding secrets (0600, written anew each start).
+        """The data directory (0700) and the files holding secrets (0600, written anew each start).
 
         The secret is in a file, never on the command line that every account's `ps` shows.
-        The JWT keys are new on every start: only the components inside this one process use them.
+        The JWT keys and the gRPC certificates are new on every start: only the components
+        inside this one process use them (the authority's own key is never written down).
         """
         self.data.mkdir(mode=0o700, exist_ok=True)
         os.chmod(self.data, 0o700, follow_symlinks=False)
@@ -132,8 +141,19 @@ class WeedServer:
             section: secrets.token_urlsafe(32)
             for section in ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read")
         }
+        authority, certificate, private_key = grpc_certificates()
+        files = {"s3.json": json.dumps({"identities": [identity]}), "grpc-ca.crt": authority}
+        files |= {"grpc.crt": certificate, "grpc.key": private_key}
+        # TOML's basic strings are JSON's: json.dumps quotes a path whatever it holds.
+        ca, cert, tls_key = (json.dumps(str(self.directory / name)) for name in ("grpc-ca.crt", "grpc.crt", "grpc.key"))
         security = "".join(f'[{section}]\nkey = "{key}"\n' for section, key in keys.items())
-        for name, content in (("s3.json", json.dumps({"identities": [identity]})), ("security.toml", security)):
+        security += f"[grpc]\nca = {ca}\n"
+        security += "".join(
+            f'[grpc.{part}]\ncert = {cert}\nkey = {tls_key}\nallowed_commonNames = "{GRPC_COMMON_NAME}"\n'
+            for part in GRPC_PARTS
+        )
+        files["security.toml"] = security
+        for name, content in files.items():
             path = self.directory / name
             path.unlink(missing_ok=True)
             create_exclusively(path, content.encode(), 0o600)
@@ -163,6 +183,58 @@ class WeedServer:
         resumed leading and be dropped; until the next one (seconds later) every write waits.
         """
         return self.ports is not None and s3_ready(urls) and has_volume_server(self.ports.master)
+
+
+def grpc_certificates() -> tuple[str, str, str]:
+    """A new certificate authority's certificate, and a key and certificate it issued (PEM).
+
+    One certificate serves every part of weed as server and as client: mutual TLS then admits
+    exactly the processes that were given its key, which lives in a 0600 file of ours.
+    """
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    def name(common_name: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+    now = dt.datetime.now(dt.UTC)
+    authority_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+
+    def issue(subject: str, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
+        return (
+            x509.CertificateBuilder()
+            .subject_name(name(subject))
+            .issuer_name(name(GRPC_AUTHORITY_NAME))
+            .public_key(public_key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=GRPC_CERTIFICATE_DAYS))
+        )
+
+    authority = (
+        issue(GRPC_AUTHORITY_NAME, authority_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(authority_key, hashes.SHA256())
+    )
+    certificate = (
+        issue(GRPC_COMMON_NAME, key.public_key())
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+        )
+        .sign(authority_key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    private = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return authority.public_bytes(pem).decode(), certificate.public_bytes(pem).decode(), private.decode()
 
 
 def has_volume_server(master_port: int) -> bool:

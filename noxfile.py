@@ -10,6 +10,7 @@
 #   "boto3>=1.35",
 #   "redis>=5.0",
 #   "rich>=13.7",
+#   "cryptography>=44",
 # ]
 # ///
 """Finance Report's development sessions. `nox -l` lists them; docs/development.md explains them.

@@ -177,3 +177,15 @@ def state_dir_id() -> str:
     from noxlib.namespace import short_hash
 
     return short_hash(f"{socket.gethostname()}:{state_dir()}", 12)
+
+
+def create_exclusively(path: Path, content: bytes, mode: int, account: pwd.struct_passwd | None = None) -> None:
+    """A new file at `path` (never through a link, never an existing file), handed to `account`.
+
+    The ownership changes on the open descriptor, so it is this very file that is handed over.
+    """
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    with os.fdopen(descriptor, "wb") as handle:
+        if account is not None:
+            os.fchown(handle.fileno(), account.pw_uid, account.pw_gid)
+        handle.write(content)

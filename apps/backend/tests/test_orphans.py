@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 
+import httpx
 import pytest
-from sqlalchemy import delete, insert
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.models import Statement
@@ -15,9 +17,21 @@ from src.resources import create_resources
 from tests.contract import TestContract
 from tests.dead_endpoints import closed_port
 from tests.harness import WorkerBucket
+from tests.served_app import XDIST_GROUP, ServedApp
+from tests.statement_files import statement_csv, upload
 
 pytestmark = pytest.mark.integration
 NO_GRACE = dt.timedelta(0)
+# SHARE conflicts with the ROW EXCLUSIVE lock an INSERT takes, and with nothing the sweep reads.
+HOLD_INSERTS_SQL = "LOCK TABLE statements IN SHARE MODE"
+# Lock requests on statements in this database that are waiting, not granted: uploads whose
+# object is stored and whose row waits for the test's lock.
+WAITING_TO_INSERT_SQL = """
+SELECT count(*) FROM pg_locks
+WHERE NOT granted AND relation = 'statements'::regclass
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+CONCURRENT_UPLOADS = 6
 
 
 async def test_sweep_removes_only_old_unreferenced_objects(
@@ -55,7 +69,7 @@ def test_cli_says_in_one_line_when_storage_is_down(
     environment = contract.environ(S3_ENDPOINT=f"http://127.0.0.1:{closed_port()}")
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
-    assert main(["--delete", "--min-age-minutes", "0"]) == 1
+    assert main(["--delete"]) == 1
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("error: orphan sweep could not reach its services: ")
@@ -69,3 +83,83 @@ def test_cli_lists_and_summarises(
         monkeypatch.setenv(key, value)
     assert main([]) == 0
     assert capsys.readouterr().out == "0 orphan(s)\n"
+
+
+@pytest.mark.parametrize("minutes", ["0", "-5", "12", "nan", "inf"])
+def test_cli_refuses_a_grace_shorter_than_an_upload_in_one_line(
+    contract: TestContract,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    bucket: WorkerBucket,
+    minutes: str,
+) -> None:
+    """`--min-age-minutes 0` deleted the objects of 6 uploads that committed 201 while it swept."""
+    for key, value in contract.environ().items():
+        monkeypatch.setenv(key, value)
+    orphan = f"{bucket.prefix}statements/{hashlib.sha256(b'young orphan').hexdigest()}.csv"
+    bucket.client.put_object(Bucket=bucket.bucket, Key=orphan, Body=b"young orphan")
+    assert main(["--delete", "--min-age-minutes", minutes]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"error: --min-age-minutes {float(minutes):g} is refused: the grace must be at least 13 minutes, "
+        "the longest an upload can take (a younger object may be one in flight)\n"
+    )
+    assert bucket.keys() == [orphan]
+    # At the floor the sweep runs (the fresh orphan is in its grace, so it stays).
+    assert main(["--delete", "--min-age-minutes", "13"]) == 0
+    assert capsys.readouterr().out == "0 orphan(s) handled\n"
+
+
+async def wait_for_uploads_at_their_insert(engine: AsyncEngine, uploads: list[asyncio.Future[httpx.Response]]) -> None:
+    """Return once every upload has stored its object and waits to insert its row."""
+    async with engine.connect() as connection:
+        while await connection.scalar(text(WAITING_TO_INSERT_SQL)) < len(uploads):
+            if finished := [upload.result() for upload in uploads if upload.done()]:
+                pytest.fail(f"an upload answered {finished[0].status_code} before its INSERT: {finished[0].text}")
+            await connection.rollback()  # a fresh snapshot of pg_locks for the next look
+            await asyncio.sleep(0.005)
+
+
+@XDIST_GROUP
+async def test_a_sweep_with_no_grace_leaves_the_objects_of_uploads_in_flight(
+    contract: TestContract, served_app: ServedApp, engine: AsyncEngine, bucket: WorkerBucket
+) -> None:
+    """The sweep read "no row", the upload committed its row, the sweep deleted the object: 201
+    over a hole. Here every upload has stored its object and waits (on the test's lock) to insert
+    its row while the sweep runs; afterwards every committed row must still have its object."""
+    files = [statement_csv([("2024-05-01", f"in flight {index}", "-1.00")]) for index in range(CONCURRENT_UPLOADS)]
+    shas = [hashlib.sha256(content).hexdigest() for content in files]
+    resources = create_resources(contract.settings())
+    uploads: list[asyncio.Future[httpx.Response]] = []
+    try:
+        async with httpx.AsyncClient(base_url=served_app.base_url, timeout=120) as client:
+            async with engine.connect() as holder:
+                await holder.execute(text(HOLD_INSERTS_SQL))
+                uploads = [
+                    asyncio.ensure_future(client.post("/api/statements", **upload(content, f"{index}.csv")))
+                    for index, content in enumerate(files)
+                ]
+                await wait_for_uploads_at_their_insert(engine, uploads)
+                assert len(bucket.keys()) == CONCURRENT_UPLOADS, "each upload stores its object before its row"
+                swept = await sweep(resources, NO_GRACE, delete=True)
+                await holder.rollback()  # the uploads insert and commit their rows now
+            responses = await asyncio.gather(*uploads)
+        assert [response.status_code for response in responses] == [201] * CONCURRENT_UPLOADS
+        stored = bucket.keys()
+        assert sorted(swept) == sorted(f"kept {key} (an upload is storing it)" for key in stored)
+        async with engine.connect() as connection:
+            keys = set(await connection.scalars(select(Statement.object_key).where(Statement.sha256.in_(shas))))
+        assert len(keys) == CONCURRENT_UPLOADS
+        assert set(bucket.keys()) == keys, "a committed row points at a deleted object"
+        # Once committed, they are no orphans; only a real one is swept.
+        real_orphan = resources.storage.statement_key(hashlib.sha256(b"never committed").hexdigest())
+        await resources.storage.put(real_orphan, b"never committed")
+        assert await sweep(resources, NO_GRACE, delete=True) == [f"deleted {real_orphan}"]
+        assert set(bucket.keys()) == keys
+    finally:
+        if uploads:
+            await asyncio.wait(uploads)  # their transactions end before their rows are deleted
+        async with engine.begin() as connection:
+            await connection.execute(delete(Statement).where(Statement.sha256.in_(shas)))
+        await resources.aclose()

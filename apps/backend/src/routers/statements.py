@@ -6,7 +6,9 @@ An upload is idempotent and never loses a stored file:
 - Its bytes go to S3 under a key derived from their sha256 (content-addressed), then its rows are
   written and committed. The same file always maps to the same key and, by a unique constraint,
   to the same row: uploading it again answers 200 with the existing statement instead of adding a
-  duplicate, and a retry after any failure is safe.
+  duplicate (and stores its object again if it has gone), and a retry after any failure is safe.
+- From before its object is stored until its row commits, an upload holds a lock that keeps the
+  orphan sweep away from that object (src/object_locks.py).
 - No request ever deletes an object. When the connection fails around COMMIT, the database may
   have applied it with the reply lost; deleting "our" object would then orphan a committed row.
   The client gets 503 and retries (and gets its statement back, 200, if it was saved); an object
@@ -30,6 +32,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from src.dependencies import ResourcesDep, SessionDep
 from src.errors import ERROR_RESPONSES, ApiError, ErrorBody, database_unavailable_error, is_connection_failure
 from src.models import Statement, StatementLine
+from src.object_locks import hold_for_upload
+from src.resources import Resources
 from src.schemas import StatementLineOut, StatementSummary
 from src.statement_csv import StatementFormatError
 from src.statement_import import copy_statement_lines, prepare_statement
@@ -53,6 +57,22 @@ def clean_filename(raw: str | None) -> str:
 
 async def find_statement_by_sha256(session: AsyncSession, sha256: str) -> Statement | None:
     return await session.scalar(select(Statement).where(Statement.sha256 == sha256))
+
+
+async def object_is_stored(resources: Resources, key: str) -> bool:
+    try:
+        return await resources.storage.exists(key)
+    except (BotoCoreError, ClientError) as error:
+        logger.error("checking statement object %s failed: %s", key, error)
+        raise ApiError(503, "storage_unavailable", "object storage is unavailable; try again later") from None
+
+
+async def store_object(resources: Resources, key: str, content: bytes) -> None:
+    try:
+        await resources.storage.put(key, content)
+    except (BotoCoreError, ClientError) as error:
+        logger.error("storing statement object %s failed: %s", key, error)
+        raise ApiError(503, "storage_unavailable", "object storage is unavailable; try again later") from None
 
 
 @router.post(
@@ -95,17 +115,19 @@ async def upload_statement(
         raise ApiError(422, "invalid_statement", str(error)) from None
 
     existing = await find_statement_by_sha256(session, prepared.sha256)
+    key = existing.object_key if existing is not None else resources.storage.statement_key(prepared.sha256)
+    # Until this transaction ends, the orphan sweep leaves this object alone (src/object_locks.py).
+    await hold_for_upload(session, key)
     if existing is not None:
+        # Its row without its object (S3 lost it, or someone deleted it) would answer 200 over a
+        # hole for good; these are the very bytes it names (same sha256), so store them again.
+        if not await object_is_stored(resources, key):
+            await store_object(resources, key, content)
         response.status_code = 200
         return existing
 
-    key = resources.storage.statement_key(prepared.sha256)
-    try:
-        # Before any row: a row must never point at an object that is not there.
-        await resources.storage.put(key, content)
-    except (BotoCoreError, ClientError) as error:
-        logger.error("storing statement object %s failed: %s", key, error)
-        raise ApiError(503, "storage_unavailable", "object storage is unavailable; try again later") from None
+    # Before any row: a row must never point at an object that is not there.
+    await store_object(resources, key, content)
 
     statement = Statement(
         filename=clean_filename(file.filename),

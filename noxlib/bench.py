@@ -40,7 +40,7 @@ from noxlib.ci import VENV_VARIABLES, nested_nox_env, nox_command
 from noxlib.databases import DatabaseJanitor, ensure_database, migrations_hash
 from noxlib.errors import UserError
 from noxlib.namespace import get_worker_db_name
-from noxlib.paths import BACKEND_DIR, NOX_DIR, REPO_ROOT
+from noxlib.paths import ARTEFACTS_DIR, BACKEND_DIR, NOX_DIR, REPO_ROOT
 from noxlib.service_leases import leased_services
 from noxlib.services.native import NativeServices
 from noxlib.session_args import arguments
@@ -574,10 +574,19 @@ def bench_prepush(session: nox.Session, checkouts: dict[str, Path]) -> list[Figu
             state = Path("/var/tmp") / f"finance_report-bench-prepush-{label}-{os.getpid()}"  # noqa: S108
             state.mkdir(mode=0o755, exist_ok=True)
             envs[root] = dict(env, FR_CACHE_DIR=str(state))
+
+        def ci(root: Path) -> CiRun:
+            run = run_ci(uvx_nox("-s", "ci"), envs[root], root)
+            if not run.passed:  # the clone goes with the scratch directory: keep what says why
+                kept = ARTEFACTS_DIR / "bench" / f"red-ci-{root.name}-{time.strftime('%Y%m%dT%H%M%S')}"
+                shutil.copytree(root / ".nox" / "artefacts" / "ci", kept, dirs_exist_ok=True)
+                session.log(f"the red `ci` logs of the {root.name} clone: {kept.relative_to(REPO_ROOT)}")
+            return run
+
         try:
             return prepush_rows(
                 clones,
-                ci=lambda root: run_ci(uvx_nox("-s", "ci"), envs[root], root),
+                ci=ci,
                 test=lambda root: timed(lambda: _run_merged(uvx_nox("-s", "test"), envs[root], root), 1)[0],
                 log=session.log,
             )

@@ -397,9 +397,14 @@ def test_an_older_default_python_gets_a_line_and_a_documented_fix(tmp_path):
     # A person's shell: the system directories and pyenv's shims, nothing else. Whatever ran this
     # test put its own Python 3.12 environments first on PATH (uvx's nox, the session venvs), and
     # uv would find 3.12 there; a machine with only 3.11 has none of them.
-    uvx = shutil.which("uvx") or "uvx"
+    # uv and uvx alone, not the directory they sit in: installed by pip into a Python 3.12 (as
+    # `.ci/run` does), that directory holds python3.12, and uv would find it there.
+    tools = tmp_path / "uv-only"
+    tools.mkdir()
+    for program in ("uv", "uvx"):
+        (tools / program).symlink_to(shutil.which(program) or program)
     shims = str(Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "shims")
-    env["PATH"] = os.pathsep.join(dict.fromkeys([str(Path(uvx).parent), shims, "/usr/local/bin", "/usr/bin", "/bin"]))
+    env["PATH"] = os.pathsep.join(dict.fromkeys([str(tools), shims, "/usr/local/bin", "/usr/bin", "/bin"]))
     # A fresh clone's envdir: a script environment built earlier with 3.12 would be reused.
     result = subprocess.run(
         ["uvx", "nox", "--envdir", str(tmp_path / "nox"), "-l"],

@@ -1,9 +1,9 @@
 """`nox -s perf` against a real backend, through a real loopback TCP proxy that can make it slow.
 
 One backend (uvicorn on the worker's native services, a migrated database of its own) serves both
-cases behind one proxy: as it is, the check passes with the committed budgets and only GETs reach
-the server; with every request held back longer than any endpoint's median may take, the check
-fails with one line per broken budget. The verdict is the budgets file's, judged on locust's
+cases behind one proxy: as it is, the check passes (with budgets that leave room for a loaded
+runner) and only GETs reach the server; with every request held back longer than any endpoint's
+median may take, the check fails with one line per broken budget. The verdict is the budgets file's, judged on locust's
 statistics by the session: the test reads lines, never a clock. The load is small (a few seconds)
 so the check itself is run on every change to the app and cannot rot.
 """
@@ -75,12 +75,33 @@ def perf(url: str, report: Path, *more: str):
     )  # fmt: skip
 
 
+# The committed budgets judge a deployment on a machine of its own; this journey runs on a 2-core
+# runner beside the other ci sessions, where a cold `nox -s ci` measured medians ten times the
+# quiet ones (270-370 ms against budgets of 270-390). Whether the check holds a fast app, prints
+# its table and only reads is what is tested, so the passing run gets room for any load: every
+# latency budget x10, the throughput floor 1 request/s. The slow case keeps the committed budgets.
+LOADED_RUNNER_LATENCY = 10
+
+
+def budgets_for_a_loaded_runner(path: Path) -> Path:
+    """The committed budgets file with every latency x10 and a floor of 1 request/s."""
+    text = re.sub(
+        r"^(p\d\d_ms = )(\d+)", lambda m: f"{m[1]}{int(m[2]) * LOADED_RUNNER_LATENCY}", BUDGETS_FILE.read_text(),
+        flags=re.MULTILINE,
+    )  # fmt: skip
+    text, floors = re.subn(r"^min_requests_per_second = \d+", "min_requests_per_second = 1", text, flags=re.MULTILINE)
+    assert floors == 1, "the budgets file has one throughput floor"
+    path.write_text(text)
+    return path
+
+
 def test_within_budget_it_passes_prints_the_table_and_only_reads(backend_url, fresh_proxy, tmp_path):
     api = api_budgets()
     before = toggle_count(backend_url)
-    result = perf(fresh_proxy.url, tmp_path / "report")
+    budgets = budgets_for_a_loaded_runner(tmp_path / "budgets.toml")
+    result = perf(fresh_proxy.url, tmp_path / "report", "--budgets", str(budgets))
     assert result.returncode == 0, result.stdout
-    assert f"perf: all {len(api) * len(PERCENTILES) + 2} budgets held" in result.stdout
+    assert f"perf: all {len(api) * len(PERCENTILES) + 2} budgets held ({budgets})" in result.stdout
     for budget in api:
         assert re.search(rf"│ {re.escape(budget.endpoint)}\s+│\s+[1-9]", result.stdout), result.stdout
     assert "over budget" not in result.stdout

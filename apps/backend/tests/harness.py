@@ -189,3 +189,13 @@ async def delete_redis_keys(redis: Any, prefix: str) -> None:
     keys = [key async for key in redis.scan_iter(match=f"{prefix}:*", count=500)]
     if keys:
         await redis.delete(*keys)
+
+
+def waiting_lock_requests_sql(table: str) -> str:
+    """Lock requests on `table` in this database that wait, not granted: how a test sees the app's
+    writes queue behind a lock it holds, by count rather than by time."""
+    return f"""
+SELECT count(*) FROM pg_locks
+WHERE NOT granted AND relation = '{table}'::regclass
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""

@@ -16,7 +16,7 @@ from src.orphans import main, sweep
 from src.resources import create_resources
 from tests.contract import TestContract
 from tests.dead_endpoints import closed_port
-from tests.harness import WorkerBucket
+from tests.harness import WorkerBucket, waiting_lock_requests_sql
 from tests.served_app import XDIST_GROUP, ServedApp
 from tests.statement_files import statement_csv, upload
 
@@ -26,11 +26,7 @@ NO_GRACE = dt.timedelta(0)
 HOLD_INSERTS_SQL = "LOCK TABLE statements IN SHARE MODE"
 # Lock requests on statements in this database that are waiting, not granted: uploads whose
 # object is stored and whose row waits for the test's lock.
-WAITING_TO_INSERT_SQL = """
-SELECT count(*) FROM pg_locks
-WHERE NOT granted AND relation = 'statements'::regclass
-  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-"""
+WAITING_TO_INSERT_SQL = waiting_lock_requests_sql("statements")
 CONCURRENT_UPLOADS = 6
 
 

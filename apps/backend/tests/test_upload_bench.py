@@ -28,7 +28,7 @@ from sqlalchemy import delete, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from src.models import Statement
-from tests.harness import WorkerBucket
+from tests.harness import WorkerBucket, waiting_lock_requests_sql
 from tests.served_app import XDIST_GROUP, ServedApp
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.slow]
@@ -39,11 +39,7 @@ IDLE_PROBES = 10
 # SHARE conflicts with the ROW EXCLUSIVE lock COPY takes, and with nothing a health check reads.
 HOLD_COPY_SQL = "LOCK TABLE statement_lines IN SHARE MODE"
 # Lock requests on statement_lines in this database that are waiting, not granted.
-WAITING_FOR_COPY_SQL = """
-SELECT count(*) FROM pg_locks
-WHERE NOT granted AND relation = 'statement_lines'::regclass
-  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-"""
+WAITING_FOR_COPY_SQL = waiting_lock_requests_sql("statement_lines")
 # How often to look for the waiting upload; only how soon the test notices, never a verdict.
 LOCK_POLL_SECONDS = 0.005
 

@@ -161,9 +161,11 @@ def _prefix_output(popen: subprocess.Popen[bytes], name: str) -> None:
         assert popen.stdout is not None
         for raw in iter(popen.stdout.readline, b""):
             text = raw.decode(errors="replace").rstrip()
-            line = printable_line(text, keep_colours=colours)
-            if text and not printable_line(text).strip():
+            plain = printable_line(text)
+            if text and not plain.strip():
                 continue  # nothing but control sequences (`next dev` showing the cursor on exit)
+            # Each line is cleaned once, and again only when colours are kept for a terminal.
+            line = printable_line(text, keep_colours=True) if colours else plain
             sys.stdout.write(f"{name:>8} | {line}\n")
             sys.stdout.flush()
 

@@ -65,7 +65,7 @@ class Owner:
 
     @classmethod
     def current(cls) -> Owner:
-        from noxlib.paths import state_dir_id
+        from noxlib.namespace import state_dir_id
         from noxlib.processes import current_process_identity
 
         me = current_process_identity()

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+from noxlib import paths
 from noxlib.errors import UserError
 
 # Each kind of database has its own prefix, and none of them is a prefix of another, so a name
@@ -209,3 +211,10 @@ def get_template_db_name(migrations_hash: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{12,}", migrations_hash):
         raise ValueError(f"a template is named by a hex migrations hash, got {migrations_hash!r}")
     return f"{TEMPLATE_PREFIX}{migrations_hash[:12]}"
+
+
+def state_dir_id() -> str:
+    """Which state directory on which machine: recorded on every database a run creates, so a
+    `down` elsewhere (another clone, user or CI runner on a shared server) can tell the database
+    is not its own to judge."""
+    return short_hash(f"{socket.gethostname()}:{paths.state_dir()}", 12)

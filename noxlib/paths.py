@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pwd
-import socket
 import stat
 import sys
 from functools import cache
@@ -168,15 +167,6 @@ def _require_writable(path: Path, what: str) -> None:
         raise UserError(
             f"{what} {path} is not writable ({reason}); make it writable or set FR_CACHE_DIR to a directory you own."
         ) from None
-
-
-def state_dir_id() -> str:
-    """Which state directory on which machine: recorded on every database a run creates, so a
-    `down` elsewhere (another clone, user or CI runner on a shared server) can tell the database
-    is not its own to judge."""
-    from noxlib.namespace import short_hash
-
-    return short_hash(f"{socket.gethostname()}:{state_dir()}", 12)
 
 
 def create_exclusively(path: Path, content: bytes, mode: int, account: pwd.struct_passwd | None = None) -> None:

@@ -24,7 +24,7 @@ from noxlib.namespace import (
     get_test_db_name,
     worker_db_pattern,
 )
-from noxlib.services import ServiceUrls
+from noxlib.service_urls import ServiceUrls
 
 Kind = Literal["test", "dev"]
 # The driver the backend's SQLAlchemy engine speaks; admin connections use plain postgresql://.

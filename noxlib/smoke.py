@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from noxlib.smoke_browser import BROWSER_PAGES as BROWSER_PAGES
 from noxlib.smoke_browser import CHROMIUM_FLAGS as CHROMIUM_FLAGS
 from noxlib.smoke_browser import find_chromium as find_chromium
 from noxlib.smoke_browser import isolation_flags as isolation_flags
+from noxlib.smoke_browser import run_browser
 from noxlib.smoke_checks import (
     BASE_URL_VARIABLE,
     DEFAULT_BASE_URL,
@@ -26,13 +29,66 @@ from noxlib.smoke_checks import (
     DEFAULT_TIMEOUT,
     MODES,
     OWN_STACK_MODE,
+    CheckFailed,
+    line,
+    skip_reason,
 )
 from noxlib.smoke_checks import CHECKS as CHECKS
 from noxlib.smoke_checks import SCREENSHOT_DIR as SCREENSHOT_DIR
 from noxlib.smoke_checks import Check as Check
 from noxlib.smoke_checks import Report as Report
 from noxlib.smoke_checks import Target as Target
-from noxlib.smoke_checks import run_checks as run_checks
+
+
+def run_checks(
+    target: Target,
+    mode: str,
+    *,
+    api_only: bool = False,
+    browser: bool = True,
+    screenshots: Path = SCREENSHOT_DIR,
+    after_check: Callable[[Check], None] | None = None,
+    out: Callable[[str], None] = print,
+) -> Report:
+    """Every check in order, one line each; a failure never stops the others from telling their part.
+
+    `after_check` runs after each HTTP check: the suite uses it to break the stack mid-way.
+    """
+    report = Report()
+    out(f"smoke {target.base_url} (mode {mode}, origin {target.origin})")
+    for check in CHECKS:
+        what = f"{check.method} {check.path}"
+        reason = skip_reason(
+            check, mode, api_only=api_only, expected_sha=target.expected_sha, failed_before=report.failed > 0
+        )
+        if reason:
+            report.skipped += 1
+            out(line("skip", check.name, what, "", None, reason))
+            continue
+        started = time.perf_counter()
+        try:
+            detail = check.probe(target)
+        except CheckFailed as failure:
+            elapsed = (time.perf_counter() - started) * 1000
+            status = failure.answer.status if failure.answer is not None else None
+            report.failed += 1
+            report.failures.append(f"{check.name}: {failure}")
+            out(line("FAIL", check.name, what, str(status or "-"), elapsed, str(failure)))
+        else:
+            elapsed = (time.perf_counter() - started) * 1000
+            report.passed += 1
+            out(line("ok", check.name, what, str(target.last_status or ""), elapsed, detail))
+        if after_check is not None:
+            after_check(check)
+    if api_only:
+        out("  browser: skipped, --api-only has no pages to open")
+    elif not browser:
+        out("  browser: skipped, --no-browser")
+    elif not report.ok:
+        out("  browser: skipped, the HTTP checks failed")
+    else:
+        run_browser(target, mode, screenshots, report, out)
+    return report
 
 
 class UsageError(Exception):

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from noxlib.paths import ARTEFACTS_DIR
@@ -293,57 +291,3 @@ class Report:
 def line(verdict: str, name: str, what: str, code: str, elapsed_ms: float | None, detail: str) -> str:
     took = f"{elapsed_ms:6.0f} ms" if elapsed_ms is not None else " " * 9
     return f"  {verdict:<4}  {name:<22} {what:<24} {code:>3} {took}  {detail}".rstrip()
-
-
-def run_checks(
-    target: Target,
-    mode: str,
-    *,
-    api_only: bool = False,
-    browser: bool = True,
-    screenshots: Path = SCREENSHOT_DIR,
-    after_check: Callable[[Check], None] | None = None,
-    out: Callable[[str], None] = print,
-) -> Report:
-    """Every check in order, one line each; a failure never stops the others from telling their part.
-
-    `after_check` runs after each HTTP check: the suite uses it to break the stack mid-way.
-    """
-    report = Report()
-    out(f"smoke {target.base_url} (mode {mode}, origin {target.origin})")
-    for check in CHECKS:
-        what = f"{check.method} {check.path}"
-        reason = skip_reason(
-            check, mode, api_only=api_only, expected_sha=target.expected_sha, failed_before=report.failed > 0
-        )
-        if reason:
-            report.skipped += 1
-            out(line("skip", check.name, what, "", None, reason))
-            continue
-        started = time.perf_counter()
-        try:
-            detail = check.probe(target)
-        except CheckFailed as failure:
-            elapsed = (time.perf_counter() - started) * 1000
-            status = failure.answer.status if failure.answer is not None else None
-            report.failed += 1
-            report.failures.append(f"{check.name}: {failure}")
-            out(line("FAIL", check.name, what, str(status or "-"), elapsed, str(failure)))
-        else:
-            elapsed = (time.perf_counter() - started) * 1000
-            report.passed += 1
-            out(line("ok", check.name, what, str(target.last_status or ""), elapsed, detail))
-        if after_check is not None:
-            after_check(check)
-    if api_only:
-        out("  browser: skipped, --api-only has no pages to open")
-    elif not browser:
-        out("  browser: skipped, --no-browser")
-    elif not report.ok:
-        out("  browser: skipped, the HTTP checks failed")
-    else:
-        # The browser pass imports these checks: imported here, not at the top, to avoid a cycle.
-        from noxlib.smoke_browser import run_browser
-
-        run_browser(target, mode, screenshots, report, out)
-    return report

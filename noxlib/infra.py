@@ -53,7 +53,8 @@ def down(log: Log = print, *, force: bool = False, prune_foreign: bool = False) 
     a live run of another clone, user or CI runner sharing the server keeps its databases,
     even with `--force`.
     """
-    from noxlib.databases import Verdict, drop_orphan_test_databases
+    from noxlib.database_owners import Verdict
+    from noxlib.databases import drop_orphan_test_databases
     from noxlib.services.probes import postgres_ready
 
     leases = registry()

@@ -13,15 +13,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from noxlib.database_owners import Owner, Verdict
 from noxlib.database_roles import template_key
-from noxlib.databases import (
-    DatabaseJanitor,
-    NotOurDatabaseError,
-    Owner,
-    Verdict,
-    drop_orphan_test_databases,
-    migrations_hash,
-)
+from noxlib.databases import DatabaseJanitor, NotOurDatabaseError, drop_orphan_test_databases, migrations_hash
 from noxlib.errors import UserError
 from noxlib.namespace import get_template_db_name
 from noxlib.processes import current_process_identity

@@ -1,8 +1,10 @@
-"""MkDocs hook: compute the namespace worked examples with noxlib's own naming functions.
+"""MkDocs hook: the namespace worked examples and the run contract, computed by noxlib itself.
 
 Hand-written examples of hashed, truncated names are wrong the day the rules change; these are
 computed on every build by the functions the test lifecycle calls, so the page shows exactly
-what a run with those inputs would create.
+what a run with those inputs would create. The environment contract table is the environment
+`RunContract.to_env()` writes for an example test run: a key added to the contract without a
+line of meaning here fails the build (the hand-kept table once lacked REDIS_KEY_PREFIX).
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import sys
 from pathlib import Path
 
 from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import Files
 from mkdocs.structure.pages import Page
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLACEHOLDER = "<!-- namespace-examples -->"
+CONTRACT_PLACEHOLDER = "<!-- run-contract -->"
 
 # mkdocs loads hooks by file path, so the repository root is not importable by default.
 if str(REPO_ROOT) not in sys.path:
@@ -29,6 +33,33 @@ from noxlib.namespace import (  # noqa: E402 - needs the path above
     get_worker_db_name,
     repo_path_hash,
     sanitize_namespace,
+)
+from noxlib.run_contract import RunContract  # noqa: E402
+from noxlib.service_urls import ServiceUrls  # noqa: E402
+
+# What each key of the contract means to the app that reads it; the value column is computed.
+MEANINGS = {
+    "DATABASE_URL": "the run's database: a clone of the migrated template, which exists before pytest starts",
+    "TEST_DATABASE_WORKER_PATTERN": "xdist worker *N*'s clone: `{worker}` stands for `PYTEST_XDIST_WORKER`",
+    "TEST_NAMESPACE": "the namespace every name of the run is derived from",
+    "REDIS_URL": "the run's Redis",
+    "REDIS_KEY_PREFIX": "every key the run writes starts with it (`test.` or `dev.` and the namespace)",
+    "S3_ENDPOINT": "the run's S3",
+    "S3_ACCESS_KEY": "the S3 credentials",
+    "S3_SECRET_KEY": "the S3 credentials (never printed)",
+    "S3_REGION": "the S3 region",
+    "S3_BUCKET": "the run's bucket, created before the tests and removed after",
+}
+# Placeholders, not credentials: the table shows where each value goes.
+EXAMPLE_URLS = ServiceUrls(
+    postgres_host="127.0.0.1",
+    postgres_port=5432,
+    postgres_user="USER",
+    postgres_password="PASSWORD",  # noqa: S106
+    redis_url="redis://:PASSWORD@127.0.0.1:6379/0",
+    s3_endpoint="http://127.0.0.1:9000",
+    s3_access_key="ACCESS_KEY",
+    s3_secret_key="SECRET_KEY",  # noqa: S106
 )
 
 # (situation, environment the run sees, git branch and checkout when no BRANCH_NAME is set)
@@ -98,8 +129,21 @@ def render_examples() -> str:
     return "\n".join(lines)
 
 
+def render_contract(namespace: str = "feature_auth") -> str:
+    """The environment a test run of `namespace` hands the backend, key by key."""
+    environment = RunContract.for_run("test", EXAMPLE_URLS, namespace).to_env()
+    unexplained = sorted(set(environment) - set(MEANINGS))
+    if unexplained or set(MEANINGS) - set(environment):
+        raise PluginError(f"run contract: MEANINGS in {__file__} and RunContract.to_env() disagree: {unexplained}")
+    lines = ["| Variable | Example (namespace `feature_auth`) | What it is |", "| --- | --- | --- |"]
+    lines += [f"| `{key}` | `{value}` | {MEANINGS[key]} |" for key, value in environment.items()]
+    return "\n".join(lines)
+
+
 def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Files) -> str:
     """Replace the placeholder with the computed examples."""
-    if PLACEHOLDER not in markdown:
-        return markdown
-    return markdown.replace(PLACEHOLDER, render_examples())
+    if PLACEHOLDER in markdown:
+        markdown = markdown.replace(PLACEHOLDER, render_examples())
+    if CONTRACT_PLACEHOLDER in markdown:
+        markdown = markdown.replace(CONTRACT_PLACEHOLDER, render_contract())
+    return markdown

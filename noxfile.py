@@ -40,6 +40,7 @@ keep_bytecode()
 import noxlib.ci as local_ci
 import noxlib.infra as infra_services
 from noxlib import api_contract, backend_tests, container_tests, frontend, smoke_session, stack, suite_tests
+from noxlib import audit as input_audit
 from noxlib import bench as benchmarks
 from noxlib import docs as docs_site
 from noxlib import env_keys as env_key_contract
@@ -53,6 +54,9 @@ from noxlib.session_venvs import session, share_between_runs
 nox.needs_version = ">=2026.10.20,<2027"
 nox.options.default_venv_backend = "uv"
 nox.options.error_on_missing_interpreters = True
+# `nox -t ci -j auto` runs sessions side by side, each in a nox of its own; `requires=` orders
+# them, and the ones below that share apps/frontend run alone (SHARES_THE_FRONTEND).
+nox.options.allow_parallel = True
 # Keep session venvs between runs: `uv sync --locked` brings them up to date (a no-op when nothing
 # changed), and runs in one checkout share them safely (noxlib/session_venvs.py). `--reuse-venv
 # never` rebuilds on request.
@@ -98,6 +102,10 @@ SUITE = (
     # git reads every .gitignore to list untracked files (the input hash, the audit's own test).
     "**/.gitignore",
 )
+# apps/frontend's node_modules and .next are one per checkout: two `npm ci` or `next build` at
+# once break each other. `nox -s ci` keeps such sessions apart (`exclusive=` group) and runs the
+# rest beside them; `nox -j` knows only "runs alone" (`allow_parallel=False`).
+SHARES_THE_FRONTEND = {"exclusive": "frontend", "allow_parallel": False}
 # Tracked files no check reads, with why: the audit accepts these alone as nobody's input.
 READ_BY_PEOPLE_ONLY = {"LICENSE": "the licence text: no check reads it"}
 
@@ -128,10 +136,10 @@ def ci(session: nox.Session) -> None:
     local_ci.run(session, Path(__file__))
 
 
-@session(python=False, default=False, options=local_ci.add_audit_options)
+@session(python=False, default=False, options=input_audit.add_options)
 def audit_inputs(session: nox.Session) -> None:
     """Check each ci session's declared inputs: every tracked file claimed, no undeclared read (strace)."""
-    local_ci.audit_inputs(session, Path(__file__), unread=READ_BY_PEOPLE_ONLY)
+    input_audit.run(session, Path(__file__), unread=READ_BY_PEOPLE_ONLY)
 
 
 @session(python=DEFAULT_PYTHON, uv_groups=["lint"], tags=["ci", "lint"], inputs=["**/*.py", "**/.gitignore"])
@@ -227,9 +235,13 @@ for _python in PYTHONS:
         backend_tests.run(session, shard=shard)
 
 
+# It reports on every Python's test shards (nox runs them first; GitHub's coverage job, which
+# downloads their data, runs it with --no-dependencies). `nox -s ci` waits for the unsharded
+# `test` in their place (the shards' `local=`).
 @session(
-    python=DEFAULT_PYTHON, uv_groups=["test"], tags=["ci", "report"], default=False, inputs=BACKEND, after=["test"]
-)
+    python=DEFAULT_PYTHON, uv_groups=["test"], tags=["ci", "report"], default=False, inputs=BACKEND,
+    requires=[f"test-{python}" for python in PYTHONS],
+)  # fmt: skip
 def coverage(session: nox.Session) -> None:
     """Combine the test runs' coverage, enforce the branch threshold, write htmlcov/ and lcov."""
     backend_tests.combine_coverage(session)
@@ -248,13 +260,13 @@ def bench(session: nox.Session) -> None:
 
 
 # ----- frontend ----------------------------------------------------------------------------
-@session(python=False, tags=["ci", "frontend"], default=False, inputs=FRONTEND, tools=["node"], exclusive="frontend")
+@session(python=False, tags=["ci", "frontend"], default=False, inputs=FRONTEND, tools=["node"], **SHARES_THE_FRONTEND)
 def frontend_lint(session: nox.Session) -> None:
     """Lint the frontend with eslint (zero warnings)."""
     frontend.npm_script(session, "lint")
 
 
-@session(python=False, tags=["ci", "frontend"], default=False, inputs=FRONTEND, tools=["node"], exclusive="frontend")
+@session(python=False, tags=["ci", "frontend"], default=False, inputs=FRONTEND, tools=["node"], **SHARES_THE_FRONTEND)
 def frontend_test(session: nox.Session) -> None:
     """Run the frontend's vitest suite."""
     frontend.npm_script(session, "test")
@@ -266,8 +278,8 @@ def frontend_test(session: nox.Session) -> None:
     default=False,
     inputs=FRONTEND,
     tools=["node"],
-    exclusive="frontend",
     env=["NEXT_PUBLIC_APP_URL"],
+    **SHARES_THE_FRONTEND,
 )
 def frontend_build(session: nox.Session) -> None:
     """Build the frontend for production (next build)."""
@@ -345,7 +357,7 @@ def noxlib_test_shard(session: nox.Session, shard: str) -> None:
 
 @session(
     python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False,
-    inputs=[*SUITE, "apps/**", "tools/perf/**"], tools=["node", "psql"], exclusive="frontend",
+    inputs=[*SUITE, "apps/**", "tools/perf/**"], tools=["node", "psql"], **SHARES_THE_FRONTEND,
     cold_seconds=150,
     options="forwarded",
 )  # fmt: skip

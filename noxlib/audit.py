@@ -13,6 +13,7 @@ does not declare would let a stale green result stand. Two checks keep the decla
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import shutil
@@ -21,10 +22,16 @@ import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from noxlib.cache import input_files, tracked_files
+from noxlib.cache import declaration, input_files, tracked_files
+from noxlib.ci import ci_sessions, local_plan, nested_nox_env
 from noxlib.errors import UserError
+from noxlib.paths import REPO_ROOT
+from noxlib.session_args import arguments
+
+if TYPE_CHECKING:
+    import nox
 
 # `strace -y` decorates a returned descriptor with the file it opened, resolved and absolute:
 # `openat(AT_FDCWD</repo>, "noxlib/x.py", O_RDONLY|O_CLOEXEC) = 3</repo/noxlib/x.py>`.
@@ -69,7 +76,8 @@ def trace_session(name: str, root: Path, env: dict[str, str], log: Callable[[str
         command = [
             strace, "-f", "--seccomp-bpf", "-qq", "-y", "-s", "4096", "-e", "trace=open,openat",
             "-e", "status=successful", "-o", str(trace),
-            sys.executable, "-m", "nox", "--noxfile", str(root / "noxfile.py"), "--non-interactive", "-s", name,
+            sys.executable, "-m", "nox", "--noxfile", str(root / "noxfile.py"), "--non-interactive",
+            "--no-dependencies", "-s", name,
         ]  # fmt: skip
         log(f"audit: nox -s {name} under strace")
         result = subprocess.run(
@@ -106,3 +114,29 @@ def audit(
         findings += [f"{name} reads {path}, which is not among its inputs" for path in undeclared]
         log(f"audit: {name}: {len(undeclared)} undeclared read(s)")
     return findings
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """`nox -s audit_inputs -- [SESSION ...] [--no-trace]`."""
+    parser.add_argument("sessions", nargs="*", help="ci sessions to trace (default: every one ci runs here)")
+    parser.add_argument("--no-trace", action="store_true", help="only check that every tracked file is an input")
+
+
+def run(session: nox.Session, noxfile: Path = REPO_ROOT / "noxfile.py", unread: dict[str, str] | None = None) -> None:
+    """Entry point of `audit_inputs`: the declared inputs against git, and (unless --no-trace) strace."""
+    options = arguments(session)
+    sessions = ci_sessions(noxfile)
+    plan, _ = local_plan(sessions, full=False)
+    every = sorted({*plan, *(entry["session"] for entry in sessions)})
+    traced = options.sessions or [name for name in plan if declaration(name).cacheable]
+    unknown = sorted(set(traced) - set(every))
+    if unknown:
+        raise UserError(f"nox -s audit_inputs: {', '.join(unknown)} is no ci session; choose from {', '.join(plan)}")
+    findings = audit(
+        traced, all_ci=every, root=noxfile.parent, env=nested_nox_env(), trace=not options.no_trace, log=session.log,
+        unread=set(unread or ()),
+    )  # fmt: skip
+    if findings:
+        raise UserError(f"{len(findings)} input declaration(s) to fix in noxfile.py:\n  " + "\n  ".join(findings))
+    traced_count = 0 if options.no_trace else len(traced)
+    session.log(f"inputs: every tracked file is a ci session's input; {traced_count} session(s) traced clean")

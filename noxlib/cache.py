@@ -42,7 +42,7 @@ class Declaration:
     inputs is never cached. `always_runs` says why a session is never cached although it reads
     files (its result depends on something no hash sees). Sessions with the same `exclusive`
     group never run at once in `ci`. A shard names the session `ci` runs here in its place
-    (`local`); a report names the sessions it waits for (`after`). `cold_seconds` orders a fresh
+    (`local`); `requires` is nox's own (a report's test runs), recorded for `ci`'s plan. `cold_seconds` orders a fresh
     checkout's first `ci` (longest first) before any duration is on record.
     """
 
@@ -52,7 +52,7 @@ class Declaration:
     always_runs: str = ""
     exclusive: str = ""
     local: str = ""
-    after: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
     cold_seconds: float = 0.0
 
     @property
@@ -66,7 +66,7 @@ DECLARED: dict[str, Declaration] = {}
 
 def declare(name: str, **fields: Any) -> Declaration:
     """Record what session `name` declares; the noxfile's `@session` calls this."""
-    for key in ("inputs", "env", "tools", "after"):
+    for key in ("inputs", "env", "tools", "requires"):
         if key in fields:
             fields[key] = tuple(fields[key])
     DECLARED[name] = Declaration(**fields)

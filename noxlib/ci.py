@@ -3,16 +3,19 @@
 `nox -t ci -l --json` is the one list: GitHub's matrix is printed from it (`--matrix`) and the
 local run walks it. Locally the test shards of every Python collapse into one unsharded `test`
 on the default Python (same tests, same threshold, a fraction of the start-up cost);
-`--full` runs every parametrization exactly as GitHub does. Locally a session whose declared
-inputs are unchanged since its last green run is skipped (`cached`, see noxlib/cache.py);
-`--no-cache` or `CI=true` runs everything.
+`--full` runs every parametrization exactly as GitHub does. The order is nox's own `requires=`
+(`coverage` after the test runs; `nox -t ci -j auto` keeps it too), read from the declarations.
 
-Sessions run in parallel, as many at once as the machine has cores (`-- -j N` to choose); each
-child's output goes to `.nox/artefacts/ci/<run>/<session>.log`, a directory of this run's own
-(noxlib/ci_logs.py), and a failing session's tail is printed. Each child is a nox of its own in
-its own process group: Ctrl+C, SIGTERM or a closed terminal is passed to every running child
-exactly once, and `ci` waits for their cleanup (databases, buckets, leases) before it exits 130,
-143 or 129; any other error of the scheduler stops them too before it is raised.
+What nox's own `-j` runner lacks stays here, on top of one `nox --no-dependencies -s X --report
+FILE` child per session (nox's runner does the same): the input cache (a session whose declared
+inputs are unchanged since its last green run is `cached`, noxlib/cache.py; `--no-cache` or
+`CI=true` runs everything), exclusive groups (`exclusive=`: sessions sharing apps/frontend take
+turns while the rest run beside them; `nox -j` can only run those alone), a log per session
+(noxlib/ci_logs.py) with a failing session's tail printed, the live view (noxlib/ci_progress.py),
+and an interrupt that waits for cleanup: Ctrl+C, SIGTERM or a closed terminal is passed to every
+running child's process group exactly once and `ci` waits up to CLEANUP_TIMEOUT for their
+databases, buckets and leases (nox's runner kills after 2 s), then exits 130, 143 or 129. Any
+other error of the scheduler stops the children too before it is raised.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +38,11 @@ import nox
 
 from noxlib import ci_logs, ci_progress, processes
 from noxlib.cache import CiCache, cache_disabled, declaration
+from noxlib.ci_progress import Outcome, summary
 from noxlib.errors import UserError
 from noxlib.json_store import JsonFile
 from noxlib.paths import REPO_ROOT
-from noxlib.session_args import arguments, parser_for
+from noxlib.session_args import parser_for
 from noxlib.signals import Terminated, interrupt_once, signals_deferred
 
 # One entry of `nox -l --json`: session, name, signatures, python, tags, call_spec, description.
@@ -49,25 +53,10 @@ SHARD_TAG = "shard"
 REPORT_TAG = "report"
 
 
-@dataclass
-class Outcome:
-    session: str
-    result: str
-    seconds: float
-
-
 # How long an interrupted child may take to clean up before its process group is stopped.
 CLEANUP_TIMEOUT = 60.0
 # How long each session took in this checkout's last ci runs: the order in which they start.
 DURATIONS_NAME = "ci-durations.json"
-
-
-@dataclass(frozen=True)
-class Options:
-    full: bool = False
-    matrix: bool = False
-    no_cache: bool = False
-    jobs: int = 0  # 0: as many as the machine has cores
 
 
 def _job_count(value: str) -> int:
@@ -86,17 +75,14 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_options(args: list[str]) -> Options:
-    """`--full`, `--matrix`, `--no-cache`, `-j N` (also `-jN`, `--jobs N`, `--jobs=N`)."""
-    options = parser_for("ci", "Run every ci-tagged session like GitHub does.", add_options).parse_args(args)
-    return Options(options.full, options.matrix, options.no_cache, options.jobs)
+def parse_options(args: list[str]) -> argparse.Namespace:
+    """`--full`, `--matrix`, `--no-cache`, `-j N`; also under a plain `@nox.session` (the tests' noxfiles)."""
+    return parser_for("ci", "Run every ci-tagged session like GitHub does.", add_options).parse_args(args)
 
 
 def default_jobs() -> int:
     """The CPUs this process may use: a test session alone keeps them all busy with xdist."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def nox_command(noxfile: Path, *args: str) -> list[str]:
@@ -164,11 +150,12 @@ def local_plan(sessions: list[SessionEntry], *, full: bool) -> tuple[list[str], 
 
 
 def dependencies(plan: list[str]) -> dict[str, set[str]]:
-    """What each planned session must wait for: a report waits for the runs it reports on (`after=`)."""
+    """What each planned session waits for: what its `requires=` names, or what runs here in its place."""
     waits: dict[str, set[str]] = {}
     for name in plan:
-        after = set(declaration(name).after)
-        waits[name] = {other for other in plan if other in after or declaration(other).local in after}
+        required = set(declaration(name).requires)
+        required |= {local for other in required if (local := declaration(other).local)}
+        waits[name] = {other for other in plan if other in required or other.split("(", 1)[0] in required}
     return waits
 
 
@@ -215,53 +202,42 @@ class Child:
     signature: str
     popen: subprocess.Popen[bytes]
     log_path: Path
+    report: Path  # nox's `--report` JSON: the session's status (a skip exits 0 too)
     started: float
     pump: threading.Thread
-    signalled: bool = field(default=False)
-
-    def interrupt(self, signum: int) -> None:
-        """Pass the run's interrupt on, once: the child's group is nox, pytest and its workers."""
-        if self.signalled or self.popen.poll() is not None:
-            return
-        self.signalled = True
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, signum)
+    signalled: bool = False
 
 
-def start_child(noxfile: Path, signature: str, path: Path, *, echo: bool) -> Child:
-    # --non-interactive: a child that sees a terminal would take the interactive path
-    # (`docs` would start a live-reload server and never return). Its own session: the
-    # terminal's Ctrl+C reaches only us, and we pass it on exactly once (under uvx one Ctrl+C
-    # arrives twice), then wait for the child's cleanup.
+def start_child(noxfile: Path, signature: str, logs: ci_logs.RunLogs, *, echo: bool) -> Child:
+    # --non-interactive: a child that sees a terminal would take the interactive path (`docs`
+    # would serve and never return). --no-dependencies: the plan already holds what `requires=`
+    # names, or runs it here in another form. Its own session: the terminal's Ctrl+C reaches only
+    # us, and we pass it on once (under uvx one Ctrl+C arrives twice), then wait for its cleanup.
+    report = logs.report(signature)
     popen = subprocess.Popen(
-        nox_command(noxfile, "--non-interactive", "-s", signature),
-        cwd=noxfile.parent,
-        env=nested_nox_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log = open(path, "xb")  # noqa: SIM115 - closed by the pump when the child's output ends
+        nox_command(noxfile, "--non-interactive", "--no-dependencies", "--report", str(report), "-s", signature),
+        cwd=noxfile.parent, env=nested_nox_env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    log = open(logs.path(signature), "xb")  # noqa: SIM115 - closed by the pump when the child's output ends
     assert popen.stdout is not None
     pump = threading.Thread(
         target=ci_logs.copy_output, args=(popen.stdout, log, echo), name=f"ci-{signature}", daemon=True
     )
     pump.start()
-    return Child(signature, popen, path, time.perf_counter(), pump)
+    return Child(signature, popen, logs.path(signature), report, time.perf_counter(), pump)
 
 
 def finish(child: Child, *, echo: bool, view: ci_progress.PlainProgress) -> Outcome:
     child.pump.join(timeout=10)
-    passed = child.popen.returncode == 0
-    # nox exits 0 for a skipped session: say "skipped" and never cache it as green.
-    reason = ci_logs.skip_reason(child.log_path, child.signature) if passed else None
-    result = "skipped" if reason else "passed" if passed else "FAILED"
+    # nox exits 0 for a skipped session: its `--report` says so, and a skip is never cached.
+    status, reason = ci_logs.reported_status(child.report, child.popen.returncode)
+    result = {"success": "passed", "skipped": "skipped"}.get(status, "FAILED")
     outcome = Outcome(child.signature, result, time.perf_counter() - child.started)
     view.finished(outcome, child.log_path)
-    if reason and not echo:
+    if reason and result == "skipped" and not echo:
         view.line(f"    {reason}")
-    if not passed and not echo:
+    if result == "FAILED" and not echo:
         # On a CI runner the log file is gone with the machine: print all of it there.
         on_ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
         view.line(ci_logs.log_tail(child.log_path, None if on_ci else ci_logs.LOG_TAIL_LINES))
@@ -275,37 +251,32 @@ def stop_children(
     *,
     say: Callable[[str], None] = ci_progress.print_line,
 ) -> None:
-    """Interrupt each running child once, wait for its cleanup, and stop what is left after `timeout`."""
+    """Interrupt each running child's group (nox, pytest, its workers) once, wait for its cleanup,
+    and stop what is left of it after `timeout`."""
     running = [child for child in children if child.popen.poll() is None]
     if not running:
         return
-    name = signal.Signals(signum).name
-    say(f"\n{name}: waiting for {', '.join(c.signature for c in running)} to clean up")
+    say(f"\n{signal.Signals(signum).name}: waiting for {', '.join(c.signature for c in running)} to clean up")
     for child in running:
-        child.interrupt(signum)
+        child.signalled = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.popen.pid, signum)
     deadline = time.monotonic() + timeout
     for child in running:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
+        if child.popen.poll() is None:
             say(f"{child.signature} did not clean up within {timeout:.0f}s; stopping it")
-            processes.stop_group(child.popen.pid)
-            child.popen.wait()
         # Its group may outlive it (a worker the child could not stop): nothing of it stays.
         if processes.group_members(child.popen.pid):
             processes.stop_group(child.popen.pid)
+        child.popen.wait()
         child.pump.join(timeout=5)
         if child.popen.stdout:
             child.popen.stdout.close()
 
 
-def run_plan(
-    noxfile: Path,
-    plan: list[str],
-    *,
-    jobs: int,
-    cache: CiCache | None,
-) -> list[Outcome]:
+def run_plan(noxfile: Path, plan: list[str], *, jobs: int, cache: CiCache | None) -> list[Outcome]:
     """Run the plan `jobs` at a time, keeping dependencies and exclusive groups; outcomes in plan order."""
     waits = dependencies(plan)
     groups = exclusive_groups(plan)
@@ -338,7 +309,7 @@ def run_plan(
                 view.started(signature, None if echo else logs.path(signature))
                 # Held back until the child is listed: an interrupt in between would orphan it.
                 with signals_deferred():
-                    running.append(start_child(noxfile, signature, logs.path(signature), echo=echo))
+                    running.append(start_child(noxfile, signature, logs, echo=echo))
             for child in [child for child in running if child.popen.poll() is not None]:
                 # Held back until its outcome is on record: an interrupt while its result and log
                 # tail are printed (slower with the live view) would lose it.
@@ -371,24 +342,8 @@ def run_plan(
     return [outcomes[name] for name in plan]
 
 
-def summary(outcomes: list[Outcome], notes: list[str]) -> str:
-    """The table in plan order, the notes, and a closing `N passed, N failed` line CI parsers read."""
-    width = max([len(o.session) for o in outcomes] + [len("session")])
-    lines = [f"{'session':<{width}}  {'result':<8}  seconds", f"{'-' * width}  {'-' * 8}  -------"]
-    lines += [f"{o.session:<{width}}  {o.result:<8}  {o.seconds:7.1f}" for o in outcomes]
-    total = sum(o.seconds for o in outcomes)
-    lines.append(f"{'total':<{width}}  {'':<8}  {total:7.1f}")
-    lines += [f"note: {note}" for note in notes]
-    counts = {result: sum(o.result == result for o in outcomes) for result in ("passed", "FAILED", "cached", "skipped")}
-    others = [f"{n} {r}" for r in ("stopped", "not run") if (n := sum(o.result == r for o in outcomes))]
-    lines.append(", ".join([f"ci: {counts['passed']} passed", f"{counts['FAILED']} failed",
-                            f"{counts['cached']} cached", f"{counts['skipped']} skipped", *others]))  # fmt: skip
-    lines.append(f"{counts['passed']} passed, {counts['FAILED']} failed, {counts['skipped']} skipped")
-    return "\n".join(lines)
-
-
 def run(session: nox.Session, noxfile: Path = REPO_ROOT / "noxfile.py") -> None:
-    """Entry point of the `ci` session."""
+    """Entry point of the `ci` session (its options: `add_options`)."""
     options = parse_options(list(session.posargs))
     with interrupt_once():
         sessions = ci_sessions(noxfile)
@@ -398,8 +353,7 @@ def run(session: nox.Session, noxfile: Path = REPO_ROOT / "noxfile.py") -> None:
         plan, notes = local_plan(sessions, full=options.full)
         disabled = cache_disabled(["--no-cache"] if options.no_cache else [])
         cache = None if disabled else CiCache(root=noxfile.parent)
-        jobs = options.jobs or default_jobs()
-        outcomes = run_plan(noxfile, plan, jobs=jobs, cache=cache)
+        outcomes = run_plan(noxfile, plan, jobs=options.jobs or default_jobs(), cache=cache)
         record_durations(outcomes, noxfile.parent)
     ran = {o.session for o in outcomes if o.result in ("passed", "FAILED")}
     notes = [note for note in notes if any(f"`{name}`" in note for name in ran)]  # a note on a run that ran
@@ -411,33 +365,3 @@ def run(session: nox.Session, noxfile: Path = REPO_ROOT / "noxfile.py") -> None:
     failed = [o.session for o in outcomes if o.result == "FAILED"]
     if failed:
         session.error(f"{len(failed)} of {len(outcomes)} ci session(s) failed: {', '.join(failed)}")
-
-
-def audit_inputs(
-    session: nox.Session, noxfile: Path = REPO_ROOT / "noxfile.py", unread: dict[str, str] | None = None
-) -> None:
-    """Entry point of `audit_inputs`: the declared inputs against git and against strace (noxlib/audit.py)."""
-    from noxlib import audit
-
-    options = arguments(session)
-    sessions = ci_sessions(noxfile)
-    plan, _ = local_plan(sessions, full=False)
-    every = sorted({*plan, *(entry["session"] for entry in sessions)})
-    traced = options.sessions or [name for name in plan if declaration(name).cacheable]
-    unknown = sorted(set(traced) - set(every))
-    if unknown:
-        raise UserError(f"nox -s audit_inputs: {', '.join(unknown)} is no ci session; choose from {', '.join(plan)}")
-    findings = audit.audit(
-        traced, all_ci=every, root=noxfile.parent, env=nested_nox_env(), trace=not options.no_trace, log=session.log,
-        unread=set(unread or ()),
-    )  # fmt: skip
-    if findings:
-        raise UserError(f"{len(findings)} input declaration(s) to fix in noxfile.py:\n  " + "\n  ".join(findings))
-    traced_count = 0 if options.no_trace else len(traced)
-    session.log(f"inputs: every tracked file is a ci session's input; {traced_count} session(s) traced clean")
-
-
-def add_audit_options(parser: argparse.ArgumentParser) -> None:
-    """`nox -s audit_inputs -- [SESSION ...] [--no-trace]`."""
-    parser.add_argument("sessions", nargs="*", help="ci sessions to trace (default: every one ci runs here)")
-    parser.add_argument("--no-trace", action="store_true", help="only check that every tracked file is an input")

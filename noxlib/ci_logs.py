@@ -2,15 +2,16 @@
 
 Two `ci` runs in one checkout (two terminals, a pre-push hook beside a hand run) once shared
 `.nox/artefacts/ci/<session>.log`, each opening it for writing from the start: one run's summary
-then pointed at the other run's log, and the failure tail it printed and its `skipped` detection
-read the other run's lines. Each run now writes `.nox/artefacts/ci/<start time>-<pid>/`, a
-directory it creates itself (creation fails if it exists), and reads only what it wrote there.
+then pointed at the other run's log, and the failure tail it printed was the other run's. Each
+run now writes `.nox/artefacts/ci/<start time>-<pid>/`, a directory it creates itself (creation
+fails if it exists), and reads only what it wrote there: each session's log and nox's `--report`.
 Directories of earlier runs whose process has exited are removed, all but the newest few.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -51,6 +52,10 @@ class RunLogs:
 
     def path(self, signature: str) -> Path:
         return self.directory / (re.sub(r"[^A-Za-z0-9._-]+", "-", signature).strip("-") + ".log")
+
+    def report(self, signature: str) -> Path:
+        """Where the session's nox writes its `--report` JSON, beside its log."""
+        return self.path(signature).with_suffix(".json")
 
 
 def _prune(parent: Path) -> None:
@@ -94,8 +99,16 @@ def log_tail(path: Path, lines: int | None = LOG_TAIL_LINES) -> str:
     return "\n".join(f"    {line}" for line in (text[-lines:] if lines else text))
 
 
-def skip_reason(log: Path, signature: str) -> str | None:
-    """Why nox skipped the session (`session.skip`, e.g. no container engine), from its last line."""
-    marker = f"Session {signature} skipped: "
-    lines = [line for line in log_tail(log, 3).splitlines() if marker in line]
-    return lines[-1].split(marker, 1)[1].strip() if lines else None
+def reported_status(report: Path, returncode: int | None) -> tuple[str, str | None]:
+    """The session's status (`success`, `skipped`, `failed`, `aborted`) and reason from nox's `--report`.
+
+    nox exits 0 for a skipped session too; its documented JSON report tells the two apart. A child
+    that wrote none (killed, or nox refused its arguments) is judged by its exit status alone.
+    """
+    try:
+        [entry] = json.loads(report.read_text(encoding="utf-8"))["sessions"]
+        status, reason = str(entry["result"]), entry.get("reason")
+    except (OSError, ValueError, KeyError, TypeError):
+        return ("success" if returncode == 0 else "failed"), None
+    # A report of success from a child that failed afterwards (its exit status says so) is no pass.
+    return ("failed" if returncode != 0 and status == "success" else status), reason

@@ -20,19 +20,22 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
 # How often the view redraws: elapsed times are shown in whole seconds, and the cores are busy.
 REFRESH_PER_SECOND = 2
+RESULTS = ("passed", "FAILED", "cached", "skipped", "stopped", "not run")
 RESULT_STYLES = {"passed": "green", "FAILED": "bold red", "cached": "dim", "skipped": "yellow"}
 
 
-class Finished(Protocol):
-    """A session's outcome as noxlib.ci records it."""
+@dataclass
+class Outcome:
+    """A session's result in a ci run: passed, FAILED, cached, skipped, stopped or not run."""
 
     session: str
     result: str
@@ -81,7 +84,7 @@ def cached_line(name: str) -> str:
     return f"━━━ nox -s {name}: cached (inputs unchanged since its last green run)"
 
 
-def result_line(outcome: Finished, log_path: Path) -> str:
+def result_line(outcome: Outcome, log_path: Path) -> str:
     return f"━━━ nox -s {outcome.session}: {outcome.result} ({outcome.seconds:.1f}s, log {log_path})"
 
 
@@ -95,7 +98,7 @@ class PlainProgress:
     def cached(self, name: str) -> None:
         self.line(cached_line(name))
 
-    def finished(self, outcome: Finished, log_path: Path) -> None:
+    def finished(self, outcome: Outcome, log_path: Path) -> None:
         self.line(result_line(outcome, log_path))
 
     def line(self, text: str) -> None:
@@ -144,7 +147,7 @@ class LiveProgress(PlainProgress):
         self.live.refresh()  # printing above the view redraws the view as last drawn
         self.line(cached_line(name), style=RESULT_STYLES["cached"])
 
-    def finished(self, outcome: Finished, log_path: Path) -> None:
+    def finished(self, outcome: Outcome, log_path: Path) -> None:
         with self.lock:
             self.running.pop(outcome.session, None)
             self.done.add(outcome.session)
@@ -204,3 +207,18 @@ def progress(plan: Sequence[str], expected: Mapping[str, float], *, jobs: int, l
         yield view
     finally:
         view.close()
+
+
+def summary(outcomes: Sequence[Outcome], notes: Sequence[str]) -> str:
+    """The table in plan order, the notes, and the closing count lines that .ci/run and bench read."""
+    width = max([len(o.session) for o in outcomes] + [len("session")])
+    lines = [f"{'session':<{width}}  {'result':<8}  seconds", f"{'-' * width}  {'-' * 8}  -------"]
+    lines += [f"{o.session:<{width}}  {o.result:<8}  {o.seconds:7.1f}" for o in outcomes]
+    lines.append(f"{'total':<{width}}  {'':<8}  {sum(o.seconds for o in outcomes):7.1f}")
+    lines += [f"note: {note}" for note in notes]
+    count = {result: sum(o.result == result for o in outcomes) for result in RESULTS}
+    others = [f"{count[r]} {r}" for r in ("stopped", "not run") if count[r]]
+    lines.append(", ".join([f"ci: {count['passed']} passed", f"{count['FAILED']} failed",
+                            f"{count['cached']} cached", f"{count['skipped']} skipped", *others]))  # fmt: skip
+    lines.append(f"{count['passed']} passed, {count['FAILED']} failed, {count['skipped']} skipped")
+    return "\n".join(lines)

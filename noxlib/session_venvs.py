@@ -144,7 +144,7 @@ def _flock(handle: int, mode: int, waiting: str) -> None:
 
 
 # What `@session` takes beside nox's and nox-uv's own arguments (noxlib/cache.py `Declaration`).
-DECLARATION_KEYS = ("inputs", "env", "tools", "always_runs", "exclusive", "local", "after", "cold_seconds")
+DECLARATION_KEYS = ("inputs", "env", "tools", "always_runs", "exclusive", "local", "cold_seconds")
 
 
 def session(*args: Any, **kwargs: Any) -> Callable[..., Any]:
@@ -167,7 +167,8 @@ def session(*args: Any, **kwargs: Any) -> Callable[..., Any]:
     [function] = args
     declared = {key: kwargs.pop(key) for key in DECLARATION_KEYS if key in kwargs}
     options: session_args.Options = kwargs.pop("options", None)
-    declare(kwargs.get("name") or function.__name__, **declared)
+    # `requires=` goes to nox and is recorded too: `nox -s ci` orders its own plan by it.
+    declare(kwargs.get("name") or function.__name__, requires=kwargs.get("requires", ()), **declared)
     description = (function.__doc__ or "").strip().splitlines()[0] if function.__doc__ else ""
     session_args.declare(kwargs.get("name") or function.__name__, description, options)
 

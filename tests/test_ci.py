@@ -12,10 +12,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import nox
 import psutil
 import pytest
 
-from noxlib import cache, ci
+from noxlib import backend_tests, cache, ci
 from noxlib.cache import CiCache, cache_disabled, input_hash
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,7 +52,7 @@ def test_local_plan_runs_shards_as_one_unsharded_test(declared):
 def test_each_shard_kind_collapses_into_its_own_session_and_reports_wait_for_it(declared):
     declared("test-3.12", local="test")
     declared("noxlib_test_shard", local="noxlib_test")
-    declared("coverage", after=("test",))
+    declared("coverage", requires=("test-3.12",))
     sessions = [
         *SESSIONS[:3],
         {"session": "noxlib_test_shard(shard='1/2')", "tags": ["ci", "shard"]},
@@ -99,6 +100,7 @@ NOXFILE = textwrap.dedent(
 
     sys.path.insert(0, {repo!r})
     import noxlib.ci as local_ci
+    from noxlib import audit as input_audit
     from noxlib.session_venvs import session as declared_session
 
     HERE = Path(__file__).parent
@@ -124,9 +126,9 @@ NOXFILE = textwrap.dedent(
         local_ci.run(session, Path(__file__))
 
 
-    @declared_session(python=False, options=local_ci.add_audit_options)
+    @declared_session(python=False, options=input_audit.add_options)
     def audit_inputs(session):
-        local_ci.audit_inputs(session, Path(__file__))
+        input_audit.run(session, Path(__file__))
 
 
     @declared_session(python=False, tags=["ci"], inputs=["**/*.py"])
@@ -324,7 +326,8 @@ def test_a_bad_job_count_is_one_clear_line(repo, args):
 
 def test_job_count_options():
     assert ci.parse_options(["-j", "3"]).jobs == 3
-    assert ci.parse_options(["-j2", "--full"]) == ci.Options(full=True, jobs=2)
+    options = ci.parse_options(["-j2", "--full"])
+    assert (options.jobs, options.full, options.matrix, options.no_cache) == (2, True, False, False)
     assert ci.parse_options(["--jobs=4"]).jobs == 4
     assert ci.parse_options([]).jobs == 0  # the machine's cores
     assert ci.default_jobs() >= 1
@@ -420,6 +423,8 @@ ORDER_NOXFILE = textwrap.dedent(
     from noxlib.session_venvs import session as declared_session
 
     HERE = Path(__file__).parent
+    # As the repository's noxfile: side by side under `nox -j`, unless a session says otherwise.
+    nox.options.allow_parallel = True
 
 
     def event(text):
@@ -463,17 +468,17 @@ ORDER_NOXFILE = textwrap.dedent(
         event("end shard_b")
 
 
-    @declared_session(python=False, tags=["ci", "report"], after=["shard_all"])
+    @declared_session(python=False, tags=["ci", "report"], requires=["shard_a", "shard_b"])
     def coverage(session):
         step("coverage")
 
 
-    @declared_session(python=False, tags=["ci", "frontend"], exclusive="frontend")
+    @declared_session(python=False, tags=["ci", "frontend"], exclusive="frontend", allow_parallel=False)
     def front_one(session):
         step("front_one")
 
 
-    @declared_session(python=False, tags=["ci", "frontend"], exclusive="frontend")
+    @declared_session(python=False, tags=["ci", "frontend"], exclusive="frontend", allow_parallel=False)
     def front_two(session):
         step("front_two")
     """
@@ -501,6 +506,44 @@ def test_independent_sessions_run_side_by_side_and_ordered_ones_wait(order_repo)
         "shard_a", "shard_b", "coverage", "front_one", "front_two",
     ]  # fmt: skip
     assert "5 passed, 0 failed, 0 skipped" in result.stdout.splitlines()
+
+
+def test_nox_t_ci_j_auto_runs_shards_side_by_side_the_report_after_them_and_the_frontend_alone(order_repo):
+    """`nox -t ci -j auto` as a nox user types it: nox's own runner, `requires=` and `allow_parallel=`."""
+    if ci.default_jobs() < 2:
+        pytest.skip("one CPU: `-j auto` runs one session at a time, so the shards cannot meet")
+    report = order_repo / "report.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(order_repo / "noxfile.py"), "-t", "ci", "-j", "auto",
+         "--report", str(report)],
+        cwd=order_repo, env=ci_env(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = (order_repo / "events.log").read_text().split()
+    events = [f"{verb} {name}" for verb, name in zip(events[::2], events[1::2], strict=True)]
+    # The shards met (each waited for the other to start), and the report came after both.
+    assert events.index("start coverage") > max(events.index("end shard_a"), events.index("end shard_b"))
+    # A session that shares apps/frontend runs alone: nothing starts or ends while it runs.
+    for front in ("front_one", "front_two"):
+        start = events.index(f"start {front}")
+        assert events[start + 1] == f"end {front}", events
+    statuses = {entry["name"]: entry["result"] for entry in json.loads(report.read_text())["sessions"]}
+    assert statuses == dict.fromkeys(["shard_a", "shard_b", "coverage", "front_one", "front_two"], "success")
+
+
+def test_a_report_needs_its_test_runs_under_nox_too():
+    """`nox -s coverage` runs every Python's test shards first (GitHub's coverage job: --no-dependencies)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(REPO / "noxfile.py"), "-s", "coverage", "-l", "--json"],
+        cwd=REPO, env=ci_env(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    listed = [entry["session"] for entry in json.loads(result.stdout)]
+    pythons = nox.project.python_versions(nox.project.load_toml(REPO / "pyproject.toml"))
+    shards = [f"test-{python}(shard='{index}/{backend_tests.SHARD_COUNT}')" for python in pythons
+              for index in range(1, backend_tests.SHARD_COUNT + 1)]  # fmt: skip
+    assert sorted(listed) == sorted([*shards, "coverage"])
+    assert listed[-1] == "coverage"
 
 
 def test_one_job_runs_one_session_at_a_time(order_repo):

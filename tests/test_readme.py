@@ -108,14 +108,14 @@ def check_pytest_args(args: list[str]) -> None:
 
 def check_session_args(name: str, args: list[str]) -> None:
     """The session's own parser (the one its `@session(options=...)` declares) accepts what the example passes."""
-    from noxlib import api_contract, ci, docs, env_keys, infra, perf, smoke, stack
+    from noxlib import api_contract, audit, ci, docs, env_keys, infra, perf, smoke, stack
     from noxlib.bench import add_options as bench_options
     from noxlib.session_args import parser_for
 
     declared = {
         "dev": stack.dev_options, "boot": stack.boot_options, "down": infra.down_options,
         "api_types": api_contract.add_options, "docs": docs.add_options, "bench": bench_options,
-        "ci": ci.add_options, "audit_inputs": ci.add_audit_options, "perf": perf.add_options,
+        "ci": ci.add_options, "audit_inputs": audit.add_options, "perf": perf.add_options,
     }  # fmt: skip
     base = name.split("(")[0]
     if base == "test" or base.startswith("test-"):

@@ -69,7 +69,9 @@ def session(*args: Any, uv_groups: Sequence[str] = (), **kwargs: Any) -> Callabl
         with interrupt_once():
             return checked(*call_args, **call_kwargs)
 
-    return nox.session(gated, **kwargs)
+    # nox's own venv creation (a cold start, `--reuse-venv never`) runs before this lock is taken:
+    # `--allow-existing` keeps it from emptying a venv another run uses; `sync_venv` rebuilds.
+    return nox.session(venv_params=kwargs.pop("venv_params", ["--allow-existing"]), **kwargs)(gated)
 
 
 def sync_venv(session: nox.Session, groups: Sequence[str]) -> None:
@@ -91,7 +93,13 @@ def sync_venv(session: nox.Session, groups: Sequence[str]) -> None:
         # Gone before the venv changes: a stopped sync leaves no record (a directory there too).
         shutil.rmtree(venv / INPUTS_MARKER, ignore_errors=True)
         (venv / INPUTS_MARKER).unlink(missing_ok=True)
-        if record is None and any(venv.glob("lib/python*/site-packages/*.dist-info")):  # not just created
+        if record is not None:  # nox created it again since (`--reuse-venv never`), or only the inputs changed
+            unusable = (
+                "created again since its last sync" if record.splitlines()[-1:] != wanted.splitlines()[-1:] else ""
+            )
+        elif not any(venv.glob("lib/python*/site-packages/*.dist-info")):
+            unusable = ""  # nox has just created it: nothing in it to distrust
+        if unusable:
             base = os.path.realpath(venv / "bin" / "python") if (venv / "bin" / "python").exists() else wanted_python
             if session.run_install("uv", "venv", "--clear", "--python", base, str(venv), silent=True) is not None:
                 session.warn(f"Rebuilding {venv}: {unusable}")
@@ -105,10 +113,15 @@ def sync_venv(session: nox.Session, groups: Sequence[str]) -> None:
 
 
 def fingerprint(session: nox.Session, groups: Sequence[str]) -> str:
-    """What a venv is synced from: the Python asked for and the one it runs, uv.lock, the groups."""
-    lock_file, python = REPO_ROOT / "uv.lock", session.env_dir / "bin" / "python"
+    """What a venv is synced from: the Python asked for and the one it runs, uv.lock, the groups,
+    and when nox last created it (`pyvenv.cfg` is rewritten then: `--reuse-venv never` asks for a rebuild)."""
+    lock_file, venv = REPO_ROOT / "uv.lock", session.env_dir
     digest = hashlib.sha256(lock_file.read_bytes() if lock_file.exists() else b"").hexdigest()
-    return f"python {session.python}\n{os.path.realpath(python)}\nuv.lock {digest}\ngroups {' '.join(groups)}\n"
+    created = (venv / "pyvenv.cfg").stat().st_mtime_ns if (venv / "pyvenv.cfg").exists() else None
+    return (
+        f"python {session.python}\n{os.path.realpath(venv / 'bin' / 'python')}\nuv.lock {digest}\n"
+        f"groups {' '.join(groups)}\npyvenv.cfg {created}\n"
+    )
 
 
 def read_record(venv: Path) -> tuple[str | None, str]:

@@ -3,7 +3,7 @@
 # requires-python = ">=3.12"
 # dependencies = [
 #   "nox>=2026.10.20,<2027",
-#   "nox-uv>=0.8.0,<0.9",
+#   "fasteners>=0.19",
 #   "filelock>=3.16",
 #   "psutil>=7.0",
 #   "psycopg[binary]>=3.2",
@@ -47,7 +47,7 @@ from noxlib import env_keys as env_key_contract
 from noxlib import lint as lint_checks
 from noxlib import perf as load_check
 from noxlib.session_args import arguments
-from noxlib.session_venvs import session, share_between_runs
+from noxlib.session_venvs import session
 
 # The range the suite is tested with: a nox whose scheduling or venv handling changes is a
 # deliberate upgrade (bump the bound, run `nox -s ci -- --full`), never a surprise.
@@ -57,11 +57,9 @@ nox.options.error_on_missing_interpreters = True
 # `nox -t ci -j auto` runs sessions side by side, each in a nox of its own; `requires=` orders
 # them, and the ones below that share apps/frontend run alone (SHARES_THE_FRONTEND).
 nox.options.allow_parallel = True
-# Keep session venvs between runs: `uv sync --locked` brings them up to date (a no-op when nothing
-# changed), and runs in one checkout share them safely (noxlib/session_venvs.py). `--reuse-venv
-# never` rebuilds on request.
+# Keep session venvs between runs: `uv sync --locked` brings them up to date when uv.lock or the
+# groups changed, and runs in one checkout share them safely (noxlib/session_venvs.py).
 nox.options.reuse_venv = "yes"
-share_between_runs()
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
 PYTHONS = nox.project.python_versions(PYPROJECT)

@@ -57,8 +57,8 @@ def test_a_venv_whose_uv_sync_was_killed_is_rebuilt_not_trusted(tmp_path):
 
     again = subprocess.run(install(envdir), cwd=REPO, env=nox_env(), capture_output=True, text=True, check=False)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "no record that its last install finished" in again.stderr
-    assert CREATED in again.stderr, "the half-installed venv was reused"
+    assert "test: no record that its last install finished" in again.stderr
+    assert "uv venv --clear" in again.stderr, "the half-installed venv was reused"
     alembic = subprocess.run([envdir / "test" / "bin" / "alembic", "--help"], capture_output=True, check=False)
     assert alembic.returncode == 0, alembic.stderr
 
@@ -67,6 +67,7 @@ def test_a_venv_whose_uv_sync_was_killed_is_rebuilt_not_trusted(tmp_path):
     assert kept.returncode == 0, kept.stderr
     assert CREATED not in kept.stderr
     assert "Rebuilding" not in kept.stderr
+    assert "uv sync" not in kept.stderr
 
 
 def a_directory(path: Path) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import nox
 
@@ -103,7 +104,7 @@ SUITE = (
 # apps/frontend's node_modules and .next are one per checkout: two `npm ci` or `next build` at
 # once break each other. `nox -s ci` keeps such sessions apart (`exclusive=` group) and runs the
 # rest beside them; `nox -j` knows only "runs alone" (`allow_parallel=False`).
-SHARES_THE_FRONTEND = {"exclusive": "frontend", "allow_parallel": False}
+SHARES_THE_FRONTEND: dict[str, Any] = {"exclusive": "frontend", "allow_parallel": False}
 # Tracked files no check reads, with why: the audit accepts these alone as nobody's input.
 READ_BY_PEOPLE_ONLY = {"LICENSE": "the licence text: no check reads it"}
 

@@ -280,6 +280,38 @@ def test_the_minio_console_is_published(stack):
     assert (9001, "127.0.0.1", stack.env["MINIO_CONSOLE_HOST_PORT"]) in published
 
 
+# ----- the engine through a docker context (issue 21 item 7) -------------------------------
+def test_a_docker_context_reaches_the_engine_for_compose_and_the_sdk(stack, tmp_path, monkeypatch):
+    """Docker Desktop, OrbStack and colima point the CLI at their engine with a context, not DOCKER_HOST.
+
+    The context lives in a DOCKER_CONFIG of this test's own, so the person's contexts stay as they are.
+    """
+    endpoint = stack.engine("context", "inspect", "--format", "{{.Endpoints.docker.Host}}").strip()
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    # The person's own CLI plugins (compose on Docker Desktop) stay found from this config.
+    plugins = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "cli-plugins"
+    (config / "config.json").write_text(json.dumps({"cliPluginsExtraDirs": [str(plugins)]}))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    stack.engine("context", "create", "fr-test-engine", "--docker", f"host={endpoint}")
+
+    monkeypatch.setenv("DOCKER_CONTEXT", "fr-test-engine")
+    assert detect_runtime() == "docker", "DOCKER_CONTEXT names the engine"
+    monkeypatch.delenv("DOCKER_CONTEXT")
+    stack.engine("context", "use", "fr-test-engine")
+    assert detect_runtime() == "docker", "`docker context use` names the engine"
+
+    infra = stack.nox("-s", "infra", DOCKER_HOST="", DOCKER_CONFIG=str(config))
+    assert infra.returncode == 0, infra.stdout
+    assert "compose (started)" in infra.stdout
+    configured = {"postgres": int(stack.env["POSTGRES_HOST_PORT"]), "redis": int(stack.env["REDIS_HOST_PORT"]),
+                  "s3": int(stack.env["MINIO_HOST_PORT"])}  # fmt: skip
+    backend = stack.backend()
+    assert backend.healthy()
+    assert backend.urls().ports() == configured, "the SDK read the containers through the context"
+
+
 # ----- credentials from one place (issue 13 item 2) --------------------------------------------
 CUSTOM_CREDENTIALS = {
     "POSTGRES_USER": "labowner",

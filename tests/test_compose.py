@@ -49,7 +49,8 @@ def _answering_engine() -> str | None:
 
 ENGINE = _answering_engine()
 NO_ENGINE = (
-    "no container engine answers (`docker info` fails): start Docker, or on the team's machines "
+    "no container engine answers (DOCKER_HOST or the docker context, podman's socket): start Docker, "
+    "or on the team's machines "
     '`eval "$(bash ../shared/container-lab/setup.sh env)"`; then `uvx nox -s compose_test`'
 )
 if ENGINE is None:

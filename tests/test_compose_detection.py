@@ -173,7 +173,7 @@ INSPECTED = {
 
 def test_an_inspected_container_is_read_for_ports_health_hash_and_environment():
     container = Container.from_inspect(INSPECTED)
-    assert (container.service, container.project, container.config_hash) == ("postgres", "fr", "f00d")
+    assert (container.service, container.config_hash) == ("postgres", "f00d")
     assert container.ports == {5432: 32790}, "an exposed, unpublished port is not a host port"
     assert container.environment == {"POSTGRES_PASSWORD": "a=b", "EMPTY": "", "PATH": "/bin"}
     assert container.ready

@@ -11,10 +11,9 @@ Host ports (fixed defaults a checkout may move) and credentials come from the en
 containers' own environment is what their servers really accept. A healthy stack is joined only
 when its containers were created from the configuration that resolves now (compose_checks.py).
 
-compose's CLI starts and stops the stack; the engine's API (the docker SDK) answers whether an
-engine is there and what the containers are, with no CLI process per question. The SDK goes where
-the CLI goes: DOCKER_HOST, else the current context (DOCKER_CONTEXT or `docker context use`), which
-is how Docker Desktop, OrbStack and colima point the CLI at their engine.
+compose's CLI starts and stops the stack; the docker SDK asks the engine whether it is there and
+what the containers are, with no CLI process per question. It goes where the CLI goes: DOCKER_HOST,
+else the current context (how Docker Desktop, OrbStack and colima point the CLI at their engine).
 """
 
 from __future__ import annotations
@@ -56,11 +55,8 @@ def engine_client(runtime: str, env: dict[str, str]) -> docker.DockerClient:
 
     if runtime == "podman":
         # podman keeps its own connections, not docker's contexts; its CLI names the API socket.
-        found = subprocess.run(["podman", "info", "--format", "{{.Host.RemoteSocket.Path}}"],
-                               capture_output=True, text=True, timeout=10, env=env, check=False)  # fmt: skip
-        socket = found.stdout.strip() if found.returncode == 0 else ""
-        if not socket:
-            raise docker.errors.DockerException("`podman info` names no API socket (`podman system service`)")
+        ask = ["podman", "info", "--format", "{{.Host.RemoteSocket.Path}}"]
+        socket = subprocess.run(ask, capture_output=True, text=True, timeout=10, env=env, check=True).stdout.strip()
         return docker.DockerClient(base_url=socket if "://" in socket else f"unix://{socket}", timeout=30)
     return docker.from_env(environment=env, timeout=30)  # DOCKER_HOST, else the current context
 
@@ -70,7 +66,7 @@ def _answers(runtime: str, env: dict[str, str]) -> bool:
 
     try:
         engine_client(runtime, env).close()
-    except (docker.errors.DockerException, OSError, subprocess.TimeoutExpired):
+    except (docker.errors.DockerException, OSError, subprocess.SubprocessError):
         return False
     return True
 
@@ -100,7 +96,6 @@ class Container:
     health: str
     # container port → host port, for the ports published on the host.
     ports: dict[int, int] = field(default_factory=dict)
-    project: str = ""
     # The hash of the service configuration the container was created from ("" if unlabelled).
     config_hash: str = ""
     # The environment its process was given: what its server really accepts.
@@ -124,7 +119,6 @@ class Container:
             state=str(state.get("Status", "")).lower(),
             health=str((state.get("Health") or {}).get("Status", "")).lower(),
             ports=ports,
-            project=labels.get("com.docker.compose.project", ""),
             config_hash=labels.get(compose_checks.CONFIG_HASH_LABEL, ""),
             environment=dict(item.partition("=")[::2] for item in config.get("Env") or []),
         )
@@ -202,7 +196,7 @@ class ComposeServices:
             listed = self._engine.containers.list(
                 all=True, ignore_removed=True, filters={"label": f"com.docker.compose.project={project}"}
             )
-        except (docker.errors.DockerException, requests.RequestException) as error:
+        except (docker.errors.DockerException, requests.RequestException, subprocess.SubprocessError) as error:
             raise ServiceError(f"the {self.runtime} engine did not list the containers: {error}") from error
         # One-off `compose run` containers are not the service's (compose ps leaves them out too).
         found = (Container.from_inspect(c.attrs) for c in listed if c.labels.get("com.docker.compose.oneoff") != "True")
@@ -252,12 +246,10 @@ class ComposeServices:
         if not all(service in containers and containers[service].ready for service in REQUIRED_SERVICES):
             return False
         created_from = {service: containers[service].config_hash for service in REQUIRED_SERVICES}
-        configured = compose_checks.parse_config_hashes(
-            self._run(self.command("config", "--hash", ",".join(REQUIRED_SERVICES)), timeout=60)
-        )
-        stale = compose_checks.stale_services({s: h for s, h in created_from.items() if h}, configured)
+        configured = self._run(self.command("config", "--hash", ",".join(REQUIRED_SERVICES)), timeout=60)
+        stale = compose_checks.stale_services(created_from, configured)
         if stale:
-            raise compose_checks.stale_error(stale, containers["postgres"].project or "finance-report")
+            raise compose_checks.stale_error(stale, self._config.get("name", ""))
         return True
 
     def running(self) -> bool:

@@ -10,6 +10,7 @@
 #   "boto3>=1.35",
 #   "redis>=5.0",
 #   "rich>=13.7",
+#   "docker>=7.2",
 #   "cryptography>=44",
 # ]
 # ///

@@ -16,7 +16,8 @@ from noxlib.session_args import wants_help
 
 DEFAULT_ARGS = ["-n", "2", "--dist", "loadgroup", "-ra", "tests/test_compose.py"]
 NO_ENGINE = (
-    "no container engine answers (`docker info` fails): start Docker, or on the team's machines "
+    "no container engine answers (DOCKER_HOST or the docker context, podman's socket): start Docker, "
+    "or on the team's machines "
     '`eval "$(bash ../shared/container-lab/setup.sh env)"`, then run this session again'
 )
 

@@ -49,7 +49,8 @@ def _answering_engine() -> str | None:
 
 ENGINE = _answering_engine()
 NO_ENGINE = (
-    "no container engine answers (`docker info` fails): start Docker, or on the team's machines "
+    "no container engine answers (DOCKER_HOST or the docker context, podman's socket): start Docker, "
+    "or on the team's machines "
     '`eval "$(bash ../shared/container-lab/setup.sh env)"`; then `uvx nox -s compose_test`'
 )
 if ENGINE is None:
@@ -218,18 +219,60 @@ def test_a_hand_started_stack_is_joined_and_left_running(stack, tmp_path):
     assert stack.containers() == started, "nox must neither recreate nor stop what a person started"
 
 
-def test_nox_and_a_hand_run_show_the_same_project(stack, tmp_path):
-    """What nox started is what `docker compose ps` in the checkout lists (and can stop)."""
-    result = stack.nox("-s", "infra", timeout=600)
+def use_a_docker_context(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The engine behind a docker context instead of DOCKER_HOST, as Docker Desktop, OrbStack and colima set it.
+
+    The context lives in a DOCKER_CONFIG of this test's own, so the person's contexts stay as they
+    are; this process and the nox runs given the returned variables find the engine only through it.
+    """
+    endpoint = stack.engine("context", "inspect", "--format", "{{.Endpoints.docker.Host}}").strip()
+    config = tmp_path / "docker-config"
+    config.mkdir()
+    # The person's own CLI plugins (compose on Docker Desktop) stay found from this config.
+    plugins = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker") / "cli-plugins"
+    (config / "config.json").write_text(json.dumps({"cliPluginsExtraDirs": [str(plugins)]}))
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    stack.engine("context", "create", "fr-test-engine", "--docker", f"host={endpoint}")
+    monkeypatch.setenv("DOCKER_CONTEXT", "fr-test-engine")
+    assert detect_runtime() == "docker", "DOCKER_CONTEXT names the engine"
+    monkeypatch.delenv("DOCKER_CONTEXT")
+    stack.engine("context", "use", "fr-test-engine")
+    assert detect_runtime() == "docker", "`docker context use` names the engine"
+    return {"DOCKER_HOST": "", "DOCKER_CONFIG": str(config)}
+
+
+def test_nox_and_a_hand_run_show_the_same_project_through_a_docker_context(stack, tmp_path, monkeypatch):
+    """What nox started is what `docker compose ps` in the checkout lists (and can stop).
+
+    Both reach the engine through a docker context (issue 21 item 7): compose's CLI for `up` and
+    `down`, the docker SDK for the containers' ports, health and credentials.
+    """
+    context = use_a_docker_context(stack, tmp_path, monkeypatch)
+    # The engine's CLI, logging each command nox gives it: only compose's verbs, no `info`,
+    # `inspect` or `compose ps` (the SDK asks the engine those without a process each).
+    shown = tmp_path / "bin"
+    shown.mkdir()
+    (shown / "docker").write_text(
+        f'#!/bin/sh\necho "$*" >> {tmp_path}/docker.log\nexec {shutil.which("docker")} "$@"\n'
+    )
+    (shown / "docker").chmod(0o755)
+    result = stack.nox("-s", "infra", timeout=600, PATH=f"{shown}:{os.environ['PATH']}", **context)
     assert result.returncode == 0, result.stdout
+    assert "compose (started)" in result.stdout
+    calls = (tmp_path / "docker.log").read_text().splitlines()
+    assert any(" up " in f" {call} " for call in calls), calls
+    assert all(call.startswith("compose ") and " ps " not in f" {call} " for call in calls), calls
     listed = stack.compose("--profile", "infra", "ps", "--services", "--status", "running")
     assert set(listed.stdout.split()) == INFRA_SERVICES
+    assert stack.backend().healthy(), "the SDK reads the containers through the context"
+    assert stack.backend().urls().ports()["postgres"] == int(stack.env["POSTGRES_HOST_PORT"])
     # Redis's image declares VOLUME /data: unless a named volume covers it, every container
     # leaves an anonymous volume behind after `down`.
     mounts = json.loads(stack.engine("inspect", "--format", "{{json .Mounts}}", stack.containers()["redis"]))
     (data,) = [mount for mount in mounts if mount["Destination"] == "/data"]
     assert data["Name"] == f"{stack.project}_redis-data", data
-    down = stack.nox("-s", "down")
+    down = stack.nox("-s", "down", **context)
     assert down.returncode == 0, down.stdout
     assert stack.containers() == {}
     assert stack.containers(running=False) == {}, "down removes the containers"

@@ -1,8 +1,9 @@
-"""Choosing the container engine and the backend, and reading what the engine prints.
+"""Choosing the container engine and the backend, and reading what the engine describes.
 
-Detection must be seen with engines that do and do not answer, which one real engine cannot
-show: here `docker`/`podman` on PATH are tests/faults/fake_engine.py. Parsing is pure. Everything
-else about compose runs against a real engine in tests/test_compose.py.
+Here no engine answers: DOCKER_HOST names a socket nobody listens on, and `docker`/`podman` on
+PATH are tests/faults/fake_engine.py (the CLIs compose would run). An engine that answers, through
+DOCKER_HOST or a docker context, is tested on a real one in tests/test_compose.py. Reading an
+inspected container is pure.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 
 from noxlib.errors import ServiceError, UserError
 from noxlib.services import select_backend
-from noxlib.services.compose import ComposeServices, detect_runtime, parse_environment, parse_ps
+from noxlib.services.compose import ComposeServices, Container, detect_runtime
 from noxlib.services.native import NativeServices
 from tests.runs import run_nox
 
@@ -44,9 +45,12 @@ class FakeEngines:
 @pytest.fixture
 def engines(tmp_path, monkeypatch) -> FakeEngines:
     fake = FakeEngines(tmp_path)
-    # Only the fake engines: the machine's own docker CLI must not be found.
+    # Only the fake engines: the machine's own docker CLI must not be found, nor its engine or contexts.
     monkeypatch.setenv("PATH", str(fake.bin))
     monkeypatch.setenv("FAKE_ENGINE_LOG", str(fake.log))
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nobody-listens.sock")
+    monkeypatch.setenv("FAKE_ENGINE_SOCKET", f"{tmp_path}/nobody-listens-either.sock")
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     for key in ("CONTAINER_RUNTIME", "FR_SERVICES"):
         monkeypatch.delenv(key, raising=False)
     return fake
@@ -72,20 +76,18 @@ def test_container_runtime_podman_picks_podman(engines, monkeypatch):
     assert engines.calls() == []
 
 
-def test_auto_detection_asks_docker_first(engines):
+def test_docker_is_asked_through_its_api_and_podman_through_its_cli(engines):
+    """docker's CLI is never run to detect (the SDK asks the engine); podman's names its API socket."""
     engines.install("docker")
     engines.install("podman")
-    assert detect_runtime() == "docker"
-    assert engines.calls() == [["docker", "info"]]
-
-
-def test_auto_detection_uses_podman_when_docker_does_not_answer(engines, monkeypatch):
-    engines.install("docker")
-    engines.install("podman")
-    monkeypatch.setenv("FAKE_ENGINE_INFO_EXIT", "1")
-    # Both fakes read the same variable, so neither answers: detection must ask both.
     assert detect_runtime() is None
-    assert engines.calls() == [["docker", "info"], ["podman", "info"]]
+    assert engines.calls() == [["podman", "info", "--format", "{{.Host.RemoteSocket.Path}}"]]
+
+
+def test_a_podman_that_names_no_api_socket_does_not_answer(engines, monkeypatch):
+    engines.install("podman")
+    monkeypatch.setenv("FAKE_ENGINE_SOCKET", "")
+    assert detect_runtime() is None
 
 
 @pytest.mark.parametrize(
@@ -112,17 +114,8 @@ def test_a_bad_container_runtime_is_a_one_line_user_error(engines, monkeypatch, 
 def test_auto_without_an_answering_engine_is_native(engines, monkeypatch, installed):
     for name in installed:
         engines.install(name)
-    monkeypatch.setenv("FAKE_ENGINE_INFO_EXIT", "1")
     monkeypatch.setenv("FR_SERVICES", "auto")
     assert isinstance(select_backend(), NativeServices)
-
-
-def test_auto_with_an_answering_engine_is_compose(engines, monkeypatch):
-    engines.install("docker")
-    monkeypatch.setenv("FR_SERVICES", "auto")
-    backend = select_backend()
-    assert isinstance(backend, ComposeServices)
-    assert backend.runtime == "docker"
 
 
 def test_fr_services_compose_without_an_engine_is_a_one_line_user_error(engines, monkeypatch):
@@ -161,51 +154,38 @@ def test_nox_reports_a_bad_choice_in_one_line(env, expected):
     assert lines[0].startswith(f"nox > Session infra aborted: {expected}")
 
 
-# ----- reading what the engine prints ------------------------------------------------------
-PS_ENTRY = {
-    "ID": "abc123",
-    "Service": "postgres",
-    "State": "running",
-    "Health": "healthy",
-    "Publishers": [
-        {"URL": "127.0.0.1", "TargetPort": 5432, "PublishedPort": 32790, "Protocol": "tcp"},
-        {"URL": "", "TargetPort": 9001, "PublishedPort": 0, "Protocol": "tcp"},
-    ],
-}
+# ----- reading what the engine describes ----------------------------------------------------
+# The parts of `GET /containers/ID/json` (the SDK's Container.attrs) the backend reads.
+INSPECTED = {
+    "Id": "abc123",
+    "Config": {
+        "Labels": {"com.docker.compose.service": "postgres", "com.docker.compose.project": "fr",
+                   "com.docker.compose.config-hash": "f00d"},
+        "Env": ["POSTGRES_PASSWORD=a=b", "EMPTY=", "PATH=/bin"],
+    },
+    "State": {"Status": "running", "Health": {"Status": "healthy"}},
+    "NetworkSettings": {"Ports": {
+        "5432/tcp": [{"HostIp": "127.0.0.1", "HostPort": "32790"}, {"HostIp": "::1", "HostPort": "32790"}],
+        "9001/tcp": None,
+    }},
+}  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "printed",
-    [
-        pytest.param(json.dumps(PS_ENTRY) + "\n", id="json-lines (compose >= 2.21)"),
-        pytest.param(json.dumps([PS_ENTRY]), id="json-array (older compose)"),
-    ],
-)
-def test_ps_is_read_in_either_json_form(printed):
-    (container,) = parse_ps(printed).values()
-    assert container.service == "postgres"
+def test_an_inspected_container_is_read_for_ports_health_hash_and_environment():
+    container = Container.from_inspect(INSPECTED)
+    assert (container.service, container.config_hash) == ("postgres", "f00d")
     assert container.ports == {5432: 32790}, "an exposed, unpublished port is not a host port"
+    assert container.environment == {"POSTGRES_PASSWORD": "a=b", "EMPTY": "", "PATH": "/bin"}
     assert container.ready
 
 
 @pytest.mark.parametrize(
     ("state", "health", "ready"),
-    [("running", "", True), ("running", "starting", False), ("exited", "", False), ("running", "unhealthy", False)],
+    [("running", None, True), ("running", "starting", False), ("exited", None, False), ("running", "unhealthy", False)],
 )
 def test_a_container_is_ready_when_running_and_not_unhealthy(state, health, ready):
-    entry = dict(PS_ENTRY, State=state, Health=health)
-    assert parse_ps(json.dumps(entry))["postgres"].ready is ready
-
-
-def test_ps_junk_is_a_one_line_service_error():
-    with pytest.raises(ServiceError) as error:
-        parse_ps("no configuration file provided: not found")
-    assert "could not read `compose ps` output" in assert_one_line(error)
-
-
-def test_environment_keeps_values_with_equals_signs():
-    inspected = [{"Id": "abc", "Config": {"Env": ["POSTGRES_PASSWORD=a=b", "EMPTY=", "PATH=/bin"]}}]
-    assert parse_environment(inspected) == {"abc": {"POSTGRES_PASSWORD": "a=b", "EMPTY": "", "PATH": "/bin"}}
+    inspected = dict(INSPECTED, State={"Status": state, **({"Health": {"Status": health}} if health else {})})
+    assert Container.from_inspect(inspected).ready is ready
 
 
 def test_a_failing_engine_command_is_one_line_naming_the_verb(engines):

@@ -335,6 +335,22 @@ def test_unused_env_example_key_is_a_warning_not_a_failure(repo, capsys):
     assert "BACKEND_URL" not in output, "keys the frontend's server code reads are used"
 
 
+@pytest.mark.parametrize("read", ["env.BACKEND_URL", 'env["BACKEND_URL"]'])
+def test_a_key_read_through_an_env_parameter_is_used(repo, capsys, read):
+    """As apps/frontend/lib/backend-proxy.ts does: `env` defaults to process.env so tests pass their own."""
+    (repo / "apps/frontend/src/app/api/health/route.ts").write_text(
+        "export function backendUrl(env: Record<string, string | undefined> = process.env): string {\n"
+        f'  return {read} ?? "http://127.0.0.1:8000";\n'
+        "}\n"
+        "export const vite = import.meta.env.LEGACY_FEATURE_FLAG;\n"
+    )
+    append(repo / ".env.example", "LEGACY_FEATURE_FLAG=1\n")
+    code, output = run(repo, capsys)
+    assert code == 0, output
+    assert "BACKEND_URL" not in output
+    assert "LEGACY_FEATURE_FLAG is not read" in output, "another object's `.env` is not process.env"
+
+
 def test_server_side_frontend_keys_are_not_build_args(repo, capsys):
     """BACKEND_URL is read by a route handler: used, but not a NEXT_PUBLIC_* build arg."""
     code, output = run(repo, capsys, "--fix")

@@ -18,7 +18,7 @@ from tests.runs import REPO
 # Each is a top-level package the suite depends on and that takes a noticeable share of a
 # second to import (measured with `python -X importtime`; see docs/development.md).
 # rich draws `nox -s ci`'s live view and is imported only when that view is shown.
-HEAVY = ("boto3", "botocore", "s3transfer", "redis", "psycopg", "psutil", "filelock", "yaml", "rich")
+HEAVY = ("boto3", "botocore", "s3transfer", "redis", "psycopg", "psutil", "filelock", "yaml", "rich", "docker")
 
 IMPORT_NOXFILE = """
 import importlib.util, json, sys

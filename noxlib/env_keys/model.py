@@ -30,12 +30,15 @@ FRONTEND_SKIPPED_DIRS = frozenset({"node_modules", ".next", "out"})
 
 KEY_PATTERN = r"[A-Za-z_][A-Za-z0-9_]*"
 ENV_LINE = re.compile(rf"^(?P<key>{KEY_PATTERN})=(?P<value>.*)$")
-# Next.js inlines only these two spellings at build time; destructuring `process.env` yields
+# Next.js inlines only the two `process.env` spellings at build time; destructuring `process.env` yields
 # undefined in the browser, so it is not a way to read a public key and is not looked for.
-# Server-side code reads other keys the same way; those only count as "used" for the warning.
+# Server-side code reads other keys the same way, or through an `env` object that defaults to
+# `process.env` so a test can pass its own (apps/frontend/lib/backend-proxy.ts: `env.BACKEND_URL`);
+# those only count as "used" for the warning. A bare `env` is one not after a dot or an identifier
+# character, so `import.meta.env.X` or `myenv.X` are not taken for it.
 ENV_READ = re.compile(
-    rf"process\.env\.({KEY_PATTERN})"
-    rf"|process\.env\[\s*['\"`]({KEY_PATTERN})['\"`]\s*\]"
+    rf"(?:process\.|(?<![\w.$]))env\.({KEY_PATTERN})"
+    rf"|(?:process\.|(?<![\w.$]))env\[\s*['\"`]({KEY_PATTERN})['\"`]\s*\]"
 )
 PUBLIC_PREFIX = "NEXT_PUBLIC_"
 # A read mentioned in a comment ("keep `process.env.NEXT_PUBLIC_NAME` literal") is not a read.

@@ -219,7 +219,7 @@ def read_settings_fields(
 
 
 def find_frontend_env_reads(root: Path) -> dict[str, str]:
-    """Every `process.env` key the frontend source reads, with where it is first read."""
+    """Every key the frontend source reads from `process.env` (or an `env` standing for it), and where first."""
     frontend = root / FRONTEND_DIR
     found: dict[str, str] = {}
     if not frontend.is_dir():

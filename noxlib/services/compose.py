@@ -10,23 +10,30 @@ Host ports (fixed defaults a checkout may move) and credentials come from the en
 `.env`; both are read back from the running containers on every `urls()`, never remembered: the
 containers' own environment is what their servers really accept. A healthy stack is joined only
 when its containers were created from the configuration that resolves now (compose_checks.py).
+
+compose's CLI starts and stops the stack; the docker SDK asks the engine whether it is there and
+what the containers are, with no CLI process per question. It goes where the CLI goes: DOCKER_HOST,
+else the current context (how Docker Desktop, OrbStack and colima point the CLI at their engine).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from noxlib.errors import ServiceError, UserError
 from noxlib.paths import REPO_ROOT
 from noxlib.services import compose_checks
 from noxlib.services.base import ServiceUrls
+
+if TYPE_CHECKING:
+    import docker
 
 PROFILE = "infra"
 # The app profile's containers need the infra services: stopping those stops these too, or a
@@ -39,13 +46,34 @@ REQUIRED_SERVICES = ("postgres", "redis", "minio", "minio-init")
 RUNTIMES = ("docker", "podman")
 
 
-def detect_runtime(environ: dict[str, str] | None = None) -> str | None:
-    """`CONTAINER_RUNTIME` when set, else the first of docker/podman whose engine answers.
+def engine_client(runtime: str, env: dict[str, str]) -> docker.DockerClient:
+    """The engine API the runtime's CLI talks to; raises the SDK's errors when it does not answer.
 
-    The CLI, not an SDK: only the CLI follows `docker context use`, which is how Docker Desktop,
-    OrbStack and colima point it at their engine.
+    Building the client asks the engine for its API version, so a client is an engine that answered.
     """
-    env = os.environ if environ is None else environ
+    import docker
+
+    if runtime == "podman":
+        # podman keeps its own connections, not docker's contexts; its CLI names the API socket.
+        ask = ["podman", "info", "--format", "{{.Host.RemoteSocket.Path}}"]
+        socket = subprocess.run(ask, capture_output=True, text=True, timeout=10, env=env, check=True).stdout.strip()
+        return docker.DockerClient(base_url=socket if "://" in socket else f"unix://{socket}", timeout=30)
+    return docker.from_env(environment=env, timeout=30)  # DOCKER_HOST, else the current context
+
+
+def _answers(runtime: str, env: dict[str, str]) -> bool:
+    import docker
+
+    try:
+        engine_client(runtime, env).close()
+    except (docker.errors.DockerException, OSError, subprocess.SubprocessError):
+        return False
+    return True
+
+
+def detect_runtime(environ: dict[str, str] | None = None) -> str | None:
+    """`CONTAINER_RUNTIME` when set, else the first of docker/podman whose CLI is there and engine answers."""
+    env = dict(os.environ if environ is None else environ)
     explicit = env.get("CONTAINER_RUNTIME", "").strip()
     if explicit:
         if explicit not in RUNTIMES:
@@ -53,24 +81,13 @@ def detect_runtime(environ: dict[str, str] | None = None) -> str | None:
         if not shutil.which(explicit):
             raise UserError(f"CONTAINER_RUNTIME={explicit} but {explicit} is not on PATH.")
         return explicit
-    for runtime in RUNTIMES:
-        executable = shutil.which(runtime)
-        if not executable:
-            continue
-        try:
-            answered = (
-                subprocess.run([executable, "info"], capture_output=True, timeout=10, check=False).returncode == 0
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            answered = False
-        if answered:
-            return runtime
-    return None
+    # The CLI must be there too: it is what runs `compose up` and `down`.
+    return next((runtime for runtime in RUNTIMES if shutil.which(runtime) and _answers(runtime, env)), None)
 
 
 @dataclass(frozen=True)
 class Container:
-    """One container of the project, as `compose ps --format json` describes it."""
+    """One container of the project, as the engine's inspect describes it."""
 
     service: str
     container_id: str
@@ -79,64 +96,32 @@ class Container:
     health: str
     # container port → host port, for the ports published on the host.
     ports: dict[int, int] = field(default_factory=dict)
-    project: str = ""
     # The hash of the service configuration the container was created from ("" if unlabelled).
     config_hash: str = ""
+    # The environment its process was given: what its server really accepts.
+    environment: dict[str, str] = field(default_factory=dict)
 
     @property
     def ready(self) -> bool:
         return self.state == "running" and self.health in ("", "healthy")
 
-
-def parse_ps(output: str) -> dict[str, Container]:
-    """`compose ps --format json`: one JSON object a line (compose ≥ 2.21) or one array (older)."""
-    text = output.strip()
-    if not text:
-        return {}
-    try:
-        if text.startswith("["):
-            entries = json.loads(text)
-        else:
-            entries = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as error:
-        raise ServiceError(f"could not read `compose ps` output as JSON ({error.msg})") from error
-    containers = {}
-    for entry in entries:
-        ports = {}
-        for publisher in entry.get("Publishers") or []:
-            # An exposed but unpublished port is listed with PublishedPort 0.
-            if publisher.get("PublishedPort"):
-                ports[int(publisher["TargetPort"])] = int(publisher["PublishedPort"])
-        labels = str(entry.get("Labels") or "")
-        hashed = re.search(rf"(?:^|,){re.escape(compose_checks.CONFIG_HASH_LABEL)}=([0-9a-f]+)", labels)
-        container = Container(
-            service=entry.get("Service", ""),
-            container_id=entry.get("ID", ""),
-            state=str(entry.get("State", "")).lower(),
-            health=str(entry.get("Health", "")).lower(),
+    @classmethod
+    def from_inspect(cls, attrs: dict[str, Any]) -> Container:
+        """One `GET /containers/ID/json` document (the SDK's `Container.attrs`)."""
+        config, state = attrs.get("Config") or {}, attrs.get("State") or {}
+        labels = config.get("Labels") or {}
+        # An exposed but unpublished port has no bindings; IPv4 and IPv6 bindings share a host port.
+        bindings = (attrs.get("NetworkSettings") or {}).get("Ports") or {}
+        ports = {int(port.split("/")[0]): int(bound[0]["HostPort"]) for port, bound in bindings.items() if bound}
+        return cls(
+            service=labels.get("com.docker.compose.service", ""),
+            container_id=attrs.get("Id", ""),
+            state=str(state.get("Status", "")).lower(),
+            health=str((state.get("Health") or {}).get("Status", "")).lower(),
             ports=ports,
-            project=str(entry.get("Project", "")),
-            config_hash=hashed.group(1) if hashed else "",
+            config_hash=labels.get(compose_checks.CONFIG_HASH_LABEL, ""),
+            environment=dict(item.partition("=")[::2] for item in config.get("Env") or []),
         )
-        containers[container.service] = container
-    return containers
-
-
-def parse_environment(inspected: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
-    """`docker inspect` of containers → container id → the environment its process was given."""
-    environments = {}
-    for container in inspected:
-        pairs = (item.partition("=") for item in (container.get("Config") or {}).get("Env") or [])
-        environments[container.get("Id", "")] = {key: value for key, _, value in pairs}
-    return environments
-
-
-def environment_of(container: Container, environments: dict[str, dict[str, str]]) -> dict[str, str]:
-    """`ps` prints the short container id, `inspect` the full one."""
-    for full_id, environment in environments.items():
-        if container.container_id and full_id.startswith(container.container_id):
-            return environment
-    raise ServiceError(f"`inspect` did not describe the {container.service} container {container.container_id}")
 
 
 class ComposeServices:
@@ -153,19 +138,18 @@ class ComposeServices:
         return [self.runtime, "compose", *selected, *args]
 
     def _run(self, argv: Sequence[str], *, timeout: float = 300) -> str:
-        # Name the verb (`compose up`, `inspect`), never the arguments: they carry no secrets
-        # today, but an error line is no place to find out.
+        # Name the verb (`compose up`), never the arguments: they carry no secrets today, but an
+        # error line is no place to find out.
         verb = next((word for word in argv[2:] if not word.startswith("-") and word not in self._profile_names), "")
-        shown = f"compose {verb}" if argv[1:2] == ["compose"] else argv[1]
         try:
             result = subprocess.run(
                 argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=self.env, check=False
             )
         except subprocess.TimeoutExpired as error:
-            raise ServiceError(f"`{self.runtime} {shown}` timed out after {timeout:.0f}s") from error
+            raise ServiceError(f"`{self.runtime} compose {verb}` timed out after {timeout:.0f}s") from error
         if result.returncode != 0:
             lines = (result.stderr or result.stdout).strip().splitlines()
-            raise ServiceError(f"`{self.runtime} {shown}` failed: {lines[-1] if lines else result.returncode}")
+            raise ServiceError(f"`{self.runtime} compose {verb}` failed: {lines[-1] if lines else result.returncode}")
         return result.stdout
 
     _profile_names = (PROFILE, DEPENDENT_PROFILE)
@@ -181,29 +165,46 @@ class ComposeServices:
             # compose leaves the services that did start running: stop them with the rest.
             raise taken from error
 
+    @cached_property
+    def _config(self) -> dict[str, Any]:
+        """The configuration as compose resolves it (project name from `name:`, COMPOSE_PROJECT_NAME, …)."""
+        try:
+            return dict(json.loads(self._run(self.command("config", "--format", "json"), timeout=60)))
+        except json.JSONDecodeError as error:
+            raise ServiceError(f"could not read `compose config` output as JSON ({error.msg})") from error
+
     def _published_host_ports(self) -> dict[int, tuple[str, int]]:
         """host port → (service, container port), as the configuration resolves now."""
         try:
-            config = json.loads(self._run(self.command("config", "--format", "json"), timeout=60))
-        except (ServiceError, json.JSONDecodeError):
+            services = self._config.get("services") or {}
+        except ServiceError:
             return {}
         published = {}
-        for service, description in (config.get("services") or {}).items():
+        for service, description in services.items():
             for port in description.get("ports") or []:
                 if str(port.get("published") or "").isdigit():
                     published[int(port["published"])] = (service, int(port.get("target") or 0))
         return published
 
-    def containers(self, profiles: Sequence[str] = (PROFILE,)) -> dict[str, Container]:
-        """The project's containers of these profiles, stopped ones included, read afresh."""
-        return parse_ps(self._run(self.command("ps", "--all", "--format", "json", profiles=profiles), timeout=30))
+    def containers(self) -> dict[str, Container]:
+        """The project's containers (any profile, stopped ones included) by service, read afresh."""
+        import docker
+        import requests
 
-    def _environments(self, containers: list[Container]) -> dict[str, dict[str, str]]:
-        output = self._run([self.runtime, "inspect", *(c.container_id for c in containers)], timeout=30)
+        project = self._config.get("name", "")
         try:
-            return parse_environment(json.loads(output))
-        except json.JSONDecodeError as error:
-            raise ServiceError(f"could not read `{self.runtime} inspect` output as JSON ({error.msg})") from error
+            listed = self._engine.containers.list(
+                all=True, ignore_removed=True, filters={"label": f"com.docker.compose.project={project}"}
+            )
+        except (docker.errors.DockerException, requests.RequestException, subprocess.SubprocessError) as error:
+            raise ServiceError(f"the {self.runtime} engine did not list the containers: {error}") from error
+        # One-off `compose run` containers are not the service's (compose ps leaves them out too).
+        found = (Container.from_inspect(c.attrs) for c in listed if c.labels.get("com.docker.compose.oneoff") != "True")
+        return {container.service: container for container in found}
+
+    @cached_property
+    def _engine(self) -> docker.DockerClient:
+        return engine_client(self.runtime, self.env)
 
     def urls(self) -> ServiceUrls:
         """Host ports and credentials as the running containers have them now."""
@@ -217,9 +218,7 @@ class ComposeServices:
                     "is it running? (`docker compose --profile infra ps`)"
                 )
             ports[key] = container.ports[container_port]
-        environments = self._environments([containers["postgres"], containers["minio"]])
-        postgres = environment_of(containers["postgres"], environments)
-        minio = environment_of(containers["minio"], environments)
+        postgres, minio = containers["postgres"].environment, containers["minio"].environment
         urls = ServiceUrls(
             postgres_host="127.0.0.1",
             postgres_port=ports["postgres"],
@@ -247,17 +246,15 @@ class ComposeServices:
         if not all(service in containers and containers[service].ready for service in REQUIRED_SERVICES):
             return False
         created_from = {service: containers[service].config_hash for service in REQUIRED_SERVICES}
-        configured = compose_checks.parse_config_hashes(
-            self._run(self.command("config", "--hash", ",".join(REQUIRED_SERVICES)), timeout=60)
-        )
-        stale = compose_checks.stale_services({s: h for s, h in created_from.items() if h}, configured)
+        configured = self._run(self.command("config", "--hash", ",".join(REQUIRED_SERVICES)), timeout=60)
+        stale = compose_checks.stale_services(created_from, configured)
         if stale:
-            raise compose_checks.stale_error(stale, containers["postgres"].project or "finance-report")
+            raise compose_checks.stale_error(stale, self._config.get("name", ""))
         return True
 
     def running(self) -> bool:
         """Whether any container of the project (infra or app) exists: what `down` stops."""
-        return bool(self.containers(profiles=self._profile_names))
+        return bool(self.containers())
 
     def stop(self) -> None:
         # The app containers with the services they need; volumes are kept (the data in them is

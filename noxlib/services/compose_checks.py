@@ -36,19 +36,18 @@ _PORT_TAKEN = re.compile(
 _REJECTED = ("password authentication failed", "does not exist")
 
 
-def parse_config_hashes(output: str) -> dict[str, str]:
-    """`compose config --hash '*'`: one `SERVICE HASH` a line."""
-    hashes = {}
-    for line in output.splitlines():
-        service, _, digest = line.strip().partition(" ")
-        if service and digest:
-            hashes[service] = digest.strip()
-    return hashes
+def stale_services(created_from: Mapping[str, str], configured: str) -> list[str]:
+    """Services whose container was created from another configuration than the one configured now.
 
-
-def stale_services(created_from: Mapping[str, str], configured: Mapping[str, str]) -> list[str]:
-    """Services whose container was created from another configuration than the one configured now."""
-    return sorted(service for service, digest in created_from.items() if digest != configured.get(service, digest))
+    `created_from` is each container's label ("" when unlabelled: not judged); `configured` is what
+    `compose config --hash SERVICES` prints, one `SERVICE HASH` a line.
+    """
+    hashes = {
+        service: digest for service, _, digest in (line.strip().partition(" ") for line in configured.splitlines())
+    }
+    return sorted(
+        service for service, digest in created_from.items() if digest and digest != hashes.get(service, digest)
+    )
 
 
 def stale_error(services: list[str], project: str) -> UserError:

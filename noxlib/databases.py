@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from noxlib.database_roles import privileges_named, role_of, template_key
 from noxlib.errors import ServiceError, UserError, first_line
 from noxlib.namespace import DB_PREFIX, TEMPLATE_PREFIX, get_template_db_name, get_test_db_name
-from noxlib.processes import TrackedProcess
+from noxlib.processes import TrackedProcess, same_start
 
 # psycopg is imported inside the functions that talk to PostgreSQL: importing noxlib (every
 # `nox -l`) must not pay for the client.
@@ -96,7 +96,7 @@ class Owner:
         return TrackedProcess(name="owner", pid=self.pid, create_time=self.create_time).is_running()
 
     def same_process(self, other: Owner) -> bool:
-        return (self.host, self.pid) == (other.host, other.pid) and abs(self.create_time - other.create_time) < 0.05
+        return (self.host, self.pid) == (other.host, other.pid) and same_start(self.create_time, other.create_time)
 
     def describe(self) -> str:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.create_time))

@@ -211,7 +211,7 @@ class NativeServices:
         if found is None:
             return None
         # weed listens on many ports; the apps' is the one on its command line.
-        port = s3_port_of(found) if name == "s3" else processes.listening_port(found)
+        port = s3_port_of(found) if name == "s3" else min(processes.listening_ports(found), default=None)
         # Named as its record would name it, so a found service equals the one that was recorded.
         return (dataclasses.replace(found, name=name), port) if port is not None else None
 

@@ -2,7 +2,8 @@
 
 A PID alone is not an identity: after a crash or a reboot the number can belong to someone
 else's process. Every process we start is recorded with its start time, and we only ever signal
-a PID whose start time still matches — so a stale record can never kill a stranger.
+a PID whose start time still matches — so a stale record can never kill a stranger. Every stop,
+of one process, a tree, a process group or a run's workers, goes through `stop_processes`.
 """
 
 from __future__ import annotations
@@ -51,12 +52,10 @@ class TrackedProcess:
         # psutil is imported where it is used: `nox -l` imports this module and must stay cheap.
         import psutil
 
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             process = psutil.Process(self.pid)
-            if same_start(process.create_time(), self.create_time) and process.status() != psutil.STATUS_ZOMBIE:
+            if same_start(process.create_time(), self.create_time) and _alive(process):
                 return process
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
         return None
 
     def is_running(self) -> bool:
@@ -197,19 +196,21 @@ def stop(process: TrackedProcess, *, sig: int = signal.SIGTERM, timeout: float =
     return live is None or stop_processes([live], sig=sig, timeout=timeout)
 
 
-def stop_tree(process: TrackedProcess, *, sig: int = signal.SIGTERM, timeout: float = 15.0) -> bool:
-    """Stop a process we started and every process it started (reloaders, build workers).
+def stop_tree(*roots: TrackedProcess, sig: int = signal.SIGTERM, timeout: float = 15.0) -> bool:
+    """Stop processes we started and every process they started (reloaders, build workers), all at once.
 
-    Descendants are listed before anything is signalled: once the parent dies they are
+    Descendants are listed before anything is signalled: once a parent dies they are
     reparented and could no longer be told apart from strangers.
     """
     import psutil
 
-    if (live := process.live()) is None:
-        return True
-    with contextlib.suppress(psutil.NoSuchProcess):
-        return stop_processes([live, *live.children(recursive=True)], sig=sig, timeout=timeout)
-    return stop_processes([live], sig=sig, timeout=timeout)
+    family: list[psutil.Process] = []
+    for root in roots:
+        if (live := root.live()) is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                family += live.children(recursive=True)
+            family.append(live)
+    return stop_processes(family, sig=sig, timeout=timeout)
 
 
 def tail(path: Path, lines: int = 5) -> str:

@@ -321,14 +321,10 @@ def _serves(process: TrackedProcess, port: int, ready: Callable[[ServiceUrls], b
     return port in processes.listening_ports(process) and ready(urls)
 
 
-def _carries_marker(process: psutil.Process, directory: Path) -> bool:
-    return bool(process.environ().get(SERVICE_MARKER) == str(directory))
-
-
 _RECOGNISERS: dict[str, Callable[[psutil.Process], bool]] = {
     "redis": native_redis.is_redis,
     # A stranger's shell may sit in the directory; only our weed carries the marker it was started with.
-    "s3": lambda process: _carries_marker(process, Path(process.cwd())),
+    "s3": lambda process: bool(process.environ().get(SERVICE_MARKER) == process.cwd()),
 }
 
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from noxlib.processes import TrackedProcess
+from noxlib.processes import TrackedProcess, same_start
 
 if TYPE_CHECKING:
     import psycopg
@@ -69,7 +69,7 @@ class Owner:
         return TrackedProcess(name="owner", pid=self.pid, create_time=self.create_time).is_running()
 
     def same_process(self, other: Owner) -> bool:
-        return (self.host, self.pid) == (other.host, other.pid) and abs(self.create_time - other.create_time) < 0.05
+        return (self.host, self.pid) == (other.host, other.pid) and same_start(self.create_time, other.create_time)
 
     def describe(self) -> str:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.create_time))

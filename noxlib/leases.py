@@ -20,7 +20,7 @@ from typing import Any
 
 from noxlib.errors import UserError
 from noxlib.json_store import move_aside, write_atomically
-from noxlib.processes import TrackedProcess
+from noxlib.processes import TrackedProcess, same_start
 
 
 @dataclass
@@ -44,7 +44,7 @@ class Lease:
         return self.holder.is_running()
 
     def same_holder(self, other: Lease) -> bool:
-        return self.pid == other.pid and abs(self.create_time - other.create_time) < 0.05
+        return self.pid == other.pid and same_start(self.create_time, other.create_time)
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 A PID alone is not an identity: after a crash or a reboot the number can belong to someone
 else's process. Every process we start is recorded with its start time, and we only ever signal
-a PID whose start time still matches — so a stale record can never kill a stranger.
+a PID whose start time still matches — so a stale record can never kill a stranger. Every stop,
+of one process, a tree, a process group or a run's workers, goes through `stop_processes`.
 """
 
 from __future__ import annotations
@@ -26,8 +27,16 @@ from noxlib.errors import ServiceError
 if TYPE_CHECKING:
     import psutil
 
-# psutil reports start times rounded to the clock tick; allow for that when comparing.
-_START_TIME_TOLERANCE = 0.05
+# psutil reports start times rounded to the clock tick: two readings of one process's start
+# time (one of them written in a record) agree within this, a reused PID's does not.
+START_TIME_TOLERANCE = 0.05
+# How long a process that ignored the polite signal is given to die of SIGKILL.
+KILL_TIMEOUT = 5.0
+
+
+def same_start(first: float, second: float) -> bool:
+    """Whether two recorded start times are those of one process."""
+    return abs(first - second) <= START_TIME_TOLERANCE
 
 
 @dataclass(frozen=True)
@@ -38,17 +47,19 @@ class TrackedProcess:
     pid: int
     create_time: float
 
-    def is_running(self) -> bool:
+    def live(self) -> psutil.Process | None:
+        """The process this record names while it runs; None once it is gone or its PID is another's."""
         # psutil is imported where it is used: `nox -l` imports this module and must stay cheap.
         import psutil
 
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
             process = psutil.Process(self.pid)
-            if abs(process.create_time() - self.create_time) > _START_TIME_TOLERANCE:
-                return False
-            return process.status() != psutil.STATUS_ZOMBIE
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            return False
+            if same_start(process.create_time(), self.create_time) and _alive(process):
+                return process
+        return None
+
+    def is_running(self) -> bool:
+        return self.live() is not None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,29 +140,6 @@ def open_log(path: Path) -> BinaryIO:
     return os.fdopen(descriptor, "ab")
 
 
-def stop(process: TrackedProcess, *, sig: int = signal.SIGTERM, timeout: float = 15.0) -> bool:
-    """Signal, wait, then kill — only if the PID is still the process we started.
-
-    Returns True when the process is gone afterwards (or was already gone).
-    """
-    for signal_to_send, wait in ((sig, timeout), (signal.SIGKILL, 5.0)):
-        if not process.is_running():
-            return True
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal_to_send)
-        deadline = time.monotonic() + wait
-        while process.is_running() and time.monotonic() < deadline:
-            _reap(process.pid)
-            time.sleep(0.05)
-    return not process.is_running()
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when the process is our own child, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
-
-
 def _prefix_output(popen: subprocess.Popen[bytes], name: str) -> None:
     from noxlib.terminal_text import printable_line
 
@@ -172,28 +160,57 @@ def _prefix_output(popen: subprocess.Popen[bytes], name: str) -> None:
     threading.Thread(target=pump, name=f"output-{name}", daemon=True).start()
 
 
-def stop_tree(process: TrackedProcess, *, sig: int = signal.SIGTERM, timeout: float = 15.0) -> bool:
-    """Stop a process we started and every process it started (reloaders, build workers).
+# ----- stopping ----------------------------------------------------------------------------
+def stop_processes(procs: Sequence[psutil.Process], *, sig: int = signal.SIGTERM, timeout: float = 15.0) -> bool:
+    """Send `sig` to each, wait up to `timeout`, SIGKILL the survivors and wait again; True when all are gone.
 
-    Descendants are listed before the parent is signalled: once it dies they are reparented
-    and could no longer be told apart from strangers.
+    The one way anything here is stopped. A `psutil.Process` remembers its start time and psutil
+    refuses to signal its PID once another process has it, so a stale object never kills a stranger.
     """
     import psutil
 
-    if not process.is_running():
-        return True
-    try:
-        children = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    tracked = [process]
-    for child in children:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            tracked.append(TrackedProcess(name=process.name, pid=child.pid, create_time=child.create_time()))
-    stopped = stop(process, sig=sig, timeout=timeout)
-    for descendant in tracked[1:]:
-        stopped = stop(descendant, sig=signal.SIGTERM, timeout=5.0) and stopped
-    return stopped
+    alive = [process for process in procs if _alive(process)]
+    for signal_to_send, wait in ((sig, timeout), (signal.SIGKILL, KILL_TIMEOUT)):
+        for process in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signal_to_send)
+        # wait_procs reaps our own children, but waits for another's zombie until its parent reaps
+        # it (init here does so seconds later): in short rounds, a zombie counting as gone.
+        deadline = time.monotonic() + wait
+        while alive and (left := deadline - time.monotonic()) > 0:
+            alive = [process for process in psutil.wait_procs(alive, timeout=min(left, 0.25))[1] if _alive(process)]
+    return not alive
+
+
+def _alive(process: psutil.Process) -> bool:
+    import psutil
+
+    with contextlib.suppress(psutil.NoSuchProcess):
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    return False
+
+
+def stop(process: TrackedProcess, *, sig: int = signal.SIGTERM, timeout: float = 15.0) -> bool:
+    """Stop a process we started, if its PID is still that process; True when it is gone afterwards."""
+    live = process.live()
+    return live is None or stop_processes([live], sig=sig, timeout=timeout)
+
+
+def stop_tree(*roots: TrackedProcess, sig: int = signal.SIGTERM, timeout: float = 15.0) -> bool:
+    """Stop processes we started and every process they started (reloaders, build workers), all at once.
+
+    Descendants are listed before anything is signalled: once a parent dies they are
+    reparented and could no longer be told apart from strangers.
+    """
+    import psutil
+
+    family: list[psutil.Process] = []
+    for root in roots:
+        if (live := root.live()) is not None:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                family += live.children(recursive=True)
+            family.append(live)
+    return stop_processes(family, sig=sig, timeout=timeout)
 
 
 def tail(path: Path, lines: int = 5) -> str:
@@ -308,11 +325,6 @@ def listening_ports(process: TrackedProcess) -> set[int]:
     return {c.laddr.port for c in connections if c.status == psutil.CONN_LISTEN and c.laddr}
 
 
-def listening_port(process: TrackedProcess) -> int | None:
-    """The TCP port `process` listens on (the lowest, if several); None when it listens on none."""
-    return min(listening_ports(process), default=None)
-
-
 def descendants_with_env(key: str, value: str) -> list[psutil.Process]:
     """Our live descendants whose environment has `key=value` (a run's pytest and its workers)."""
     import psutil
@@ -326,7 +338,8 @@ def descendants_with_env(key: str, value: str) -> list[psutil.Process]:
     for child in children:
         try:
             if child.status() == psutil.STATUS_ZOMBIE:
-                _reap(child.pid)
+                with contextlib.suppress(psutil.Error):
+                    child.wait(timeout=0)  # an orphan we adopted: reaped, so it does not linger
                 continue
             # Services run in sessions of their own and may rightly outlive the run.
             if os.getsid(child.pid) == session and child.environ().get(key) == value:
@@ -337,29 +350,12 @@ def descendants_with_env(key: str, value: str) -> list[psutil.Process]:
 
 
 def stop_descendants_with_env(key: str, value: str, *, timeout: float = 10.0) -> list[int]:
-    """SIGTERM, wait, SIGKILL every descendant carrying `key=value`; returns the PIDs that had to go.
+    """Stop every descendant carrying `key=value`; returns the PIDs that had to go.
 
     Returns only when they are gone: a database is dropped only after nothing of the run can
     still write to it.
     """
-    import psutil
-
-    stopped: list[int] = []
-    for _ in range(3):  # a worker may start a child while we stop it: look again
-        found = descendants_with_env(key, value)
-        if not found:
-            break
-        tracked: list[TrackedProcess] = []
-        for child in found:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                tracked.append(TrackedProcess(name=child.name(), pid=child.pid, create_time=child.create_time()))
-        for member in tracked:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(member.pid, signal.SIGTERM)
-        for member in tracked:
-            stop(member, sig=signal.SIGTERM, timeout=timeout)
-            stopped.append(member.pid)
-    return stopped
+    return _stop_all_found(lambda: descendants_with_env(key, value), timeout)
 
 
 def group_members(pgid: int) -> list[psutil.Process]:
@@ -377,18 +373,21 @@ def group_members(pgid: int) -> list[psutil.Process]:
 
 
 def stop_group(pgid: int, *, timeout: float = 10.0) -> bool:
-    """SIGTERM a process group we created, wait, then SIGKILL it; True when nothing of it is left.
+    """Stop a process group we created; True when nothing of it is left.
 
     Only for groups we made ourselves (a child started with `start_new_session`): the group ID
     is its leader's PID, and every member descends from that leader.
     """
-    for signal_to_send, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-        if not group_members(pgid):
-            return True
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal_to_send)
-        deadline = time.monotonic() + wait
-        while group_members(pgid) and time.monotonic() < deadline:
-            _reap(pgid)
-            time.sleep(0.1)
+    _stop_all_found(lambda: group_members(pgid), timeout)
     return not group_members(pgid)
+
+
+def _stop_all_found(find: Callable[[], list[psutil.Process]], timeout: float) -> list[int]:
+    """Stop what `find` lists, and look again: a member may start a child while it is stopped."""
+    stopped: list[int] = []
+    for _ in range(3):
+        if not (found := find()):
+            break
+        stop_processes(found, timeout=timeout)
+        stopped += [process.pid for process in found]
+    return stopped

@@ -57,7 +57,7 @@ def psql_program() -> str:
     if shutil.which("psql"):
         return "psql"
     from noxlib.errors import UserError
-    from noxlib.services.native import find_postgres_bindir
+    from noxlib.services.native_postgres import find_postgres_bindir
 
     with contextlib.suppress(UserError, OSError):
         candidate = find_postgres_bindir() / "psql"

@@ -15,7 +15,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,7 @@ class Stack:
     apps: list[RunningApp] = field(default_factory=list)
 
     def stop(self) -> None:
-        for app in reversed(self.apps):
-            processes.stop_tree(app.process)
+        processes.stop_tree(*(app.process for app in self.apps))
         self.apps.clear()
 
     def url(self, name: str) -> str:
@@ -166,16 +165,19 @@ def start_frontend(
     return app
 
 
-def wait_forever(stack: Stack, log: Callable[[str], None]) -> None:
+def wait_forever(stack: Stack) -> None:
     """Block until Ctrl+C, or until one of the apps exits on its own (then say which)."""
-    while True:
-        for app in stack.apps:
-            if not app.process.is_running():
-                # Ctrl+C reaches the apps (same process group) and us at once; give our own
-                # KeyboardInterrupt a moment to arrive so an interrupt is not reported as a crash.
-                time.sleep(1.0)
-                raise ServiceError(f"the {app.name} exited; see its output above")
-        time.sleep(0.5)
+    import psutil
+
+    watched = {app.process.live(): app for app in stack.apps}
+    exited = watched.get(None)
+    while exited is None:
+        gone, _ = psutil.wait_procs([process for process in watched if process is not None], timeout=1.0)
+        exited = watched[gone[0]] if gone else None
+    # Ctrl+C reaches the apps (same process group) and us at once; give our own
+    # KeyboardInterrupt a moment to arrive so an interrupt is not reported as a crash.
+    time.sleep(1.0)
+    raise ServiceError(f"the {exited.name} exited; see its output above")
 
 
 # ----- sessions ----------------------------------------------------------------------------
@@ -248,7 +250,7 @@ def run_dev(session: nox.Session, *, frontend: bool) -> None:
             )
             # Last, so it is the line a person sees: what to open.
             session.log(f"open       {opened}" + ("" if frontend else "  (-- --frontend adds the web app)"))
-            wait_forever(stack, session.log)
+            wait_forever(stack)
 
 
 def run_boot(session: nox.Session, *, mode: str) -> None:

@@ -32,7 +32,8 @@ import pytest
 import redis
 
 from noxlib import processes
-from noxlib.services.native import find_postgres_bindir, find_redis_server
+from noxlib.services.native_postgres import find_postgres_bindir
+from noxlib.services.native_redis import find_redis_server
 from tests.runs import nox_command, output, run_nox, start_in_terminal
 from tests.test_faults import (  # noqa: F401
     PRIVATE,

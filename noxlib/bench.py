@@ -20,19 +20,10 @@ from pathlib import Path
 
 import nox
 
-from noxlib.bench_commands import (
-    CHEAP_COMMANDS,
-    SUITE_COMMANDS,
-    WARM_COMMANDS,
-    bench_ci,
-    bench_cold_ci,
-    bench_commands,
-    bench_test_session,
-    clone_checkout,
-)
+from noxlib import bench_commands as commands
+from noxlib import bench_prepush as prepush
+from noxlib import bench_services as services
 from noxlib.bench_figures import Figure
-from noxlib.bench_prepush import bench_prepush, prepush_table
-from noxlib.bench_services import bench_databases, bench_isolation, bench_services, bench_upload, private_state
 from noxlib.paths import NOX_DIR, REPO_ROOT
 from noxlib.session_args import arguments
 
@@ -74,7 +65,7 @@ def report(figures: list[Figure]) -> tuple[str, dict[str, float]]:
             ratios[label] = round(top.median / bottom.median, 2)
     lines.append("")
     lines += [f"ratio      {label:<56} {value:8.2f}x" for label, value in ratios.items()]
-    prepush_lines, prepush_ratios = prepush_table(figures)
+    prepush_lines, prepush_ratios = prepush.prepush_table(figures)
     lines += prepush_lines
     return "\n".join(lines), ratios | prepush_ratios
 
@@ -95,28 +86,28 @@ def run(session: nox.Session) -> None:
     runs = 2 if options.quick else 3
     chosen = list(options.groups) or [g for g in GROUPS if g not in OPT_IN or (g == "ci" and options.ci)]
     figures: list[Figure] = []
-    with private_state(), tempfile.TemporaryDirectory(prefix="bench-before-") as scratch:
+    with services.private_state(), tempfile.TemporaryDirectory(prefix="bench-before-") as scratch:
         checkouts = {"after": REPO_ROOT}
         if options.before is not None:
-            checkouts = {"before": clone_checkout(Path(scratch) / "before", options.before), "after": REPO_ROOT}
+            checkouts = {
+                "before": commands.clone_checkout(Path(scratch) / "before", options.before),
+                "after": REPO_ROOT,
+            }
         measure: dict[str, Callable[[], list[Figure]]] = {
-            "services": lambda: bench_services(runs),
-            "databases": lambda: bench_databases(session, runs),
-            "isolation": lambda: bench_isolation(session, runs),
-            "upload": lambda: bench_upload(session, runs),
-            "test": lambda: bench_test_session(runs),
-            "loop": lambda: (
-                bench_commands(session, CHEAP_COMMANDS, max(runs, 5), checkouts)
-                + bench_commands(session, WARM_COMMANDS, runs, checkouts, warm=True)
-            ),
-            "suite": lambda: bench_commands(session, SUITE_COMMANDS, 1, checkouts) + bench_cold_ci(session, checkouts),
-            "prepush": lambda: bench_prepush(session, checkouts),
+            "services": lambda: services.start_and_join(runs),
+            "databases": lambda: services.databases(session, runs),
+            "isolation": lambda: services.isolation_per_test(session, runs),
+            "upload": lambda: services.large_upload(session, runs),
+            "test": lambda: commands.test_session_overhead(runs),
+            "loop": lambda: commands.loop(session, runs, checkouts),
+            "suite": lambda: commands.suite(session, checkouts),
+            "prepush": lambda: prepush.prepush(session, checkouts),
         }
         session.log(f"benchmarking {', '.join(chosen)} on private services ({runs} runs each)")
         for group in (group for group in GROUPS if group in chosen and group in measure):
             figures += measure[group]()
     if "ci" in chosen:
-        figures += bench_ci(runs)  # on the developer's own state: that is what `ci` uses
+        figures += commands.warm_and_cached_ci(runs)  # on the developer's own state: that is what `ci` uses
     table, ratios = report(figures)
     print(table, flush=True)
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ def _nox(*args: str) -> list[str]:
     return nox_command(REPO_ROOT / "noxfile.py", *args)
 
 
-def bench_test_session(runs: int) -> list[Figure]:
+def test_session_overhead(runs: int) -> list[Figure]:
     """`nox -s test` end to end, and how much of it is not pytest's own test time."""
     figures = []
     for workers in ("0", "auto"):
@@ -61,7 +61,7 @@ def bench_test_session(runs: int) -> list[Figure]:
     return figures
 
 
-def bench_ci(runs: int) -> list[Figure]:
+def warm_and_cached_ci(runs: int) -> list[Figure]:
     """A warm `nox -s ci` (venvs exist, cache off) against the no-op run the input-hash cache allows."""
     env = {k: v for k, v in nested_nox_env().items() if k != "CI"}
     warm = timed(lambda: output_of(_nox("-R", "-s", "ci", "--", "--no-cache"), env, REPO_ROOT), max(1, runs - 1))
@@ -112,7 +112,7 @@ def clone_checkout(into: Path, ref: str = "HEAD", source: Path = REPO_ROOT) -> P
     return into
 
 
-def bench_commands(
+def timed_commands(
     session: nox.Session, commands: tuple[Command, ...], runs: int, checkouts: dict[str, Path], *, warm: bool = False
 ) -> list[Figure]:
     """Each command in each checkout; a command that fails is reported and skipped."""
@@ -159,7 +159,7 @@ def _bench_command(
     return measured
 
 
-def bench_cold_ci(session: nox.Session, checkouts: dict[str, Path]) -> list[Figure]:
+def cold_ci(session: nox.Session, checkouts: dict[str, Path]) -> list[Figure]:
     """`uvx nox -s ci` in a fresh clone with nothing cached, once per checkout (minutes each)."""
     env = developer_env(session)
     figures = []
@@ -172,3 +172,15 @@ def bench_cold_ci(session: nox.Session, checkouts: dict[str, Path]) -> list[Figu
                 Figure("suite", labelled("uvx nox -s ci, cold, fresh clone", label), [time.perf_counter() - started])
             )
     return figures
+
+
+def loop(session: nox.Session, runs: int, checkouts: dict[str, Path]) -> list[Figure]:
+    """The inner loop as typed: the cheap commands five times at least, the sessions warm."""
+    return timed_commands(session, CHEAP_COMMANDS, max(runs, 5), checkouts) + timed_commands(
+        session, WARM_COMMANDS, runs, checkouts, warm=True
+    )
+
+
+def suite(session: nox.Session, checkouts: dict[str, Path]) -> list[Figure]:
+    """The suite's own tests, and a cold `ci` in a fresh clone: minutes each, so one run."""
+    return timed_commands(session, SUITE_COMMANDS, 1, checkouts) + cold_ci(session, checkouts)

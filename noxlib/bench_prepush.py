@@ -61,11 +61,6 @@ class CiRun:
     results: dict[str, str]
     passed: bool
 
-    @property
-    def ran(self) -> list[str]:
-        """The sessions this run ran (rather than `cached` or `skipped`)."""
-        return [name for name, result in self.results.items() if result in CI_RAN]
-
 
 def run_ci(argv: list[str], env: dict[str, str], root: Path) -> CiRun:
     """One timed `nox -s ci` in `root`; a red run is returned, not raised: its table is the figure."""
@@ -138,7 +133,7 @@ def prepush_rows(
         figure = Figure("prepush", labelled(name, label), [seconds], sessions)
         figures.append(figure)
         # Each row takes minutes: show it as it lands, with what ci re-ran.
-        log(figure.row() + (f"  re-ran: {', '.join(_ran(sessions)) or 'nothing'}" if sessions is not None else ""))
+        log(figure.row() + (f"  re-ran: {re_ran(sessions)}" if sessions is not None else ""))
 
     warm = dict(clones)
     for label, root in clones.items():
@@ -167,13 +162,13 @@ def prepush_rows(
     return figures
 
 
-def _ran(sessions: dict[str, str] | None) -> list[str]:
-    """Sessions that ran, a red one marked: a re-run that failed is not a fair time."""
-    return [f"{name} (FAILED)" if result == "FAILED" else name for name, result in (sessions or {}).items()
-            if result in CI_RAN]  # fmt: skip
+def re_ran(sessions: dict[str, str]) -> str:
+    """The sessions a ci run ran (rather than `cached` or `skipped`), a red one marked: not a fair time."""
+    ran = [f"{name} (FAILED)" if result == "FAILED" else name for name, result in sessions.items() if result in CI_RAN]
+    return ", ".join(ran) or "nothing"
 
 
-def bench_prepush(session: nox.Session, checkouts: dict[str, Path]) -> list[Figure]:
+def prepush(session: nox.Session, checkouts: dict[str, Path]) -> list[Figure]:
     """The pre-push loop in a fresh clone of each checkout's HEAD (one run per row: minutes each)."""
     # The developer's terminal, with the cache on even if this bench runs under CI=true.
     env = {key: value for key, value in developer_env(session).items() if key != "CI"}
@@ -220,7 +215,7 @@ def prepush_table(figures: list[Figure]) -> tuple[list[str], dict[str, float]]:
         lines.append(f"{name:<56} {_seconds_cell(before)} {_seconds_cell(after)} {ratio}")
         for label, figure in (("before", before), ("after", after)):
             if figure and figure.sessions is not None:
-                lines.append(f"    {label} re-ran: {', '.join(_ran(figure.sessions)) or 'nothing'}")
+                lines.append(f"    {label} re-ran: {re_ran(figure.sessions)}")
     ratios: dict[str, float] = {}
     cells = []
     for suffix in (" [before]", ""):

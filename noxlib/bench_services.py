@@ -56,7 +56,7 @@ def private_state() -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def bench_services(runs: int) -> list[Figure]:
+def start_and_join(runs: int) -> list[Figure]:
     native = NativeServices()
     native.start()  # first start: initdb and the tools env, not what a developer pays every time
     cold = timed(native.start, runs, before=native.stop)
@@ -69,7 +69,7 @@ def bench_services(runs: int) -> list[Figure]:
     return [Figure("services", "cold start (postgres+redis+s3)", cold), Figure("services", "join running", joined)]
 
 
-def bench_databases(session: nox.Session, runs: int) -> list[Figure]:
+def databases(session: nox.Session, runs: int) -> list[Figure]:
     urls = NativeServices().urls()
     janitor = DatabaseJanitor(urls.database_url(), "bench", log=lambda line: None)  # timed: no per-drop lines
     python = Path(session.bin) / "python"
@@ -121,7 +121,7 @@ def _pytest(session: nox.Session, *args: str) -> list[str]:
     return [python, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "--no-cov", *args]
 
 
-def bench_isolation(session: nox.Session, runs: int) -> list[Figure]:
+def isolation_per_test(session: nox.Session, runs: int) -> list[Figure]:
     """The same backend tests under savepoint rollback, TRUNCATE, and schema rebuild per test."""
     figures = []
     with _isolated_run(session, "bench") as run:
@@ -140,7 +140,7 @@ def bench_isolation(session: nox.Session, runs: int) -> list[Figure]:
     return figures
 
 
-def bench_upload(session: nox.Session, runs: int) -> list[Figure]:
+def large_upload(session: nox.Session, runs: int) -> list[Figure]:
     """A 200 000-line statement uploaded to a real uvicorn while /api/health is polled.
 
     The measurement itself is the backend's test (tests/test_upload_bench.py), which also

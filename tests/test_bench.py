@@ -63,7 +63,7 @@ def test_run_ci_returns_a_red_run_with_its_table(tmp_path: Path):
     script = f"import sys; print({table!r}); sys.exit(1)"
     run = bench_prepush.run_ci([sys.executable, "-c", script], {}, tmp_path)
     assert not run.passed
-    assert run.ran == ["lint", "test"]
+    assert bench_prepush.re_ran(run.results) == "lint, test (FAILED)"
     assert run.seconds > 0
 
 
@@ -203,7 +203,7 @@ def test_bench_prepush_runs_the_group_in_fresh_clones_of_head(monkeypatch: pytes
     # Compared by what the file system says of each file, not by reading it: the app's files are
     # no input of the suite's own tests (`nox -s audit_inputs` holds noxlib_test to that).
     contents = [(path.stat().st_mtime_ns, path.stat().st_size, path.stat().st_ino) for path in edited]
-    figures = bench_prepush.bench_prepush(session, {"after": bench_prepush.REPO_ROOT})  # type: ignore[arg-type]
+    figures = bench_prepush.prepush(session, {"after": bench_prepush.REPO_ROOT})  # type: ignore[arg-type]
     assert [figure.name for figure in figures] == [
         "pre-push ci, cold fresh clone",
         "pre-push ci, no-op",

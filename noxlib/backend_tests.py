@@ -226,9 +226,9 @@ def run(
 def shard_args(shard: str, durations: Path = DURATIONS_FILE) -> list[str]:
     """pytest-split's arguments for shard `k/N` of a suite, balanced by its recorded durations.
 
-    `least_duration`, not pytest-split's default (`duration_based_chunks`, which cuts the
-    collection into consecutive runs of tests): xdist spreads a shard's tests anyway, so only the
-    balance of the shards' sums matters.
+    `least_duration`, not the default's consecutive chunks: xdist spreads a shard's tests anyway.
+    Durations are recorded under `--dist loadgroup`, where a grouped test's id ends in `@group`:
+    a shard run with `-n 0` looks those up by other ids and may split a little differently.
     """
     group, splits = shard.split("/")
     split = ["--splits", splits, "--group", group, "--splitting-algorithm", "least_duration"]
@@ -237,11 +237,10 @@ def shard_args(shard: str, durations: Path = DURATIONS_FILE) -> list[str]:
 
 @contextlib.contextmanager
 def recording_durations(durations: Path) -> Iterator[list[str]]:
-    """pytest-split's arguments to record a whole run's test times; `durations` is replaced only if it passed.
+    """pytest-split's arguments to record a whole run's test times into `durations`, once it passed.
 
-    `--clean-durations` drops the tests that no longer exist, so a run cut short (Ctrl+C, a red
-    test) would leave a file without most of them: pytest-split writes a scratch file, which
-    becomes `durations` only after the run.
+    `--clean-durations` drops tests that no longer exist, so a run cut short (Ctrl+C, a red test)
+    would leave most of them out: pytest-split writes a scratch file, moved in after the run.
     """
     scratch = NOX_DIR / f"durations-{durations.parent.name}-{os.getpid()}.json"
     scratch.parent.mkdir(parents=True, exist_ok=True)

@@ -98,7 +98,7 @@ def run(session: nox.Session) -> None:
             "databases": lambda: services.databases(session, runs),
             "isolation": lambda: services.isolation_per_test(session, runs),
             "upload": lambda: services.large_upload(session, runs),
-            "test": lambda: commands.test_session_overhead(runs),
+            "test": lambda: commands.nox_test_overhead(runs),
             "loop": lambda: commands.loop(session, runs, checkouts),
             "suite": lambda: commands.suite(session, checkouts),
             "prepush": lambda: prepush.prepush(session, checkouts),

@@ -44,7 +44,7 @@ def _nox(*args: str) -> list[str]:
     return nox_command(REPO_ROOT / "noxfile.py", *args)
 
 
-def test_session_overhead(runs: int) -> list[Figure]:
+def nox_test_overhead(runs: int) -> list[Figure]:
     """`nox -s test` end to end, and how much of it is not pytest's own test time."""
     figures = []
     for workers in ("0", "auto"):

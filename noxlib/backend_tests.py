@@ -9,15 +9,17 @@ replaces the session's in one rename, so the last run to finish is the session's
 runs take turns. In the envdir, not at a fixed path: the suite's own tests run
 `nox -s test` with an envdir of their own, and those runs must not erase or mix into the data of
 the checkout's `test` (`nox -s ci` runs both at once).
-Shards are balanced by recorded durations (apps/backend/test_durations.json, refreshed by
-`nox -s durations`) by pytest-split (`--splits N --group k`): every machine computes the same
-split, and the shards together run every collected test exactly once.
+Shards are balanced by recorded durations (apps/backend/test_durations.json, pytest-split's own
+format, re-recorded by `nox -s durations`) by pytest-split (`--splits N --group k`): every
+machine computes the same split, and the shards together run every collected test exactly once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import nox
@@ -25,7 +27,7 @@ from nox.command import CommandFailed
 
 from noxlib import lifecycle
 from noxlib.errors import UserError
-from noxlib.paths import BACKEND_DIR, REPO_ROOT
+from noxlib.paths import BACKEND_DIR, NOX_DIR, REPO_ROOT
 from noxlib.session_args import wants_help
 
 COVERAGE_DIR_NAME = "coverage-data"  # not .nox/coverage: that is the session venv
@@ -221,15 +223,39 @@ def run(
                 publish_coverage(published)
 
 
-def shard_args(shard: str) -> list[str]:
-    """pytest-split's arguments for shard `k/N`, balanced by the recorded durations."""
+def shard_args(shard: str, durations: Path = DURATIONS_FILE) -> list[str]:
+    """pytest-split's arguments for shard `k/N` of a suite, balanced by its recorded durations.
+
+    `least_duration`, not the default's consecutive chunks: xdist spreads a shard's tests anyway.
+    Durations are recorded under `--dist loadgroup`, where a grouped test's id ends in `@group`:
+    a shard run with `-n 0` looks those up by other ids and may split a little differently.
+    """
     group, splits = shard.split("/")
-    return ["--splits", splits, "--group", group, "--durations-path", str(DURATIONS_FILE)]
+    split = ["--splits", splits, "--group", group, "--splitting-algorithm", "least_duration"]
+    return [*split, "--durations-path", str(durations)]
+
+
+@contextlib.contextmanager
+def recording_durations(durations: Path) -> Iterator[list[str]]:
+    """pytest-split's arguments to record a whole run's test times into `durations`, once it passed.
+
+    `--clean-durations` drops tests that no longer exist, so a run cut short (Ctrl+C, a red test)
+    would leave most of them out: pytest-split writes a scratch file, moved in after the run.
+    """
+    scratch = NOX_DIR / f"durations-{durations.parent.name}-{os.getpid()}.json"
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield ["--store-durations", "--clean-durations", "--durations-path", str(scratch)]
+        if scratch.exists():  # not with `nox --install-only`, which runs nothing
+            scratch.replace(durations)
+    finally:
+        scratch.unlink(missing_ok=True)
 
 
 def refresh_durations(session: nox.Session) -> None:
     """Run the whole suite once and record each test's time where the shards read it (pytest-split)."""
-    run(session, extra_args=["--no-cov", "--store-durations", "--durations-path", str(DURATIONS_FILE)])
+    with recording_durations(DURATIONS_FILE) as recording:
+        run(session, extra_args=["--no-cov", *recording])
     session.log(f"recorded the test durations in {DURATIONS_FILE.relative_to(REPO_ROOT)}")
 
 

@@ -7,7 +7,7 @@ so the app is among its inputs and only it re-runs when the app changes; `docs_c
 every test that reads README.md or docs/ (the session table, each documented command), so a
 docs edit costs those checks and never the journeys. A test is a journey by its `journey`
 marker, a docs check by its `docs` marker; GitHub runs `noxlib_test` in shards balanced by recorded
-durations (pytest-split, `tests/test_durations.json`, re-recorded by
+durations (pytest-split, as the backend's shards: `tests/test_durations.json`, re-recorded by
 `nox -s noxlib_test -- --store-durations`).
 
 Their inner venv is prepared once, here, in an envdir of their own (the developer's `.nox/test`
@@ -18,11 +18,13 @@ lets only one of them build or sync it, and a sync of an unchanged venv is a no-
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 
 import nox
 
+from noxlib.backend_tests import recording_durations, shard_args
 from noxlib.ci import VENV_VARIABLES
 from noxlib.paths import NOX_DIR, REPO_ROOT
 from noxlib.session_args import wants_help
@@ -75,14 +77,8 @@ def prepare_inner_runs(session: nox.Session) -> dict[str, str | None]:
 
 def pytest_args(selection: list[str], posargs: list[str], shard: str | None = None) -> list[str]:
     """The session's selection (posargs replace it), on two workers a CPU, and the shard's part."""
-    default = ["-n", str(default_workers()), "--dist", "loadgroup", *selection]
-    if posargs == ["--store-durations"]:  # `nox -s noxlib_test -- --store-durations` re-records the split
-        return [*default, "--store-durations", "--durations-path", str(DURATIONS_FILE)]
-    args = list(posargs) or default
-    if shard:
-        group, splits = shard.split("/")
-        args += ["--splits", splits, "--group", group, "--durations-path", str(DURATIONS_FILE)]
-    return args
+    args = list(posargs) or ["-n", str(default_workers()), "--dist", "loadgroup", *selection]
+    return [*args, *shard_args(shard, DURATIONS_FILE)] if shard else args
 
 
 def run(session: nox.Session, selection: list[str], shard: str | None = None, *, frontend: bool = False) -> None:
@@ -99,6 +95,10 @@ def run(session: nox.Session, selection: list[str], shard: str | None = None, *,
 
         frontend_app.install(session)
     env = prepare_inner_runs(session)
-    session.run(
-        "pytest", *pytest_args(selection, list(session.posargs), shard), env=env, interrupt_timeout=CLEANUP_SECONDS
-    )
+    posargs = list(session.posargs)
+    # `nox -s noxlib_test -- --store-durations`: the whole selection, its times where the shards read them.
+    records = posargs == ["--store-durations"] and selection == NOXLIB_TESTS and shard is None
+    with contextlib.ExitStack() as stack:
+        recording = stack.enter_context(recording_durations(DURATIONS_FILE)) if records else []
+        args = pytest_args(selection, [] if records else posargs, shard)
+        session.run("pytest", *args, *recording, env=env, interrupt_timeout=CLEANUP_SECONDS)

@@ -1,4 +1,4 @@
-"""`nox -s bench -- prepush`: reading ci's summary, the one-line changes, and the rows, with a fake ci.
+"""`nox -s bench -- prepush` (noxlib/bench_prepush.py): ci's summary, the one-line changes, the rows.
 
 The real group runs `uvx nox -s ci` five times per checkout (the first cold, minutes); here
 the command is swapped for one that answers at once, so what is checked is the bookkeeping:
@@ -14,8 +14,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from noxlib import bench, ci
-from noxlib.bench import CiRun, OneLineChange
+from noxlib import bench, bench_prepush, ci
+from noxlib.bench_figures import Figure
+from noxlib.bench_prepush import CiRun, OneLineChange
 from noxlib.errors import UserError
 
 GIT_IDENTITY = ["-c", "user.name=test", "-c", "user.email=test@localhost"]
@@ -39,7 +40,7 @@ def test_ci_results_reads_every_row_of_the_summary_in_order():
         ),
         "nox > Session ci was successful in 130 seconds.",
     ])  # fmt: skip
-    assert bench.ci_results(output) == {
+    assert bench_prepush.ci_results(output) == {
         "lint": "passed",
         "test-3.12(shard='1/2')": "FAILED",
         "docs": "cached",
@@ -51,22 +52,24 @@ def test_ci_results_reads_every_row_of_the_summary_in_order():
 def test_ci_results_takes_the_last_table_and_none_without_one():
     # With `-j 1` a child's output is echoed: a table inside it is not ci's own.
     earlier = summary_of(("inner", "passed", 1.0))
-    assert bench.ci_results(earlier + "\nmore output\n" + summary_of(("lint", "cached", 0.0))) == {"lint": "cached"}
-    assert bench.ci_results("nox > Session ci failed.\n") == {}
+    assert bench_prepush.ci_results(earlier + "\nmore output\n" + summary_of(("lint", "cached", 0.0))) == {
+        "lint": "cached"
+    }
+    assert bench_prepush.ci_results("nox > Session ci failed.\n") == {}
 
 
 def test_run_ci_returns_a_red_run_with_its_table(tmp_path: Path):
     table = summary_of(("lint", "passed", 1.0), ("test", "FAILED", 2.0), ("docs", "cached", 0.0))
     script = f"import sys; print({table!r}); sys.exit(1)"
-    run = bench.run_ci([sys.executable, "-c", script], {}, tmp_path)
+    run = bench_prepush.run_ci([sys.executable, "-c", script], {}, tmp_path)
     assert not run.passed
-    assert run.ran == ["lint", "test"]
+    assert bench_prepush.re_ran(run.results) == "lint, test (FAILED)"
     assert run.seconds > 0
 
 
 def test_run_ci_without_a_table_says_what_it_printed(tmp_path: Path):
     with pytest.raises(UserError, match=r"(?s)no summary table.*it broke"):
-        bench.run_ci([sys.executable, "-c", "print('it broke')"], {}, tmp_path)
+        bench_prepush.run_ci([sys.executable, "-c", "print('it broke')"], {}, tmp_path)
 
 
 def git(root: Path, *args: str) -> str:
@@ -75,7 +78,7 @@ def git(root: Path, *args: str) -> str:
 
 def make_repo(root: Path) -> Path:
     """A repository holding one file for every change the group makes (first of each change's paths)."""
-    for change in bench.PREPUSH_CHANGES:
+    for change in bench_prepush.PREPUSH_CHANGES:
         path = root / change.paths[0]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("first line\nsecond line\n")
@@ -85,7 +88,7 @@ def make_repo(root: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("change", bench.PREPUSH_CHANGES, ids=lambda change: change.kind)
+@pytest.mark.parametrize("change", bench_prepush.PREPUSH_CHANGES, ids=lambda change: change.kind)
 def test_a_change_is_one_comment_line_until_committed(tmp_path: Path, change: OneLineChange):
     root = make_repo(tmp_path)
     path = change.apply(root)
@@ -134,9 +137,9 @@ def test_prepush_rows_interleave_the_checkouts_and_keep_each_change(tmp_path: Pa
         return 32.0
 
     lines: list[str] = []
-    figures = bench.prepush_rows(clones, fake, test, lines.append)
+    figures = bench_prepush.prepush_rows(clones, fake, test, lines.append)
 
-    kinds = [change.kind for change in bench.PREPUSH_CHANGES]
+    kinds = [change.kind for change in bench_prepush.PREPUSH_CHANGES]
     rows = ["cold fresh clone", "no-op"] + [f"one-line change: {kind}" for kind in kinds]
     assert fake.calls == [clones["before"], clones["after"]] * len(rows)
     assert tested == [clones["before"], clones["after"]]
@@ -147,7 +150,7 @@ def test_prepush_rows_interleave_the_checkouts_and_keep_each_change(tmp_path: Pa
         "pre-push ci, no-op [before]",
         "pre-push ci, no-op",
     ]
-    assert f"{bench.PREPUSH_TEST} [before]" in names
+    assert f"{bench_prepush.PREPUSH_TEST} [before]" in names
     assert all(figure.group == "prepush" and len(figure.runs) == 1 for figure in figures)
     changed = next(figure for figure in figures if figure.name == "pre-push ci, one-line change: frontend")
     assert changed.sessions == {"lint": "cached", "test": "passed"}
@@ -157,7 +160,7 @@ def test_prepush_rows_interleave_the_checkouts_and_keep_each_change(tmp_path: Pa
     assert any("re-ran: test" in line for line in lines)
 
     table, ratios = bench.report(figures)
-    assert ratios[bench.PREPUSH_GOAL] == pytest.approx(1.25)  # 40 s of ci, 32 s of test
+    assert ratios[bench_prepush.PREPUSH_GOAL] == pytest.approx(1.25)  # 40 s of ci, 32 s of test
     assert ratios["before / after: pre-push ci, no-op"] == 1.0
     assert "single samples" in table
     assert "    after re-ran: test" in table
@@ -167,17 +170,17 @@ def test_prepush_rows_interleave_the_checkouts_and_keep_each_change(tmp_path: Pa
 def test_a_red_cold_run_leaves_that_checkout_out(tmp_path: Path):
     clones = {"before": make_repo(tmp_path / "before")}
     lines: list[str] = []
-    assert bench.prepush_rows(clones, FakeCi(cold_passes=False), lambda root: 1.0, lines.append) == []
+    assert bench_prepush.prepush_rows(clones, FakeCi(cold_passes=False), lambda root: 1.0, lines.append) == []
     assert "first `ci` in its fresh clone failed (test)" in lines[0]
 
 
 def test_prepush_table_without_before_shows_a_dash():
     figures = [
-        bench.Figure("prepush", "pre-push ci, one-line change: backend src", [30.0], {"test": "passed"}),
-        bench.Figure("prepush", bench.PREPUSH_TEST, [25.0]),
+        Figure("prepush", "pre-push ci, one-line change: backend src", [30.0], {"test": "passed"}),
+        Figure("prepush", bench_prepush.PREPUSH_TEST, [25.0]),
     ]
-    lines, ratios = bench.prepush_table(figures)
-    assert ratios == {bench.PREPUSH_GOAL: 1.2}
+    lines, ratios = bench_prepush.prepush_table(figures)
+    assert ratios == {bench_prepush.PREPUSH_GOAL: 1.2}
     row = next(line for line in lines if line.startswith("pre-push ci, one-line change"))
     assert row.split()[-3:] == ["—", "30.0s", "—"]
 
@@ -193,20 +196,20 @@ def test_bench_prepush_runs_the_group_in_fresh_clones_of_head(monkeypatch: pytes
         script = f"import os, sys; sys.exit('CI is set') if 'CI' in os.environ else print({table!r})"
         return [sys.executable, "-c", script]
 
-    monkeypatch.setattr(bench, "uvx_nox", fake_uvx_nox)
+    monkeypatch.setattr(bench_prepush, "uvx_nox", fake_uvx_nox)
     monkeypatch.setenv("CI", "true")
     session = SimpleNamespace(bin=str(tmp_path / "bin"), log=lambda line: None)
-    edited = [bench.REPO_ROOT / change.paths[0] for change in bench.PREPUSH_CHANGES]
+    edited = [bench_prepush.REPO_ROOT / change.paths[0] for change in bench_prepush.PREPUSH_CHANGES]
     # Compared by what the file system says of each file, not by reading it: the app's files are
     # no input of the suite's own tests (`nox -s audit_inputs` holds noxlib_test to that).
     contents = [(path.stat().st_mtime_ns, path.stat().st_size, path.stat().st_ino) for path in edited]
-    figures = bench.bench_prepush(session, {"after": bench.REPO_ROOT})  # type: ignore[arg-type]
+    figures = bench_prepush.prepush(session, {"after": bench_prepush.REPO_ROOT})  # type: ignore[arg-type]
     assert [figure.name for figure in figures] == [
         "pre-push ci, cold fresh clone",
         "pre-push ci, no-op",
         "pre-push ci, one-line change: backend src",
-        bench.PREPUSH_TEST,
-        *(f"pre-push ci, one-line change: {change.kind}" for change in bench.PREPUSH_CHANGES[1:]),
+        bench_prepush.PREPUSH_TEST,
+        *(f"pre-push ci, one-line change: {change.kind}" for change in bench_prepush.PREPUSH_CHANGES[1:]),
     ]
     assert seen.count(("-s", "ci")) == 6
     assert seen.count(("-s", "test")) == 1

@@ -118,8 +118,8 @@ def check_session_args(name: str, args: list[str]) -> None:
         "ci": ci.add_options, "audit_inputs": audit.add_options, "perf": perf.add_options,
     }  # fmt: skip
     base = name.split("(")[0]
-    if base == "test" or base.startswith("test-"):
-        check_pytest_args(args)
+    if base in ("test", "noxlib_test") or base.startswith("test-"):
+        check_pytest_args(args)  # the suite's pytest has the same plugins for what the docs show
     elif base == "smoke":
         smoke.parse_arguments([arg.replace("https://…", "https://report.example.com") for arg in args])
     elif base == "env_keys":

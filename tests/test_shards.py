@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +42,8 @@ def assert_partition(whole: list[str], shards: list[list[str]], durations: Path)
     assert len(set(flat)) == len(flat)
     assert all(shards), "every shard has tests"
     # Balanced by the recorded durations: no shard holds half the recorded time of the whole.
-    recorded = json.loads(durations.read_text())
+    # Recorded under `--dist loadgroup`, a grouped test's id ends in `@group`; collected here without.
+    recorded = {re.sub(r"@[\w-]+$", "", node): seconds for node, seconds in json.loads(durations.read_text()).items()}
     times = [sum(recorded.get(node, 0.0) for node in shard) for shard in shards]
     assert max(times) < sum(times) / 2, times
 
@@ -87,3 +89,23 @@ def test_the_suite_s_own_shards_run_each_of_its_tests_exactly_once():
         ]
         whole, shards = whole_run.result(), [run.result() for run in shard_runs]
     assert_partition(whole, shards, suite_tests.DURATIONS_FILE)
+
+
+def test_durations_are_replaced_by_a_green_recording_only(tmp_path: Path):
+    """A red or cut-short run would record a part of the suite: `--clean-durations` would drop the rest."""
+    durations = tmp_path / "test_durations.json"
+    durations.write_text('{"test_gone.py::test_gone": 1.0}')
+    (tmp_path / "test_one.py").write_text("import os\n\ndef test_one():\n    assert os.environ['OUTCOME'] == 'green'\n")
+    env = {key: value for key, value in os.environ.items() if key not in backend_tests.INHERITED_PYTEST_VARIABLES}
+
+    def record(outcome: str) -> None:
+        with backend_tests.recording_durations(durations) as args:
+            argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", *args]
+            subprocess.run(argv, cwd=tmp_path, env=dict(env, OUTCOME=outcome), capture_output=True, check=True)
+
+    with pytest.raises(subprocess.CalledProcessError):
+        record("red")
+    assert json.loads(durations.read_text()) == {"test_gone.py::test_gone": 1.0}
+    record("green")
+    assert list(json.loads(durations.read_text())) == ["test_one.py::test_one"]  # the gone test dropped
+    assert not list(suite_tests.NOX_DIR.glob(f"durations-{tmp_path.name}-*")), "no scratch file is left"

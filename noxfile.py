@@ -31,25 +31,26 @@ import nox
 
 # nox imports this file by path; noxlib sits beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from noxlib.bytecode import keep_bytecode
+from noxlib.ci.bytecode import keep_bytecode
 
 # Before anything else is imported: with PYTHONDONTWRITEBYTECODE set, every run would compile
-# nox, noxlib and the apps from source again (noxlib/bytecode.py).
+# nox, noxlib and the apps from source again (noxlib/ci/bytecode.py).
 keep_bytecode()
 
 # noxlib imports no client library (boto3, redis, psycopg, psutil) at module level: `nox -l`
 # imports this whole file, and each session loads only what it uses (tests/test_startup_cost.py).
-import noxlib.ci as local_ci
-import noxlib.infra as infra_services
-from noxlib import api_contract, backend_tests, container_tests, frontend, smoke_session, stack, suite_tests
-from noxlib import audit as input_audit
-from noxlib import bench as benchmarks
-from noxlib import docs as docs_site
+import noxlib.ci.runner as local_ci
+import noxlib.sessions.infra as infra_services
 from noxlib import env_keys as env_key_contract
-from noxlib import lint as lint_checks
-from noxlib import perf as load_check
-from noxlib.session_args import arguments
-from noxlib.session_venvs import session
+from noxlib.ci import audit as input_audit
+from noxlib.ci.arguments import arguments
+from noxlib.ci.venvs import session
+from noxlib.sessions import api_contract, backend_tests, container_tests, frontend, stack, suite_tests
+from noxlib.sessions import bench as benchmarks
+from noxlib.sessions import docs as docs_site
+from noxlib.sessions import lint as lint_checks
+from noxlib.sessions import perf as load_check
+from noxlib.sessions import smoke as smoke_session
 
 # The range the suite is tested with: a nox whose scheduling or venv handling changes is a
 # deliberate upgrade (bump the bound, run `nox -s ci -- --full`), never a surprise.
@@ -60,7 +61,7 @@ nox.options.error_on_missing_interpreters = True
 # them, and the ones below that share apps/frontend run alone (SHARES_THE_FRONTEND).
 nox.options.allow_parallel = True
 # Keep session venvs between runs: `uv sync --locked` brings them up to date when uv.lock or the
-# groups changed, and runs in one checkout share them safely (noxlib/session_venvs.py).
+# groups changed, and runs in one checkout share them safely (noxlib/ci/venvs.py).
 nox.options.reuse_venv = "yes"
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")

@@ -1,4 +1,4 @@
-"""The logic behind noxfile.py: names, services, leases, databases, processes, CI and cache.
+"""The logic behind noxfile.py, by concern: sessions, smoke, ci, run, services, names, core, env_keys.
 
 noxlib never imports the apps: it hands them environment variables and runs their commands.
 """

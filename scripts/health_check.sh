@@ -49,7 +49,7 @@ trap 'rm -f "$body_file" "$error_file"' EXIT
 # ok | degraded (<deps> failing) | unhealthy | sha-mismatch | not-json. Python, because jq is not
 # on every machine. A deploy passes only when healthy: "degraded" (HTTP 200, the app serves but
 # Redis or S3 fails) keeps a load balancer routing to it, yet is not a finished deploy.
-# The sha rule is noxlib's (noxlib/smoke_checks.py sha_matches, which `nox -s smoke` also uses):
+# The sha rule is noxlib's (noxlib/smoke/checks.py sha_matches, which `nox -s smoke` also uses):
 # the script runs from the checkout, and that module needs only the standard library (python3.9+).
 repo_root="${BASH_SOURCE[0]%/*}/.."
 [[ "$repo_root" != "${BASH_SOURCE[0]}/.." ]] || repo_root=".."
@@ -57,7 +57,7 @@ judge() {
   python3 -c '
 import json, sys
 sys.path.insert(0, sys.argv[2])
-from noxlib.smoke_checks import sha_matches
+from noxlib.smoke.checks import sha_matches
 expected = sys.argv[1].strip().lower()
 try:
     reply = json.load(sys.stdin)

@@ -29,7 +29,7 @@ if ! command -v python3 >/dev/null 2>&1; then
   exit 2
 fi
 
-# The defaults (and BASE_URL) are read by noxlib/smoke.py alone: pass only what was given.
+# The defaults (and BASE_URL) are read by noxlib/smoke/cli.py alone: pass only what was given.
 args=()
 if (($# > 0)) && [[ "$1" != -* ]]; then
   args+=(--base-url "$1")

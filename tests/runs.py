@@ -18,14 +18,14 @@ from pathlib import Path
 import psutil
 import psycopg
 
-from noxlib import buckets, service_leases
-from noxlib.ci import nested_nox_env
-from noxlib.leases import LeaseRegistry
-from noxlib.namespace import get_s3_bucket, get_test_db_name, sanitize_namespace
+from noxlib.ci.runner import nested_nox_env
+from noxlib.names.namespace import get_s3_bucket, get_test_db_name, sanitize_namespace
+from noxlib.run import buckets, service_leases
+from noxlib.run.leases import LeaseRegistry
 from noxlib.services import ServiceUrls
 
 REPO = Path(__file__).resolve().parent.parent
-# Prepared once by the noxlib_test session (noxlib/suite_tests.py); every inner run reuses it.
+# Prepared once by the noxlib_test session (noxlib/sessions/suite_tests.py); every inner run reuses it.
 ENVDIR = os.environ.get("FR_SUITE_NOX_ENVDIR", str(REPO / ".nox" / "suite-envs"))
 PROBE = Path(__file__).resolve().parent / "lifecycle" / "probe_run.py"
 # Waits for a go-ahead file instead of sleeping, so a fault can be injected at a known moment.

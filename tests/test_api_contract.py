@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from noxlib import api_contract
+from noxlib.sessions import api_contract
 
 
 def test_the_same_document_is_no_drift(tmp_path):

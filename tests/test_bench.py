@@ -1,4 +1,4 @@
-"""`nox -s bench -- prepush` (noxlib/bench_prepush.py): ci's summary, the one-line changes, the rows.
+"""`nox -s bench -- prepush` (noxlib/sessions/bench_prepush.py): ci's summary, the one-line changes, the rows.
 
 The real group runs `uvx nox -s ci` five times per checkout (the first cold, minutes); here
 the command is swapped for one that answers at once, so what is checked is the bookkeeping:
@@ -14,10 +14,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from noxlib import bench, bench_prepush, ci
-from noxlib.bench_figures import Figure
-from noxlib.bench_prepush import CiRun, OneLineChange
-from noxlib.errors import UserError
+from noxlib.ci import runner as ci
+from noxlib.core.errors import UserError
+from noxlib.sessions import bench, bench_prepush
+from noxlib.sessions.bench_figures import Figure
+from noxlib.sessions.bench_prepush import CiRun, OneLineChange
 
 GIT_IDENTITY = ["-c", "user.name=test", "-c", "user.email=test@localhost"]
 

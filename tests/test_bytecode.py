@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from noxlib.bytecode import BYTECODE_DIR, COMPILED_MARKER, SCRIPT_MODE_ENV
+from noxlib.ci.bytecode import BYTECODE_DIR, COMPILED_MARKER, SCRIPT_MODE_ENV
 from tests.runs import REPO
 
 # Runs keep_bytecode(), then imports a module of its own and reports what Python did.
 AFTER_KEEP = """
 import importlib, json, os, sys
 sys.path.insert(0, sys.argv[1])
-from noxlib.bytecode import as_the_person_set_it, keep_bytecode
+from noxlib.ci.bytecode import as_the_person_set_it, keep_bytecode
 keep_bytecode()
 restored = as_the_person_set_it(dict(os.environ))
 sys.path.insert(0, sys.argv[2])
@@ -114,7 +114,9 @@ def add_package(packages: Path, name: str) -> None:
 
 
 def compile_there(venv: Path) -> None:
-    code = f"import sys; sys.path.insert(0, {str(REPO)!r}); import noxlib.bytecode as b; b.compile_script_environment()"
+    code = (
+        f"import sys; sys.path.insert(0, {str(REPO)!r}); import noxlib.ci.bytecode as b; b.compile_script_environment()"
+    )
     subprocess.run(
         [str(venv / "bin" / "python"), "-c", code],
         env=without_bytecode_settings(PYTHONDONTWRITEBYTECODE="1"),

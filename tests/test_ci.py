@@ -16,8 +16,10 @@ import nox
 import psutil
 import pytest
 
-from noxlib import backend_tests, cache, ci
-from noxlib.cache import CiCache, cache_disabled, input_hash
+from noxlib.ci import cache
+from noxlib.ci import runner as ci
+from noxlib.ci.cache import CiCache, cache_disabled, input_hash
+from noxlib.sessions import backend_tests
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -99,9 +101,9 @@ NOXFILE = textwrap.dedent(
     import nox
 
     sys.path.insert(0, {repo!r})
-    import noxlib.ci as local_ci
+    import noxlib.ci.runner as local_ci
     from noxlib import audit as input_audit
-    from noxlib.session_venvs import session as declared_session
+    from noxlib.ci.venvs import session as declared_session
 
     HERE = Path(__file__).parent
 
@@ -419,8 +421,8 @@ ORDER_NOXFILE = textwrap.dedent(
     import nox
 
     sys.path.insert(0, {repo!r})
-    import noxlib.ci as local_ci
-    from noxlib.session_venvs import session as declared_session
+    import noxlib.ci.runner as local_ci
+    from noxlib.ci.venvs import session as declared_session
 
     HERE = Path(__file__).parent
     # As the repository's noxfile: side by side under `nox -j`, unless a session says otherwise.
@@ -580,7 +582,7 @@ def noxfile_declarations() -> dict[str, dict]:
     """What this repository's noxfile declares for each session, as `nox -s ci` reads it."""
     script = (
         "import dataclasses, json, runpy; runpy.run_path('noxfile.py');"
-        "from noxlib.cache import DECLARED;"
+        "from noxlib.ci.cache import DECLARED;"
         "print(json.dumps({name: dataclasses.asdict(d) for name, d in DECLARED.items()}))"
     )
     result = subprocess.run(
@@ -600,7 +602,7 @@ def test_the_journeys_never_overlap_a_session_that_builds_the_frontend():
 
 def test_an_app_change_is_no_input_of_the_suite_s_own_tests():
     """A one-line backend change re-runs the backend's tests and the journeys, never noxlib_test."""
-    from noxlib.cache import Declaration
+    from noxlib.ci.cache import Declaration
 
     declared = noxfile_declarations()
     for name, fields in declared.items():

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from noxlib import ci, ci_progress
+from noxlib.ci import progress as ci_progress
+from noxlib.ci import runner as ci
 
 REPO = Path(__file__).resolve().parent.parent
 # CSI sequences (colours, cursor moves, erase) and the carriage returns of a redraw.
@@ -183,8 +184,8 @@ NOXFILE = textwrap.dedent(
     import nox
 
     sys.path.insert(0, {repo!r})
-    import noxlib.ci as local_ci
-    from noxlib.errors import reported
+    import noxlib.ci.runner as local_ci
+    from noxlib.core.errors import reported
 
     HERE = Path(__file__).parent
 

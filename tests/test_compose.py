@@ -31,9 +31,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from noxlib.errors import UserError
-from noxlib.leases import LeaseRegistry
-from noxlib.paths import REPO_ROOT
+from noxlib.core.errors import UserError
+from noxlib.core.paths import REPO_ROOT
+from noxlib.run.leases import LeaseRegistry
 from noxlib.services.compose import ComposeServices, detect_runtime
 from tests.runs import PROBE, output, run_nox, start_run
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from noxlib.errors import ServiceError, UserError
+from noxlib.core.errors import ServiceError, UserError
 from noxlib.services import select_backend
 from noxlib.services.compose import ComposeServices, Container, detect_runtime
 from noxlib.services.native import NativeServices

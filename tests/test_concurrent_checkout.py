@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from noxlib.session_venvs import INPUTS_MARKER
+from noxlib.ci.venvs import INPUTS_MARKER
 from tests.runs import GATED_PROBE, PROBE, REPO, nox_env, output, probe_args, release_gate, wait_ready
 
 # One worker for the module: the re-sync starts from the venv the first test built.
@@ -63,7 +63,7 @@ def test_three_runs_started_together_build_the_venv_once_and_all_pass(services, 
         assert "No module named" not in log
     # One installed it; the two that started while it did waited and then kept it as it was.
     # (nox may create the bare venv twice when two runs look for it at once: `--allow-existing`
-    # makes that take nothing away, noxlib/session_venvs.py.)
+    # makes that take nothing away, noxlib/ci/venvs.py.)
     assert sum(SYNCED in log for log in logs) == 1, "\n\n".join(logs)
     assert not [log for log in logs if "Rebuilding" in log], "\n\n".join(logs)
 

@@ -13,12 +13,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from noxlib.database_owners import Owner, Verdict
-from noxlib.database_roles import template_key
-from noxlib.databases import DatabaseJanitor, NotOurDatabaseError, drop_orphan_test_databases, migrations_hash
-from noxlib.errors import UserError
-from noxlib.namespace import get_template_db_name
-from noxlib.processes import current_process_identity
+from noxlib.core.errors import UserError
+from noxlib.core.processes import current_process_identity
+from noxlib.names.namespace import get_template_db_name
+from noxlib.run.database_owners import Owner, Verdict
+from noxlib.run.database_roles import template_key
+from noxlib.run.databases import DatabaseJanitor, NotOurDatabaseError, drop_orphan_test_databases, migrations_hash
 
 # Reaping orphans touches every test database on the server: the server is this worker's own
 # (tests/conftest.py), so no other worker's runs are there to be reaped.

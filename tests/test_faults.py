@@ -28,10 +28,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from noxlib import buckets
-from noxlib.leases import Lease, LeaseRegistry
-from noxlib.namespace import get_s3_bucket, sanitize_namespace
-from noxlib.processes import TrackedProcess
+from noxlib.core.processes import TrackedProcess
+from noxlib.names.namespace import get_s3_bucket, sanitize_namespace
+from noxlib.run import buckets
+from noxlib.run.leases import Lease, LeaseRegistry
 from noxlib.services import native as native_module
 from noxlib.services.native import NativeServices
 from noxlib.services.probes import postgres_ready

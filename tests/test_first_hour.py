@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from noxlib import docs as docs_session
-from noxlib import smoke
-from noxlib.namespace import get_dev_bucket, get_s3_bucket
+from noxlib.names.namespace import get_dev_bucket, get_s3_bucket
+from noxlib.sessions import docs as docs_session
+from noxlib.smoke import cli as smoke
 from tests.runs import ENVDIR, REPO, nox_env
 
 # It reads README and docs: docs_check runs it, so a docs edit re-runs it. What it runs in the

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from noxlib.session_venvs import INPUTS_MARKER
+from noxlib.ci.venvs import INPUTS_MARKER
 from tests.runs import REPO, nox_env, output, start_in_terminal, start_run
 
 pytestmark = pytest.mark.slow

@@ -28,12 +28,13 @@ from pathlib import Path
 import psutil
 import pytest
 
-from noxlib import service_leases, smoke
-from noxlib.backend_tests import COVERAGE_DIR_NAME, INHERITED_PYTEST_VARIABLES
-from noxlib.bytecode import BYTECODE_DIR
-from noxlib.namespace import get_dev_db_name, get_s3_bucket, sanitize_namespace
-from noxlib.paths import ARTEFACTS_DIR, NOX_DIR
-from noxlib.processes import free_port
+from noxlib.ci.bytecode import BYTECODE_DIR
+from noxlib.core.paths import ARTEFACTS_DIR, NOX_DIR
+from noxlib.core.processes import free_port
+from noxlib.names.namespace import get_dev_db_name, get_s3_bucket, sanitize_namespace
+from noxlib.run import service_leases
+from noxlib.sessions.backend_tests import COVERAGE_DIR_NAME, INHERITED_PYTEST_VARIABLES
+from noxlib.smoke import cli as smoke
 from tests.runs import (
     DOCS_SUBSET_EXAMPLE,
     ENVDIR,
@@ -47,7 +48,7 @@ from tests.runs import (
 
 pytestmark = [pytest.mark.slow, pytest.mark.journey]
 # The journeys share the checkout's frontend and run side by side: its node_modules are installed
-# before they start (noxlib/suite_tests.py), and `next dev` keeps its output in .next/dev apart
+# before they start (noxlib/sessions/suite_tests.py), and `next dev` keeps its output in .next/dev apart
 # from `next build`'s (Next.js 16's isolatedDevBuild, on by default), so a dev run and smoke's
 # build never meet.
 # Journeys that start services hold the worker's lease (tests/conftest.py) as every other
@@ -319,7 +320,7 @@ def test_a_selection_that_matches_no_test_fails_in_one_line():
     ],
 )
 def test_which_runs_are_subsets_whose_coverage_is_reported_not_enforced(args, narrowing):
-    from noxlib.backend_tests import narrowed_selection
+    from noxlib.sessions.backend_tests import narrowed_selection
 
     assert narrowed_selection(args) == narrowing
 
@@ -350,7 +351,7 @@ def test_smoke_and_the_next_session_pass_after_the_suite_test_that_takes_screens
     assert screenshots_test.returncode == 0, screenshots_test.stdout + screenshots_test.stderr
     # Whatever the suite test wrote, nothing landed in a session's venv directory. Only new
     # directories can be in a venv's way: the `<session>.lock` files of sessions that `nox -s ci`
-    # runs beside this suite (noxlib/session_venvs.py) are files.
+    # runs beside this suite (noxlib/ci/venvs.py) are files.
     for name in {path.name for path in NOX_DIR.iterdir() if path.is_dir()} - before:
         assert name in (ARTEFACTS_DIR.name, BYTECODE_DIR.name) or is_venv_or_absent(NOX_DIR / name), name
     assert is_venv_or_absent(NOX_DIR / "smoke")

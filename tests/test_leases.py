@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from noxlib.leases import Lease, LeaseRegistry
-from noxlib.processes import TrackedProcess, current_process_identity
-from noxlib.service_leases import ServiceLease, release
+from noxlib.core.processes import TrackedProcess, current_process_identity
+from noxlib.run.leases import Lease, LeaseRegistry
+from noxlib.run.service_leases import ServiceLease, release
 from noxlib.services import ServiceUrls
 from tests.faults.lease_writer import write
 from tests.runs import REPO

@@ -14,8 +14,8 @@ import uuid
 
 import pytest
 
-from noxlib import service_leases
-from noxlib.namespace import sanitize_namespace
+from noxlib.names.namespace import sanitize_namespace
+from noxlib.run import service_leases
 from tests.runs import PROBE, leftovers, output, probe_args, run_nox, start_run, wait_ready
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from noxlib.errors import UserError
-from noxlib.namespace import (
+from noxlib.core.errors import UserError
+from noxlib.names.namespace import (
     get_dev_bucket,
     get_dev_db_name,
     get_env_suffix,

@@ -31,7 +31,7 @@ import psycopg
 import pytest
 import redis
 
-from noxlib import processes
+from noxlib.core import processes
 from noxlib.services.native_postgres import find_postgres_bindir
 from noxlib.services.native_redis import find_redis_server
 from tests.runs import nox_command, output, run_nox, start_in_terminal

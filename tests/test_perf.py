@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from noxlib import lifecycle
-from noxlib.perf import BUDGETS_FILE
-from noxlib.perf_budgets import PERCENTILES, EndpointBudget, load_budgets
+from noxlib.run import lifecycle
+from noxlib.sessions.perf import BUDGETS_FILE
+from noxlib.sessions.perf_budgets import PERCENTILES, EndpointBudget, load_budgets
 from tests.faults.tcp_proxy import TcpProxy, proxy_to
 from tests.runs import run_nox
 from tests.test_smoke import alembic_runner, backend_python, real_backend

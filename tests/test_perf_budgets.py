@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from noxlib.errors import UserError
-from noxlib.perf_budgets import judge, load_budgets, read_stats
+from noxlib.core.errors import UserError
+from noxlib.sessions.perf_budgets import judge, load_budgets, read_stats
 
 VALID = """
 [load]

@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from noxlib import processes
-from noxlib.processes import TrackedProcess
+from noxlib.core import processes
+from noxlib.core.processes import TrackedProcess
 
 # Says "ready" once its SIGTERM handler is in place, then ignores SIGTERM for good.
 STUBBORN = (

@@ -94,7 +94,7 @@ def pytest_help() -> str:
 
 def check_pytest_args(args: list[str]) -> None:
     """Every option is one the test venv's pytest knows; every -k selects a recorded test."""
-    from noxlib.backend_tests import DURATIONS_FILE
+    from noxlib.sessions.backend_tests import DURATIONS_FILE
 
     recorded = [node.lower() for node in json.loads(DURATIONS_FILE.read_text())]
     for position, arg in enumerate(args):
@@ -108,9 +108,13 @@ def check_pytest_args(args: list[str]) -> None:
 
 def check_session_args(name: str, args: list[str]) -> None:
     """The session's own parser (the one its `@session(options=...)` declares) accepts what the example passes."""
-    from noxlib import api_contract, audit, ci, docs, env_keys, infra, perf, smoke, stack
-    from noxlib.bench import add_options as bench_options
-    from noxlib.session_args import parser_for
+    from noxlib import env_keys
+    from noxlib.ci import audit
+    from noxlib.ci import runner as ci
+    from noxlib.ci.arguments import parser_for
+    from noxlib.sessions import api_contract, docs, infra, perf, stack
+    from noxlib.sessions.bench import add_options as bench_options
+    from noxlib.smoke import cli as smoke
 
     declared = {
         "dev": stack.dev_options, "boot": stack.boot_options, "down": infra.down_options,

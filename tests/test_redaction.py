@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from noxlib.redaction import redact, redact_url
+from noxlib.core.redaction import redact, redact_url
 from noxlib.services import ServiceUrls
 
 

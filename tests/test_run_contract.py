@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from noxlib import lifecycle
-from noxlib.errors import UserError
-from noxlib.namespace import get_worker_db_name, sanitize_namespace
-from noxlib.paths import REPO_ROOT
-from noxlib.run_contract import RUN_KEYS, SERVICE_KEYS, TEST_KEYS, RunContract
+from noxlib.core.errors import UserError
+from noxlib.core.paths import REPO_ROOT
+from noxlib.names.namespace import get_worker_db_name, sanitize_namespace
+from noxlib.names.run_contract import RUN_KEYS, SERVICE_KEYS, TEST_KEYS, RunContract
+from noxlib.run import lifecycle
 from noxlib.services import ServiceUrls
 
 URLS = ServiceUrls(
@@ -97,7 +97,7 @@ def backend_contract_keys() -> tuple[str, ...]:
 
 
 def test_the_backend_requires_exactly_the_keys_a_test_run_hands_it():
-    """One writer (noxlib/run_contract.py), one reader (apps/backend/tests/contract.py): a key added
+    """One writer (noxlib/names/run_contract.py), one reader (apps/backend/tests/contract.py): a key added
     on one side and not the other fails here, before a run fails with "lacks KEY"."""
     handed = RunContract.for_run("test", URLS, "contract_keys").to_env()
     assert sorted(backend_contract_keys()) == sorted(handed)

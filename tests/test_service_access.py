@@ -10,8 +10,8 @@ import subprocess
 
 import pytest
 
-from noxlib.service_access import psql_command, service_lines, write_pgpass
 from noxlib.services import ServiceUrls
+from noxlib.sessions.service_access import psql_command, service_lines, write_pgpass
 
 URLS = ServiceUrls(
     postgres_host="127.0.0.1", postgres_port=5432, postgres_user="postgres",

@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from noxlib import infra
-from noxlib.errors import UserError
-from noxlib.session_args import check, parser_for
+from noxlib.ci.arguments import check, parser_for
+from noxlib.core.errors import UserError
+from noxlib.sessions import infra
 from tests.runs import REPO, run_nox
 
 TRACEBACK = "Traceback (most recent call last)"
@@ -80,7 +80,7 @@ TOOL_HELP = {
 HELP_OF_EVERY_SESSION = """
 import contextlib, io, json, runpy, sys
 runpy.run_path("noxfile.py")
-from noxlib.session_args import DECLARED, check
+from noxlib.ci.arguments import DECLARED, check
 found = {}
 for name, (description, options) in DECLARED.items():
     if options in ("forwarded", "own"):

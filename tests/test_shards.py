@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from noxlib import backend_tests, suite_tests
-from noxlib.run_contract import RunContract
+from noxlib.names.run_contract import RunContract
 from noxlib.services import ServiceUrls
+from noxlib.sessions import backend_tests, suite_tests
 from tests.runs import ENVDIR
 
 # Names only: collecting connects to nothing, but the backend's conftest checks the contract first.

@@ -24,9 +24,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from noxlib import buckets
-from noxlib.leases import LeaseRegistry
-from noxlib.namespace import get_dev_bucket, get_s3_bucket, get_test_db_name, get_worker_db_name, sanitize_namespace
+from noxlib.names.namespace import (
+    get_dev_bucket,
+    get_s3_bucket,
+    get_test_db_name,
+    get_worker_db_name,
+    sanitize_namespace,
+)
+from noxlib.run import buckets
+from noxlib.run.leases import LeaseRegistry
 from noxlib.services import ServiceUrls
 from tests.runs import (
     GATED_PROBE,

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from noxlib import processes
-from noxlib.namespace import sanitize_namespace
+from noxlib.core import processes
+from noxlib.names.namespace import sanitize_namespace
 from tests.runs import (
     GATED_PROBE,
     REPO,
@@ -91,8 +91,8 @@ CI_NOXFILE = textwrap.dedent(
     import nox
 
     sys.path.insert(0, {repo!r})
-    import noxlib.ci as local_ci
-    from noxlib.errors import reported
+    import noxlib.ci.runner as local_ci
+    from noxlib.core.errors import reported
 
 
     @nox.session(python=False)
@@ -230,7 +230,7 @@ GATE_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys, time
     sys.path.insert(0, {repo!r})
-    from noxlib.signals import interrupt_once, signals_deferred
+    from noxlib.core.signals import interrupt_once, signals_deferred
 
     first, second = int(sys.argv[1]), int(sys.argv[2])
     with interrupt_once():
@@ -283,7 +283,7 @@ SWALLOWING_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys, time
     sys.path.insert(0, {repo!r})
-    from noxlib.signals import interrupt_once
+    from noxlib.core.signals import interrupt_once
 
     with interrupt_once():
         try:

@@ -24,14 +24,17 @@ from typing import Any
 
 import pytest
 
-from noxlib import lifecycle, smoke, smoke_session, stack
-from noxlib.errors import UserError
-from noxlib.paths import ARTEFACTS_DIR
-from noxlib.processes import free_port, stop_tree
+from noxlib.core.errors import UserError
+from noxlib.core.paths import ARTEFACTS_DIR
+from noxlib.core.processes import free_port, stop_tree
+from noxlib.run import lifecycle
+from noxlib.sessions import smoke as smoke_session
+from noxlib.sessions import stack
+from noxlib.smoke import cli as smoke
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "smoke_test.sh"
-# The backend's venv, prepared by the noxlib_test session (noxlib/suite_tests.py).
+# The backend's venv, prepared by the noxlib_test session (noxlib/sessions/suite_tests.py).
 ENVDIR = Path(os.environ.get("FR_SUITE_NOX_ENVDIR", str(REPO / ".nox" / "suite-envs")))
 CHECK_NAMES = [check.name for check in smoke.CHECKS]
 

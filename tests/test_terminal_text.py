@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from noxlib.terminal_text import printable_line
+from noxlib.core.terminal_text import printable_line
 
 
 def test_cursor_and_erase_sequences_are_removed():

@@ -8,7 +8,7 @@ import tomllib
 
 import pytest
 
-from noxlib.paths import REPO_ROOT
+from noxlib.core.paths import REPO_ROOT
 
 CONFIGS = [REPO_ROOT / "pyproject.toml", REPO_ROOT / "apps" / "backend" / "pyproject.toml"]
 # What pytest's tmp_path cleanup warns when another pytest run removed the same garbage directory

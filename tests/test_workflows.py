@@ -4,7 +4,7 @@
 `nox -s ci -- --matrix`, and the sessions that follow the matrix (tag `report`) have their own
 job. These tests read both sides and fail when they drift — a session that CI never runs, a job
 for a session that no longer exists, a step that runs a command nobody can run locally.
-Also here: the non-Python lint runner (noxlib/lint.py) and the compose file's contract.
+Also here: the non-Python lint runner (noxlib/sessions/lint.py) and the compose file's contract.
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from noxlib import lint, node
-from noxlib.errors import UserError
+from noxlib.core import node
+from noxlib.core.errors import UserError
+from noxlib.sessions import lint
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"

@@ -25,7 +25,7 @@ CONTRACT_PLACEHOLDER = "<!-- run-contract -->"
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from noxlib.namespace import (  # noqa: E402 - needs the path above
+from noxlib.names.namespace import (  # noqa: E402 - needs the path above
     get_dev_bucket,
     get_namespace,
     get_s3_bucket,
@@ -34,8 +34,8 @@ from noxlib.namespace import (  # noqa: E402 - needs the path above
     repo_path_hash,
     sanitize_namespace,
 )
-from noxlib.run_contract import RunContract  # noqa: E402
-from noxlib.service_urls import ServiceUrls  # noqa: E402
+from noxlib.names.run_contract import RunContract  # noqa: E402
+from noxlib.names.service_urls import ServiceUrls  # noqa: E402
 
 # What each key of the contract means to the app that reads it; the value column is computed.
 MEANINGS = {

@@ -30,7 +30,7 @@ VARIABLE_NAME = re.compile(r"[A-Z][A-Z0-9_]*")
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from noxlib.nox_variables import NOT_SETTINGS, VARIABLES  # noqa: E402 - needs the path above
+from noxlib.names.nox_variables import NOT_SETTINGS, VARIABLES  # noqa: E402 - needs the path above
 
 
 def _terminal_name(node: ast.expr) -> str:
@@ -83,12 +83,12 @@ def noxlib_reads(root: Path = NOXLIB) -> dict[str, list[str]]:
 def drift(readers: dict[str, list[str]]) -> list[str]:
     """What the list and the code disagree on, one sentence each."""
     problems = [
-        f"{name} is read by {', '.join(modules)} but not listed in noxlib/nox_variables.py"
+        f"{name} is read by {', '.join(modules)} but not listed in noxlib/names/nox_variables.py"
         for name, modules in sorted(readers.items())
         if name not in VARIABLES and name not in NOT_SETTINGS
     ]
     problems += [
-        f"{name} is listed in noxlib/nox_variables.py but no noxlib module reads it"
+        f"{name} is listed in noxlib/names/nox_variables.py but no noxlib module reads it"
         for name in [*VARIABLES, *NOT_SETTINGS]
         if name not in readers
     ]
@@ -101,7 +101,9 @@ def render_table(readers: dict[str, list[str]]) -> str:
         modules = ", ".join(f"`{module}`" for module in readers.get(name, []))
         lines.append(f"| `{name}` | {reader} | {effect} | {modules} |")
     lines.append("")
-    lines.append(f"*{len(VARIABLES)} variables; generated from `noxlib/nox_variables.py`, checked against the code.*")
+    lines.append(
+        f"*{len(VARIABLES)} variables; generated from `noxlib/names/nox_variables.py`, checked against the code.*"
+    )
     return "\n".join(lines)
 
 

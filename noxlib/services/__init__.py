@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from noxlib.errors import UserError
+from noxlib.core.errors import UserError
 from noxlib.services.base import ServiceBackend as ServiceBackend
 from noxlib.services.base import ServiceUrls as ServiceUrls
 

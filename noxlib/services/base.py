@@ -1,4 +1,4 @@
-"""What every services backend shares: the verbs a backend has (where the services answer: noxlib/service_urls.py).
+"""What every services backend shares: the verbs a backend has (where services answer: names/service_urls.py).
 
 The backends (compose, native, external) import these from here, never from the package that
 chooses between them, so nothing imports upward.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from noxlib.service_urls import ServiceUrls as ServiceUrls
+from noxlib.names.service_urls import ServiceUrls as ServiceUrls
 
 
 class ServiceBackend(Protocol):

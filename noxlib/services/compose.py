@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from noxlib.errors import ServiceError, UserError
-from noxlib.paths import REPO_ROOT
+from noxlib.core.errors import ServiceError, UserError
+from noxlib.core.paths import REPO_ROOT
 from noxlib.services import compose_checks
 from noxlib.services.base import ServiceUrls
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from noxlib.errors import ServiceError, UserError
+from noxlib.core.errors import ServiceError, UserError
 from noxlib.services.base import ServiceUrls
 
 # Compose labels every container with a hash of the service configuration it was created from;

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from urllib.parse import unquote, urlsplit
 
-from noxlib.errors import UserError
+from noxlib.core.errors import UserError
 from noxlib.services.base import ServiceUrls
 from noxlib.services.probes import all_ready
 
@@ -25,7 +25,7 @@ class ExternalServices:
     def from_environment(cls, environ: dict[str, str] | None = None) -> ExternalServices:
         env = os.environ if environ is None else environ
         # The keys every app reads name the services; a user names them the same way.
-        from noxlib.run_contract import SERVICE_KEYS
+        from noxlib.names.run_contract import SERVICE_KEYS
 
         missing = [key for key in SERVICE_KEYS if not env.get(key)]
         if missing:

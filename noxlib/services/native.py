@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from noxlib import processes
-from noxlib.errors import ServiceError
-from noxlib.json_store import move_aside
-from noxlib.paths import require_private_directory, service_account, state_dir
-from noxlib.processes import TrackedProcess
+from noxlib.core import processes
+from noxlib.core.errors import ServiceError
+from noxlib.core.json_store import move_aside
+from noxlib.core.paths import require_private_directory, service_account, state_dir
+from noxlib.core.processes import TrackedProcess
+from noxlib.core.signals import signals_deferred
 from noxlib.services import native_postgres, native_redis
 from noxlib.services.base import ServiceUrls
 from noxlib.services.native_credentials import CredentialsFile, CredentialsLost
@@ -33,7 +34,6 @@ from noxlib.services.native_postgres import POSTGRES_USER, find_postgres_bindir,
 from noxlib.services.native_record import RecordedService, read_record, write_record
 from noxlib.services.probes import all_ready, postgres_ready, redis_ready
 from noxlib.services.seaweedfs import WeedServer, s3_port_of
-from noxlib.signals import signals_deferred
 
 if TYPE_CHECKING:
     import psutil

@@ -8,8 +8,8 @@ import os
 import secrets
 from pathlib import Path
 
-from noxlib.errors import UserError
-from noxlib.paths import create_exclusively
+from noxlib.core.errors import UserError
+from noxlib.core.paths import create_exclusively
 
 # What credentials.json must hold: every value a non-empty string.
 CREDENTIAL_KEYS = ("postgres_password", "s3_secret_key", "redis_password")

@@ -16,10 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from noxlib import processes
-from noxlib.errors import ServiceError, UserError
-from noxlib.paths import create_exclusively, require_private_directory
-from noxlib.processes import TrackedProcess
+from noxlib.core import processes
+from noxlib.core.errors import ServiceError, UserError
+from noxlib.core.paths import create_exclusively, require_private_directory
+from noxlib.core.processes import TrackedProcess
 from noxlib.services.tools import tools_env
 
 POSTGRES_USER = "postgres"

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from noxlib.json_store import move_aside, write_atomically
-from noxlib.processes import TrackedProcess
+from noxlib.core.json_store import move_aside, write_atomically
+from noxlib.core.processes import TrackedProcess
 
 
 @dataclass

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from noxlib.errors import UserError
-from noxlib.paths import create_exclusively
+from noxlib.core.errors import UserError
+from noxlib.core.paths import create_exclusively
 from noxlib.services.tools import tools_env
 
 if TYPE_CHECKING:

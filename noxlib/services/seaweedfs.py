@@ -26,10 +26,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from noxlib import processes
-from noxlib.errors import UserError
-from noxlib.paths import create_exclusively
-from noxlib.processes import TrackedProcess
+from noxlib.core import processes
+from noxlib.core.errors import UserError
+from noxlib.core.paths import create_exclusively
+from noxlib.core.processes import TrackedProcess
 from noxlib.services.base import ServiceUrls
 from noxlib.services.probes import s3_ready
 from noxlib.services.tools import tools_env

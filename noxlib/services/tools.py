@@ -13,9 +13,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from noxlib.errors import UserError
-from noxlib.namespace import short_hash
-from noxlib.paths import REPO_ROOT, state_dir
+from noxlib.core.errors import UserError
+from noxlib.core.paths import REPO_ROOT, state_dir
+from noxlib.names.namespace import short_hash
 
 SERVICES_GROUP = "services"
 

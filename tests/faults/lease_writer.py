@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from noxlib.leases import Lease, LeaseRegistry
+from noxlib.run.leases import Lease, LeaseRegistry
 
 
 def write(registry: LeaseRegistry, prefix: str, count: int, pid: int, create_time: float) -> None:

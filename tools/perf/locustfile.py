@@ -1,7 +1,7 @@
-"""The load `nox -s perf` drives (noxlib/perf.py): visitors walking the endpoints they are given, in turn.
+"""The load `nox -s perf` drives (noxlib/sessions/perf.py): visitors walking the endpoints they are given, in turn.
 
 Which endpoints and how long a visitor pauses between requests come from the command line
-noxlib/perf.py builds from tools/perf/budgets.toml, so the budgets file is the one list. Each
+noxlib/sessions/perf.py builds from tools/perf/budgets.toml, so the budgets file is the one list. Each
 visitor starts at another endpoint and walks them all round-robin, so a run of a few seconds still
 requests each one. Before the clock starts, each GET endpoint is requested once, unrecorded: the
 first request a fresh process serves (imports, its first database connection) is a start-up cost,

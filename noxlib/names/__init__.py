@@ -1,0 +1,1 @@
+"""What everything is called, and the environment the apps are handed (the run contract)."""

@@ -1,0 +1,1 @@
+"""The body of each session: tests, the app stack, docs, lint, infra, bench, perf."""

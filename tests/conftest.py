@@ -118,7 +118,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # Holds a lease on the worker's services until its stdin closes (the worker ended, or died).
 HOLD_A_LEASE = """
 import sys
-from noxlib import service_leases
+from noxlib.run import service_leases
 
 with service_leases.leased_services("suite", sys.argv[1], log=lambda line: None):
     print("leased", flush=True)

@@ -102,7 +102,7 @@ NOXFILE = textwrap.dedent(
 
     sys.path.insert(0, {repo!r})
     import noxlib.ci.runner as local_ci
-    from noxlib import audit as input_audit
+    from noxlib.ci import audit as input_audit
     from noxlib.ci.venvs import session as declared_session
 
     HERE = Path(__file__).parent

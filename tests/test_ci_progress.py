@@ -142,7 +142,8 @@ LIVE_SCRIPT = textwrap.dedent(
     from pathlib import Path
 
     sys.path.insert(0, {repo!r})
-    from noxlib import ci, ci_progress
+    from noxlib.ci import runner as ci
+    from noxlib.ci import progress as ci_progress
 
     live = ci_progress.interactive()
     with ci_progress.progress(["slow", "quick", "later"], {{"slow": 30.0, "quick": 4.0}}, jobs=2, live=live) as view:

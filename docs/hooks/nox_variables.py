@@ -1,6 +1,6 @@
 """MkDocs hook: the table of environment variables nox reads, checked against the code that reads them.
 
-The rows come from `noxlib.nox_variables.VARIABLES`. So that list cannot drift from the code, the
+The rows come from `noxlib.names.nox_variables.VARIABLES`. So that list cannot drift from the code, the
 hook also reads noxlib's source with `ast` — every `environ.get("NAME")`, `env["NAME"]`,
 `os.getenv("NAME")`, `*_from_env("NAME")` and `NAME_VARIABLE = "NAME"` — and fails the build when
 the code reads a variable the list does not name (or names in `NOT_SETTINGS`), or the list names

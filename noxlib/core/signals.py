@@ -132,8 +132,3 @@ def signals_deferred() -> Iterator[None]:
             _GATE.uninstall()
     if pending is not None and not _GATE.deferring:
         raise interrupt_for(pending)
-
-
-def interrupted_by() -> int | None:
-    """The signal that interrupted the current run, if one did."""
-    return _GATE.received

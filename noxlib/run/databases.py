@@ -112,9 +112,6 @@ class DatabaseJanitor:
             rows = connection.execute("SELECT datname FROM pg_database ORDER BY datname").fetchall()
         return [row[0] for row in rows]
 
-    def own_databases(self) -> list[str]:
-        return [name for name in self.list_databases() if self.owns(name)]
-
     def _is_ready_template(self, connection: psycopg.Connection, name: str) -> bool:
         row = connection.execute("SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)).fetchone()
         return bool(row and row[0])

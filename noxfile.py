@@ -356,15 +356,34 @@ def noxlib_test_shard(session: nox.Session, shard: str) -> None:
     suite_tests.run(session, suite_tests.NOXLIB_TESTS, shard=shard)
 
 
+# The journeys, in three parts that each re-run only when what they read changes: a frontend
+# edit costs `journeys` alone, an edit of the backend's tests `journeys_selection` alone.
 @session(
     python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False,
-    inputs=[*SUITE, "apps/**", "tools/perf/**"], tools=["node", "psql"], **SHARES_THE_FRONTEND,
-    cold_seconds=150,
-    options="forwarded",
+    inputs=[*SUITE, "apps/backend/src/**", *FRONTEND], tools=["node", "psql"], **SHARES_THE_FRONTEND,
+    cold_seconds=150, options="forwarded",
 )  # fmt: skip
 def journeys(session: nox.Session) -> None:
-    """Walk the app as a person does: dev in a browser, smoke, Ctrl+C, a subset of the tests."""
+    """Walk the app with its frontend as a person does: dev in a browser and Ctrl+C, smoke, vitest's log."""
     suite_tests.run(session, suite_tests.JOURNEYS, frontend=True)
+
+
+@session(
+    python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False,
+    inputs=[*SUITE, "apps/backend/src/**", "tools/perf/**"], tools=["psql"], cold_seconds=100, options="forwarded",
+)  # fmt: skip
+def journeys_backend(session: nox.Session) -> None:
+    """Walk the backend alone: smoke's API checks and perf on one real backend, boot's dry run, an old Python."""
+    suite_tests.run(session, suite_tests.BACKEND_JOURNEYS)
+
+
+@session(
+    python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False,
+    inputs=[*SUITE, *BACKEND], tools=["psql"], cold_seconds=100, options="forwarded",
+)  # fmt: skip
+def journeys_selection(session: nox.Session) -> None:
+    """Select the backend's tests as a person does: the docs' subset, a selection of nothing, the shards."""
+    suite_tests.run(session, suite_tests.SELECTION_JOURNEYS)
 
 
 # Every test that reads README.md or docs/ (marker `docs`): a docs edit re-runs these and `docs`.

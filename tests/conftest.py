@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from noxlib.run.lifecycle import IsolatedRun
     from noxlib.services import ServiceBackend, ServiceUrls
+    from noxlib.sessions.stack import RunningApp
 
 REPO = Path(__file__).resolve().parent.parent
 SUITE_STATE_ROOT = Path("/var/tmp")
@@ -101,6 +103,23 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ.pop(key, None)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A journey outside the files its session collects would run in no session: refuse it."""
+    from noxlib.sessions.suite_tests import JOURNEY_FILES
+
+    for item in items:
+        markers = {mark.name for mark in item.iter_markers()}
+        part = next((name for name in JOURNEY_FILES if name in markers), None)
+        if part is None:
+            continue
+        where = item.path.relative_to(REPO).as_posix()
+        if "journey" not in markers or where not in JOURNEY_FILES[part]:
+            raise pytest.UsageError(
+                f"{item.nodeid}: a `{part}` test must be marked `journey` too and live in one of "
+                f"{', '.join(JOURNEY_FILES[part])} (noxlib/sessions/suite_tests.py JOURNEY_FILES)"
+            )
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput") or _inside_a_lifecycle_run():
         return  # only the controller tidies up, after every worker is done
@@ -166,3 +185,29 @@ def services() -> Iterator[WorkerServices]:
 @pytest.fixture
 def admin_url(services) -> str:
     return services.urls.database_url()
+
+
+@pytest.fixture(scope="session")
+def backend_run(services) -> Iterator[IsolatedRun]:
+    """A migrated database and a bucket of the worker's own, as `nox -s smoke` gets them.
+
+    Once per worker, not per module: migrating is most of what a real backend costs to start, and
+    the journeys that check or load one (smoke's API checks, perf: one xdist group) each leave its
+    data as they found it.
+    """
+    from noxlib.run import lifecycle
+    from tests.runs import alembic_runner, backend_python
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    migrate = lifecycle.migrate_with_alembic(alembic_runner(backend_python()))
+    with lifecycle.isolated_run(migrate, log=lambda line: None, namespace_suffix=f"app_{worker}") as run:
+        yield run
+
+
+@pytest.fixture(scope="session")
+def app_backend(backend_run, tmp_path_factory) -> Iterator[RunningApp]:
+    """One real backend (uvicorn) on `backend_run`, started once for the journeys of its xdist group."""
+    from tests.runs import real_backend
+
+    with real_backend(backend_run, tmp_path_factory.mktemp("backend") / "backend.log") as app:
+        yield app

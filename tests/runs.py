@@ -7,22 +7,29 @@ session; `leftovers()` is the one definition of "this run cleaned up after itsel
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 import psycopg
+import pytest
 
 from noxlib.ci.runner import nested_nox_env
 from noxlib.names.namespace import get_s3_bucket, get_test_db_name, sanitize_namespace
 from noxlib.run import buckets, service_leases
 from noxlib.run.leases import LeaseRegistry
 from noxlib.services import ServiceUrls
+
+if TYPE_CHECKING:
+    from noxlib.run.lifecycle import IsolatedRun
+    from noxlib.sessions.stack import RunningApp
 
 REPO = Path(__file__).resolve().parent.parent
 # Prepared once by the noxlib_test session (noxlib/sessions/suite_tests.py); every inner run reuses it.
@@ -169,3 +176,35 @@ def run_processes(namespace: str) -> list[int]:
         if by_branch or environ.get("TEST_NAMESPACE") == namespace:
             pids.append(process.pid)
     return pids
+
+
+# ----- a real backend, as `nox -s smoke` and `nox -s perf` start one --------------------------------
+def backend_python() -> Path:
+    """The backend venv's Python, prepared by the session running the suite (noxlib/sessions/suite_tests.py)."""
+    python = Path(ENVDIR) / "test" / "bin" / "python"
+    if not python.exists():
+        pytest.skip(f"{python} is prepared by `nox -s noxlib_test`; run the suite through it")
+    return python
+
+
+def alembic_runner(python: Path) -> Callable[..., None]:
+    """A stand-in for `session.run` that runs alembic from the backend's venv, for `migrate_with_alembic`."""
+
+    def run(program: str, *args: str, env: dict[str, str], silent: bool = True) -> None:
+        subprocess.run(
+            [str(python.parent / program), *args], env={**os.environ, **env}, check=True, capture_output=silent
+        )
+
+    return run
+
+
+@contextlib.contextmanager
+def real_backend(run: IsolatedRun, log: Path) -> Iterator[RunningApp]:
+    """uvicorn on the run's database, bucket and Redis prefix, on a free port; stopped on leaving."""
+    from noxlib.core.processes import free_port
+    from noxlib.sessions import stack
+
+    port = free_port()
+    env = stack.backend_environment(run.contract, frontend_origin=f"http://127.0.0.1:{port}")
+    with stack.running_stack() as apps:
+        yield stack.start_backend(apps, backend_python(), env, port=port, log_path=log)

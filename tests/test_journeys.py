@@ -268,6 +268,7 @@ def test_dev_frontend_url_shows_real_data_smoke_script_is_read_only_and_ctrl_c_s
 
 
 # ----- nox -s test -- <a subset> -----------------------------------------------------------------
+@pytest.mark.journey_selection
 @pytest.mark.usefixtures("services")
 def test_the_docs_subset_example_passes_and_reports_coverage_without_enforcing_it():
     """docs/development.md shows this example (tests/test_readme.py checks that it does)."""
@@ -287,6 +288,7 @@ def test_the_docs_subset_example_passes_and_reports_coverage_without_enforcing_i
     assert "coverage   reported, not enforced: the run is narrowed to -k " in subset.stdout
 
 
+@pytest.mark.journey_selection
 @pytest.mark.usefixtures("services")
 def test_a_selection_that_matches_no_test_fails_in_one_line():
     nothing = run_nox(
@@ -303,6 +305,7 @@ def test_a_selection_that_matches_no_test_fails_in_one_line():
     assert "Traceback" not in nothing.stdout
 
 
+@pytest.mark.journey_selection
 @pytest.mark.parametrize(
     ("args", "narrowing"),
     [
@@ -385,6 +388,7 @@ def older_pyenv_python() -> str:
     return older[-1]
 
 
+@pytest.mark.journey_backend
 def test_an_older_default_python_gets_a_line_and_a_documented_fix(tmp_path):
     """`uvx nox` with only 3.11 around: nox stops before the noxfile runs, so docs_check finds its line in the docs."""
     # A cache of its own: uvx would otherwise reuse a nox environment it built earlier with 3.12
@@ -445,6 +449,7 @@ def boot_mode_checks() -> dict[str, tuple[str, ...]]:
     raise AssertionError("boot.py assigns no MODE_CHECKS")
 
 
+@pytest.mark.journey_backend
 @pytest.mark.usefixtures("services")
 def test_boot_dry_run_prints_its_namespace_ports_bucket_and_the_checks_of_its_gate():
     """What a newcomer's first `nox -s boot -- dry-run` shows (the docs' side: tests/test_first_hour.py)."""

@@ -1,7 +1,7 @@
 """`nox -s perf` against a real backend, through a real loopback TCP proxy that can make it slow.
 
-One backend (uvicorn on the worker's native services, a migrated database of its own) serves both
-cases behind one proxy: as it is, the check passes (with budgets that leave room for a loaded
+One backend (uvicorn on the worker's native services, the one smoke's API checks use: tests/conftest.py
+`app_backend`) serves both cases behind one proxy: as it is, the check passes (with budgets that leave room for a loaded
 runner) and only GETs reach the server; with every request held back longer than any endpoint's
 median may take, the check fails with one line per broken budget. The verdict is the budgets file's, judged on locust's
 statistics by the session: the test reads lines, never a clock. The load is small (a few seconds)
@@ -11,7 +11,6 @@ so the check itself is run on every change to the app and cannot rot.
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.error
 import urllib.request
@@ -20,15 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from noxlib.run import lifecycle
 from noxlib.sessions.perf import BUDGETS_FILE
 from noxlib.sessions.perf_budgets import PERCENTILES, EndpointBudget, load_budgets
 from tests.faults.tcp_proxy import TcpProxy, proxy_to
 from tests.runs import run_nox
-from tests.test_smoke import alembic_runner, backend_python, real_backend
 
-pytestmark = [pytest.mark.journey, pytest.mark.xdist_group(name="perf")]
-RUN_SECONDS = "4"
+# One xdist group with smoke's API checks: they share the worker's backend (tests/conftest.py `app_backend`).
+pytestmark = [pytest.mark.journey, pytest.mark.journey_backend, pytest.mark.xdist_group(name="app_backend")]
+# What is tested is the mechanism (locust's load, the table, the verdict), not the app's speed:
+# enough load for each of the five visitors to finish a request to its first endpoint, so every
+# budgeted endpoint is requested even when the slow case holds each request back.
+RUN_SECONDS = "3"
 
 
 def api_budgets() -> list[EndpointBudget]:
@@ -38,15 +39,9 @@ def api_budgets() -> list[EndpointBudget]:
 
 
 @pytest.fixture(scope="module")
-def backend_url(services, tmp_path_factory) -> Iterator[str]:
-    """A real backend on a migrated database of this module's own."""
-    migrate = lifecycle.migrate_with_alembic(alembic_runner(backend_python()))
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    with (
-        lifecycle.isolated_run(migrate, log=lambda line: None, namespace_suffix=f"perf_{worker}") as run,
-        real_backend(run, tmp_path_factory.mktemp("backend") / "backend.log") as app,
-    ):
-        yield app.url
+def backend_url(app_backend) -> str:
+    """The real backend smoke's API checks use too (tests/conftest.py): one start for both."""
+    return app_backend.url
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,8 @@ def test_help_prints_what_the_session_takes_and_starts_nothing(session, expected
 TOOL_HELP = {
     "test": "forwarded", "test-3.12": "forwarded", "test-3.13": "forwarded", "typecheck": "forwarded",
     "noxlib_test": "forwarded", "noxlib_test_shard": "forwarded", "journeys": "forwarded",
-    "compose_test": "forwarded", "docs_check": "forwarded", "smoke": "own", "env_keys": "own",
+    "journeys_backend": "forwarded", "journeys_selection": "forwarded", "compose_test": "forwarded",
+    "docs_check": "forwarded", "smoke": "own", "env_keys": "own",
 }  # fmt: skip
 HELP_OF_EVERY_SESSION = """
 import contextlib, io, json, runpy, sys

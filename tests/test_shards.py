@@ -49,6 +49,7 @@ def assert_partition(whole: list[str], shards: list[list[str]], durations: Path)
 
 
 @pytest.mark.journey  # it collects the backend's own tests, which import the app
+@pytest.mark.journey_selection
 def test_the_backend_shards_run_each_collected_test_exactly_once():
     """The test venv's pytest (as `nox -s test-3.12(shard=k/4)` runs it), with the shards' own arguments."""
     pytest_bin = Path(ENVDIR) / "test" / "bin" / "pytest"

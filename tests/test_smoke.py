@@ -27,15 +27,12 @@ import pytest
 from noxlib.core.errors import UserError
 from noxlib.core.paths import ARTEFACTS_DIR
 from noxlib.core.processes import free_port, stop_tree
-from noxlib.run import lifecycle
 from noxlib.sessions import smoke as smoke_session
-from noxlib.sessions import stack
 from noxlib.smoke import cli as smoke
+from tests.runs import real_backend
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "smoke_test.sh"
-# The backend's venv, prepared by the noxlib_test session (noxlib/sessions/suite_tests.py).
-ENVDIR = Path(os.environ.get("FR_SUITE_NOX_ENVDIR", str(REPO / ".nox" / "suite-envs")))
 CHECK_NAMES = [check.name for check in smoke.CHECKS]
 
 
@@ -147,55 +144,14 @@ def run_in_process(target: smoke.Target, mode: str, **options: Any) -> tuple[smo
     return report, lines
 
 
-# ----- against a real backend ---------------------------------------------------------------
-def backend_python() -> Path:
-    python = ENVDIR / "test" / "bin" / "python"
-    if not python.exists():
-        pytest.skip(f"{python} is prepared by `nox -s noxlib_test`; run the suite through it")
-    return python
-
-
-def alembic_runner(python: Path):
-    """A stand-in for `session.run` that runs alembic from the backend's venv, for `migrate_with_alembic`."""
-
-    def run(program: str, *args: str, env: dict[str, str], silent: bool = True) -> None:
-        subprocess.run(
-            [str(python.parent / program), *args], env={**os.environ, **env}, check=True, capture_output=silent
-        )
-
-    return run
-
-
-@pytest.fixture(scope="module")
-def smoke_run(services) -> Iterator[lifecycle.IsolatedRun]:
-    """A migrated database and a bucket of this worker's own, as `nox -s smoke` gets them."""
-    python = backend_python()
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    migrate = lifecycle.migrate_with_alembic(alembic_runner(python))
-    with lifecycle.isolated_run(migrate, log=lambda line: None, namespace_suffix=f"smoke_{worker}") as run:
-        yield run
-
-
-@contextlib.contextmanager
-def real_backend(run: lifecycle.IsolatedRun, log: Path) -> Iterator[stack.RunningApp]:
-    port = free_port()
-    env = stack.backend_environment(run.contract, frontend_origin=f"http://127.0.0.1:{port}")
-    with stack.running_stack() as apps:
-        yield stack.start_backend(apps, backend_python(), env, port=port, log_path=log)
-
-
-@pytest.fixture(scope="module")
-def backend(smoke_run, tmp_path_factory) -> Iterator[stack.RunningApp]:
-    with real_backend(smoke_run, tmp_path_factory.mktemp("backend") / "backend.log") as app:
-        yield app
-
-
-# One worker runs every test that needs the real backend, so the module's backend starts once.
+# ----- against a real backend (tests/conftest.py `backend_run`, `app_backend`) ----------------
+# One worker runs every test that needs the real backend (and perf's), so the backend starts once.
 @pytest.mark.faults
 @pytest.mark.journey
-@pytest.mark.xdist_group(name="smoke")
-def test_fails_clearly_when_the_backend_is_stopped_midway(smoke_run, tmp_path):
-    with real_backend(smoke_run, tmp_path / "backend.log") as app:
+@pytest.mark.journey_backend
+@pytest.mark.xdist_group(name="app_backend")
+def test_fails_clearly_when_the_backend_is_stopped_midway(backend_run, tmp_path):
+    with real_backend(backend_run, tmp_path / "backend.log") as app:
         target = smoke.Target(app.url, origin=app.url)
 
         def stop_after_health(check: smoke.Check) -> None:
@@ -229,9 +185,10 @@ def test_failure_names_the_url_status_and_a_body_snippet(imitation, capsys, monk
 
 
 @pytest.mark.journey
-@pytest.mark.xdist_group(name="smoke")
-def test_a_real_backend_passes_every_api_check(backend):
-    report, lines = run_in_process(smoke.Target(backend.url, origin=backend.url), "dev", api_only=True)
+@pytest.mark.journey_backend
+@pytest.mark.xdist_group(name="app_backend")
+def test_a_real_backend_passes_every_api_check(app_backend):
+    report, lines = run_in_process(smoke.Target(app_backend.url, origin=app_backend.url), "dev", api_only=True)
     assert report.ok, "\n".join(lines)
     verdicts = check_lines("\n".join(lines))
     assert [name for name, verdict in verdicts.items() if verdict == "ok"] == [
@@ -245,12 +202,13 @@ def test_a_real_backend_passes_every_api_check(backend):
 
 
 @pytest.mark.journey
-@pytest.mark.xdist_group(name="smoke")
-def test_the_script_runs_the_same_checks_as_nox(backend):
+@pytest.mark.journey_backend
+@pytest.mark.xdist_group(name="app_backend")
+def test_the_script_runs_the_same_checks_as_nox(app_backend):
     """Both run `python3 -m noxlib.smoke`: same names, same order, same verdicts."""
-    script = run_script(backend.url, "staging", "--api-only")
+    script = run_script(app_backend.url, "staging", "--api-only")
     assert script.returncode == 0, script.stdout + script.stderr
-    _, lines = run_in_process(smoke.Target(backend.url, origin=backend.url), "staging", api_only=True)
+    _, lines = run_in_process(smoke.Target(app_backend.url, origin=app_backend.url), "staging", api_only=True)
     assert list(check_lines(script.stdout)) == CHECK_NAMES
     assert check_lines(script.stdout) == check_lines("\n".join(lines))
     assert script.stdout.strip().endswith("smoke: 5 passed, 0 failed, 4 skipped")

@@ -1,14 +1,18 @@
 """Running the suite's own tests, which start whole `nox -s test` runs of their own.
 
-Three sessions split them by what they read: `noxlib_test` tests noxlib (names, leases, janitor,
+Sessions split them by what they read: `noxlib_test` tests noxlib (names, leases, janitor,
 signals, ci, cache, scripts) and reads of the apps only what the nested runs' template database
-is migrated with; `journeys` walks the app as a person does (dev in a browser, smoke, subsets),
-so the app is among its inputs and only it re-runs when the app changes; `docs_check` holds
-every test that reads README.md or docs/ (the session table, each documented command), so a
-docs edit costs those checks and never the journeys. A test is a journey by its `journey`
-marker, a docs check by its `docs` marker; GitHub runs `noxlib_test` in shards balanced by recorded
-durations (pytest-split, as the backend's shards: `tests/test_durations.json`, re-recorded by
-`nox -s noxlib_test -- --store-durations`).
+is migrated with; the journeys walk the app as a person does, so the app is among their inputs,
+in three parts that each re-run only when what they read changes: `journeys` the app with its
+frontend (dev in a browser, smoke, vitest), `journeys_backend` the backend alone (smoke's API
+checks, perf, boot), `journeys_selection` the backend's tests as `nox -s test -- <selection>`
+picks them (a subset, an empty selection, the shards) — a frontend edit re-runs the first, a
+backend test's edit the last. `docs_check` holds every test that reads README.md or docs/ (the
+session table, each documented command), so a docs edit costs those checks and never the
+journeys. A test is a journey by its `journey` marker (and `journey_backend` or
+`journey_selection` for the two narrower parts), a docs check by its `docs` marker; GitHub runs
+`noxlib_test` in shards balanced by recorded durations (pytest-split, as the backend's shards:
+`tests/test_durations.json`, re-recorded by `nox -s noxlib_test -- --store-durations`).
 
 Their inner venv is prepared once, here, in an envdir of their own (the developer's `.nox/test`
 keeps whatever state the developer left it in), and every inner run reuses it with `-R`. Two
@@ -48,7 +52,18 @@ DURATIONS_FILE = REPO_ROOT / "tests" / "test_durations.json"
 # documented commands): only docs_check collects it, so a docs edit re-runs docs_check alone.
 _DOCS_COLLECTED = "--ignore=tests/test_readme.py"
 NOXLIB_TESTS = ["-m", "not journey and not docs", "--ignore=tests/test_compose.py", _DOCS_COLLECTED, "tests"]
-JOURNEYS = ["-m", "journey and not docs", "--ignore=tests/test_compose.py", _DOCS_COLLECTED, "tests"]
+# The files each journeys session collects, by the marker that puts a test in it (the narrower
+# first): every xdist worker collects, and all of tests/ cost more than some journeys.
+# tests/conftest.py refuses a journey outside its session's files when noxlib_test (which
+# collects every file) runs, so none is left to run in no session.
+JOURNEY_FILES = {
+    "journey_selection": ("tests/test_journeys.py", "tests/test_shards.py"),
+    "journey_backend": ("tests/test_journeys.py", "tests/test_smoke.py", "tests/test_perf.py"),
+    "journey": ("tests/test_journeys.py", "tests/test_workflows.py", "tests/test_api_contract.py"),
+}
+JOURNEYS = ["-m", "journey and not journey_backend and not journey_selection", *JOURNEY_FILES["journey"]]
+BACKEND_JOURNEYS = ["-m", "journey_backend", *JOURNEY_FILES["journey_backend"]]
+SELECTION_JOURNEYS = ["-m", "journey_selection", *JOURNEY_FILES["journey_selection"]]
 DOCS_CHECKS = ["-m", "docs", "--ignore=tests/test_compose.py", "tests"]
 
 

@@ -104,7 +104,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A journey outside the files its session collects would run in no session: refuse it."""
+    """A journey outside the files its session collects would run in no session: refuse it.
+
+    Only the suite's own runs check this: a nested run's probe (tests/lifecycle/) collects under
+    this conftest too, in the app's test venv, which has no nox to import JOURNEY_FILES with.
+    """
+    if _inside_a_lifecycle_run():
+        return
     from noxlib.sessions.suite_tests import JOURNEY_FILES
 
     for item in items:

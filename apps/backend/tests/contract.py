@@ -28,6 +28,12 @@ CONTRACT_KEYS = (
     "S3_REGION",
 )
 
+# HEALTH_CHECK_TIMEOUT of every app under test, unless a test sets its own. A test judges a
+# dependency by its answer (a refused port, a missing bucket), never by how fast this machine got
+# it: on a loaded machine a fresh app's first database check alone has taken over 2 s, the
+# production default. Only the tests of hung dependencies set a short timeout, to prove it ends.
+PATIENT_CHECK_TIMEOUT_SECONDS = 60.0
+
 
 class ContractError(RuntimeError):
     """The environment does not carry the test contract; pytest is being run by hand."""
@@ -103,7 +109,8 @@ class TestContract:
 
     def settings(self, **overrides: Any) -> Settings:
         """Settings for an app under test; the start-up gate is off because the harness already
-        guarantees the migrated database, and the gate has tests of its own."""
+        guarantees the migrated database, and the gate has tests of its own; checks are patient
+        (PATIENT_CHECK_TIMEOUT_SECONDS)."""
         values: dict[str, Any] = {
             "environment": "test",
             "database_url": self.database_url,
@@ -116,6 +123,7 @@ class TestContract:
             "s3_region": self.s3_region,
             "s3_key_prefix": self.s3_key_prefix,
             "boot_gate_on_startup": False,
+            "health_check_timeout_seconds": PATIENT_CHECK_TIMEOUT_SECONDS,
         }
         values.update(overrides)
         from src.config import load_settings
@@ -136,6 +144,7 @@ class TestContract:
             "S3_BUCKET": self.s3_bucket,
             "S3_REGION": self.s3_region,
             "S3_KEY_PREFIX": self.s3_key_prefix,
+            "HEALTH_CHECK_TIMEOUT": f"{PATIENT_CHECK_TIMEOUT_SECONDS:g}",
         }
         environment.update(overrides)
         return environment

@@ -21,10 +21,12 @@ import httpx
 import pytest
 
 from tests.contract import TestContract
-from tests.dead_endpoints import closed_port
+from tests.dead_endpoints import free_port
 
 BACKEND_DIR = Path(__file__).resolve().parents[1]
-# Generous: on a loaded machine, importing the app under coverage alone can take tens of seconds.
+# Generous: on a loaded machine, importing the app under coverage alone can take tens of seconds
+# (a boot gate run has taken over 60 s beside 6 CPU hogs). Every test that runs a Python process
+# bounds it by this: a guard against a hang, never a verdict on speed.
 START_DEADLINE_SECONDS = 300
 # Room for the upload bench's large statement (16 MiB), above the app's default limit.
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024
@@ -72,7 +74,7 @@ def wait_until_serving(process: subprocess.Popen[str], url: str, log: Path | Non
 def serve(contract: TestContract, log_dir: Path) -> Iterator[ServedApp]:
     """A uvicorn serving this worker's services until the block ends (its log in `log_dir`:
     a pipe nobody reads would fill with access-log lines and stall the server)."""
-    port = closed_port()
+    port = free_port()
     log = log_dir / "uvicorn.log"
     with log.open("w") as output:
         process = start_uvicorn(

@@ -15,6 +15,7 @@ from src.migrations import current_revisions, head_revisions
 from src.models import JournalEntry
 from tests.contract import CONTRACT_KEYS, ContractError, TestContract, get_worker_database_url
 from tests.harness import RebuildIsolation, SavepointIsolation, TruncateIsolation, isolation_from_environ
+from tests.served_app import START_DEADLINE_SECONDS
 
 BACKEND_DIR = Path(__file__).resolve().parents[1]
 FULL_CONTRACT = {key: f"value-{key.lower()}" for key in CONTRACT_KEYS} | {
@@ -60,7 +61,7 @@ def test_pytest_without_the_contract_stops_with_one_line(tmp_path: Path) -> None
         capture_output=True,
         text=True,
         check=False,
-        timeout=120,
+        timeout=START_DEADLINE_SECONDS,
     )
     assert result.returncode != 0
     lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]

@@ -8,8 +8,8 @@ import pytest
 from src.config import get_settings
 from src.main import BootGateError, create_app
 from tests.contract import TestContract
-from tests.dead_endpoints import closed_port
-from tests.served_app import XDIST_GROUP, ServedApp, start_uvicorn
+from tests.dead_endpoints import closed_port, free_port
+from tests.served_app import START_DEADLINE_SECONDS, XDIST_GROUP, ServedApp, start_uvicorn
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +87,7 @@ def test_serving_with_a_bad_environment_exits_with_one_line(
 @pytest.mark.e2e
 @XDIST_GROUP
 def test_uvicorn_serves_health_over_http(served_app: ServedApp) -> None:
-    response = httpx.get(f"{served_app.base_url}/api/health", timeout=10)
+    response = httpx.get(f"{served_app.base_url}/api/health", timeout=120)
     assert response.status_code == 200
     assert response.json()["git_sha"] == served_app.git_sha
 
@@ -95,9 +95,9 @@ def test_uvicorn_serves_health_over_http(served_app: ServedApp) -> None:
 @pytest.mark.e2e
 def test_uvicorn_refuses_to_start_with_a_clear_message(contract: TestContract) -> None:
     dead = f"postgresql+psycopg://nobody@127.0.0.1:{closed_port()}/nothing"
-    process = start_uvicorn(contract, closed_port(), DATABASE_URL=dead)
+    process = start_uvicorn(contract, free_port(), DATABASE_URL=dead)
     try:
-        output, _ = process.communicate(timeout=60)
+        output, _ = process.communicate(timeout=START_DEADLINE_SECONDS)
     finally:
         process.kill()
     assert process.returncode != 0

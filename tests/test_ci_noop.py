@@ -14,7 +14,12 @@ import textwrap
 from noxlib.ci import cache
 from noxlib.ci.cache import CiCache, input_hash
 from noxlib.ci.listing import LISTING_NAME
-from tests.test_ci import declared, repo, run_ci, runs, summary_rows  # noqa: F401 - fixtures
+from tests import test_ci as ci_tests
+from tests.test_ci import run_ci, runs, summary_rows
+
+# The small repository with its own noxfile, and the declarations of one test, as in test_ci.py.
+repo = ci_tests.repo
+declared = ci_tests.declared
 
 ADDED_SESSION = """
 
@@ -36,7 +41,7 @@ def engine_here(session):
 """
 
 
-def test_a_session_added_to_the_noxfile_is_planned_at_once(repo):  # noqa: F811 - the fixture
+def test_a_session_added_to_the_noxfile_is_planned_at_once(repo):
     """The ci list is kept between runs: a change to the noxfile must list it afresh."""
     assert run_ci(repo).returncode == 0
     assert (repo / ".nox" / LISTING_NAME).is_file()
@@ -49,7 +54,7 @@ def test_a_session_added_to_the_noxfile_is_planned_at_once(repo):  # noqa: F811 
     assert ("added", "passed") in summary_rows(result.stdout)
 
 
-def test_a_session_s_own_skip_check_is_asked_without_starting_it_and_never_cached(repo):  # noqa: F811
+def test_a_session_s_own_skip_check_is_asked_without_starting_it_and_never_cached(repo):
     noxfile = repo / "noxfile.py"
     noxfile.write_text(noxfile.read_text() + ENGINE_SESSIONS)
     for _ in range(2):  # the second run must not take the skip from the cache
@@ -66,7 +71,7 @@ def test_a_run_asks_each_tool_its_version_once_and_each_hash_is_the_one_alone(
     repo,
     declared,
     tmp_path,
-    monkeypatch,  # noqa: F811 - the fixtures
+    monkeypatch,
 ):
     """Shared reads in one run give every session the hash it would get on its own."""
     tools = tmp_path / "bin"
@@ -90,7 +95,7 @@ def test_a_run_asks_each_tool_its_version_once_and_each_hash_is_the_one_alone(
     assert CiCache(root=repo).hash_for("lint") != hashes["lint"]  # a new run sees the new version
 
 
-def test_the_shared_reads_see_a_file_of_every_session(repo, declared):  # noqa: F811
+def test_the_shared_reads_see_a_file_of_every_session(repo, declared):
     declared("lint", inputs=("**/*.py",))
     declared("docs", inputs=("docs/**", "README.md"))
     snapshot = cache.InputSnapshot(repo)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -191,11 +192,16 @@ class CiCache:
         return input_hash(session, self.root, self.snapshot)
 
     def is_fresh(self, session: str, current: str | None) -> bool:
+        """Read without the lock (and without writing the file back, as `record` does): every
+        write is an atomic rename, so a reader sees a whole file, an earlier one or a later one."""
         if current is None:
             return False
-        with JsonFile(self.path).locked() as data:
-            entry = data.get(session)
-            return isinstance(entry, dict) and entry.get("hash") == current
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):  # none yet, a directory in its place, torn by hand: no green run
+            return False
+        entry = data.get(session) if isinstance(data, dict) else None
+        return isinstance(entry, dict) and entry.get("hash") == current
 
     def record(self, session: str, current: str | None, passed: bool) -> None:
         """Remember a green run's hash; forget the session after a red one (never cache a failure)."""

@@ -401,7 +401,7 @@ def docs_check(session: nox.Session) -> None:
     python=DEFAULT_PYTHON, uv_groups=["suite-test"], tags=["ci"], default=False,
     inputs=["tests/**", "docker-compose.yml", ".dockerignore", "apps/**", ".env.example"],
     always_runs="whether a container engine answers (Docker Desktop started later) is not a file or a variable",
-    options="forwarded",
+    skip_reason=container_tests.skip_reason, options="forwarded",
 )  # fmt: skip
 def compose_test(session: nox.Session) -> None:
     """Test the compose backend, compose file and images on a real engine (skips when none answers)."""

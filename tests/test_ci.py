@@ -583,7 +583,8 @@ def noxfile_declarations() -> dict[str, dict]:
     script = (
         "import dataclasses, json, runpy; runpy.run_path('noxfile.py');"
         "from noxlib.ci.cache import DECLARED;"
-        "print(json.dumps({name: dataclasses.asdict(d) for name, d in DECLARED.items()}))"
+        # A session's own skip check (`skip_reason=`) is code, not data: null here.
+        "print(json.dumps({name: dataclasses.asdict(d) for name, d in DECLARED.items()}, default=lambda _: None))"
     )
     result = subprocess.run(
         [sys.executable, "-c", script], cwd=REPO, env=dict(os.environ, NOX_SCRIPT_MODE="none"),

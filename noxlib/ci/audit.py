@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from noxlib.ci.arguments import arguments
 from noxlib.ci.cache import declaration, input_files, tracked_files
-from noxlib.ci.runner import ci_sessions, local_plan, nested_nox_env
+from noxlib.ci.listing import ci_sessions, nested_nox_env
+from noxlib.ci.runner import local_plan
 from noxlib.core.errors import UserError
 from noxlib.core.paths import REPO_ROOT
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import platform
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,9 @@ class Declaration:
     files (its result depends on something no hash sees). Sessions with the same `exclusive`
     group never run at once in `ci`. A shard names the session `ci` runs here in its place
     (`local`); `requires` is nox's own (a report's test runs), recorded for `ci`'s plan. `cold_seconds` orders a fresh
-    checkout's first `ci` (longest first) before any duration is on record.
+    checkout's first `ci` (longest first) before any duration is on record. `skip_reason` is the
+    session's own test for a skip (no container engine): `ci` asks it in-process and reports the
+    skip without starting a nox that would only skip.
     """
 
     inputs: tuple[str, ...] = ()
@@ -54,6 +57,7 @@ class Declaration:
     local: str = ""
     requires: tuple[str, ...] = ()
     cold_seconds: float = 0.0
+    skip_reason: Callable[[], str | None] | None = None
 
     @property
     def cacheable(self) -> bool:
@@ -101,8 +105,7 @@ def tracked_files(root: Path = REPO_ROOT, patterns: Sequence[str] | None = None)
 
 def input_files(name: str, root: Path = REPO_ROOT) -> list[str]:
     """The files session `name`'s result depends on (its inputs and the common ones)."""
-    declared = declaration(name)
-    return tracked_files(root, (*COMMON_INPUTS, *declared.inputs)) if declared.inputs else []
+    return InputSnapshot(root).input_files(name)
 
 
 def _tool_version(tool: str) -> str:
@@ -115,21 +118,59 @@ def _tool_version(tool: str) -> str:
     return f"{tool}: unknown"
 
 
-def input_hash(name: str, root: Path = REPO_ROOT) -> str | None:
+class InputSnapshot:
+    """The checkout as one `ci` run hashes it: each file list, file and tool version read once.
+
+    Every session shares the common inputs (uv.lock alone is 0.7 MB) and most share a tool
+    (node, psql): hashed per session, a run where every session is cached read the same files
+    and started the same `node --version` a dozen times. A file is read when the first session
+    that needs it is hashed, before that session runs: an edit made later in the run is seen by
+    the next `ci`, as an edit made during a session always was.
+    """
+
+    def __init__(self, root: Path = REPO_ROOT) -> None:
+        self.root = root
+        self._listed: dict[tuple[str, ...], list[str]] = {}
+        self._digests: dict[str, bytes] = {}
+        self._tools: dict[str, str] = {}
+
+    def input_files(self, name: str) -> list[str]:
+        """The files session `name`'s result depends on (its inputs and the common ones)."""
+        declared = declaration(name)
+        if not declared.inputs:
+            return []
+        patterns = (*COMMON_INPUTS, *declared.inputs)
+        if patterns not in self._listed:
+            self._listed[patterns] = tracked_files(self.root, patterns)
+        return self._listed[patterns]
+
+    def digest(self, path_name: str) -> bytes:
+        if path_name not in self._digests:
+            try:
+                self._digests[path_name] = hashlib.sha256((self.root / path_name).read_bytes()).digest()
+            except OSError:  # deleted but still in the index, or a directory in a file's place
+                self._digests[path_name] = b"<unreadable>"
+        return self._digests[path_name]
+
+    def tool_version(self, tool: str) -> str:
+        if tool not in self._tools:
+            self._tools[tool] = _tool_version(tool)
+        return self._tools[tool]
+
+
+def input_hash(name: str, root: Path = REPO_ROOT, snapshot: InputSnapshot | None = None) -> str | None:
     """The hash of everything session `name` declares as input; None when it is never cached."""
     declared = declaration(name)
     if not declared.cacheable:
         return None
+    snapshot = snapshot or InputSnapshot(root)
     digest = hashlib.sha256()
     digest.update(f"python {platform.python_version()}\n".encode())
-    for path_name in input_files(name, root):
+    for path_name in snapshot.input_files(name):
         digest.update(path_name.encode(errors="surrogateescape") + b"\0")
-        try:
-            digest.update(hashlib.sha256((root / path_name).read_bytes()).digest())
-        except OSError:  # deleted but still in the index, or a directory in a file's place
-            digest.update(b"<unreadable>")
+        digest.update(snapshot.digest(path_name))
     for tool in declared.tools:
-        digest.update(_tool_version(tool).encode() + b"\n")
+        digest.update(snapshot.tool_version(tool).encode() + b"\n")
     for key in (*COMMON_ENV, *declared.env):
         digest.update(f"{key}={os.environ.get(key, '<unset>')}\n".encode())
     return digest.hexdigest()
@@ -141,19 +182,26 @@ class CiCache:
 
     root: Path = REPO_ROOT
     path: Path = field(init=False)
+    snapshot: InputSnapshot = field(init=False)
 
     def __post_init__(self) -> None:
         self.path = self.root / ".nox" / CACHE_NAME
+        self.snapshot = InputSnapshot(self.root)
 
     def hash_for(self, session: str) -> str | None:
-        return input_hash(session, self.root)
+        return input_hash(session, self.root, self.snapshot)
 
     def is_fresh(self, session: str, current: str | None) -> bool:
+        """Read without the lock (and without writing the file back, as `record` does): every
+        write is an atomic rename, so a reader sees a whole file, an earlier one or a later one."""
         if current is None:
             return False
-        with JsonFile(self.path).locked() as data:
-            entry = data.get(session)
-            return isinstance(entry, dict) and entry.get("hash") == current
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):  # none yet, a directory in its place, torn by hand: no green run
+            return False
+        entry = data.get(session) if isinstance(data, dict) else None
+        return isinstance(entry, dict) and entry.get("hash") == current
 
     def record(self, session: str, current: str | None, passed: bool) -> None:
         """Remember a green run's hash; forget the session after a red one (never cache a failure)."""

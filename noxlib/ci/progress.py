@@ -84,6 +84,10 @@ def cached_line(name: str) -> str:
     return f"━━━ nox -s {name}: cached (inputs unchanged since its last green run)"
 
 
+def skipped_line(name: str) -> str:
+    return f"━━━ nox -s {name}: skipped (by its own check, asked before it started)"
+
+
 def result_line(outcome: Outcome, log_path: Path) -> str:
     return f"━━━ nox -s {outcome.session}: {outcome.result} ({outcome.seconds:.1f}s, log {log_path})"
 
@@ -97,6 +101,11 @@ class PlainProgress:
 
     def cached(self, name: str) -> None:
         self.line(cached_line(name))
+
+    def skipped(self, name: str, reason: str) -> None:
+        """A session whose own check said it would skip (`skip_reason=`): no nox ran, no log."""
+        self.line(skipped_line(name))
+        self.line(f"    {reason}")
 
     def finished(self, outcome: Outcome, log_path: Path) -> None:
         self.line(result_line(outcome, log_path))
@@ -146,6 +155,13 @@ class LiveProgress(PlainProgress):
             self.done.add(name)
         self.live.refresh()  # printing above the view redraws the view as last drawn
         self.line(cached_line(name), style=RESULT_STYLES["cached"])
+
+    def skipped(self, name: str, reason: str) -> None:
+        with self.lock:
+            self.done.add(name)
+        self.live.refresh()
+        self.line(skipped_line(name), style=RESULT_STYLES["skipped"])
+        self.line(f"    {reason}")
 
     def finished(self, outcome: Outcome, log_path: Path) -> None:
         with self.lock:

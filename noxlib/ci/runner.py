@@ -26,13 +26,11 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import nox
 
@@ -40,6 +38,10 @@ from noxlib.ci import logs as ci_logs
 from noxlib.ci import progress as ci_progress
 from noxlib.ci.arguments import parser_for
 from noxlib.ci.cache import CiCache, cache_disabled, declaration
+from noxlib.ci.listing import VENV_VARIABLES as VENV_VARIABLES
+from noxlib.ci.listing import SessionEntry, ci_sessions
+from noxlib.ci.listing import nested_nox_env as nested_nox_env
+from noxlib.ci.listing import nox_command as nox_command
 from noxlib.ci.progress import Outcome, summary
 from noxlib.core import processes
 from noxlib.core.errors import UserError
@@ -47,9 +49,6 @@ from noxlib.core.json_store import JsonFile
 from noxlib.core.paths import REPO_ROOT
 from noxlib.core.signals import Terminated, interrupt_once, signals_deferred
 
-# One entry of `nox -l --json`: session, name, signatures, python, tags, call_spec, description.
-SessionEntry = dict[str, Any]
-CI_TAG = "ci"
 SHARD_TAG = "shard"
 # Sessions that GitHub runs in their own job after the matrix (they need its artifacts).
 REPORT_TAG = "report"
@@ -85,34 +84,6 @@ def parse_options(args: list[str]) -> argparse.Namespace:
 def default_jobs() -> int:
     """The CPUs this process may use: a test session alone keeps them all busy with xdist."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def nox_command(noxfile: Path, *args: str) -> list[str]:
-    """nox run by the interpreter that runs us: the noxfile's script environment."""
-    return [sys.executable, "-m", "nox", "--noxfile", str(noxfile), *args]
-
-
-# An activated venv's variables would point each child's uv at the wrong environment.
-VENV_VARIABLES = ("VIRTUAL_ENV", "UV_PROJECT_ENVIRONMENT", "UV_PYTHON")
-
-
-def nested_nox_env() -> dict[str, str]:
-    """The environment for a nox started from inside nox (ci, bench, the suite's tests)."""
-    env = {key: value for key, value in os.environ.items() if key not in VENV_VARIABLES}
-    # The parent already runs in the noxfile's script environment: no second re-exec.
-    return dict(env, NOX_SCRIPT_MODE="none")
-
-
-def ci_sessions(noxfile: Path) -> list[SessionEntry]:
-    """The ci-tagged sessions as nox lists them (signature, python, tags, call_spec)."""
-    result = subprocess.run(
-        nox_command(noxfile, "-t", CI_TAG, "-l", "--json"),
-        capture_output=True, text=True, cwd=noxfile.parent, env=nested_nox_env(), check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise UserError(f"could not list the ci sessions: {result.stderr.strip().splitlines()[-1:]}")
-    listed: list[SessionEntry] = json.loads(result.stdout)
-    return listed
 
 
 def github_matrix(sessions: list[SessionEntry]) -> dict[str, list[dict[str, str | None]]]:
@@ -246,6 +217,15 @@ def finish(child: Child, *, echo: bool, view: ci_progress.PlainProgress) -> Outc
     return outcome
 
 
+def skip_reason(signature: str) -> str | None:
+    """Why the session would skip itself, asked here (`skip_reason=`): no nox started to learn it."""
+    check = declaration(signature).skip_reason
+    try:
+        return check() if check else None
+    except UserError:
+        return None  # a mistake in its settings: the session itself says it in its one line
+
+
 def stop_children(
     children: list[Child],
     signum: int,
@@ -304,6 +284,11 @@ def run_plan(noxfile: Path, plan: list[str], *, jobs: int, cache: CiCache | None
                         view.cached(signature)
                         outcomes[signature] = Outcome(signature, "cached", 0.0)
                         continue
+                if (reason := skip_reason(signature)) is not None:
+                    pending.remove(signature)
+                    view.skipped(signature, reason)
+                    outcomes[signature] = Outcome(signature, "skipped", 0.0)  # a skip is never cached
+                    continue
                 group = groups.get(signature)
                 if len(running) >= jobs or (group and any(groups.get(c.signature) == group for c in running)):
                     continue
@@ -347,13 +332,13 @@ def run_plan(noxfile: Path, plan: list[str], *, jobs: int, cache: CiCache | None
 def run(session: nox.Session, noxfile: Path = REPO_ROOT / "noxfile.py") -> None:
     """Entry point of the `ci` session (its options: `add_options`)."""
     options = parse_options(list(session.posargs))
+    disabled = cache_disabled(["--no-cache"] if options.no_cache else [])
     with interrupt_once():
-        sessions = ci_sessions(noxfile)
+        sessions = ci_sessions(noxfile, reuse=not disabled)
         if options.matrix:
             print(json.dumps(github_matrix(sessions)))
             return
         plan, notes = local_plan(sessions, full=options.full)
-        disabled = cache_disabled(["--no-cache"] if options.no_cache else [])
         cache = None if disabled else CiCache(root=noxfile.parent)
         outcomes = run_plan(noxfile, plan, jobs=options.jobs or default_jobs(), cache=cache)
         record_durations(outcomes, noxfile.parent)

@@ -30,7 +30,7 @@ from noxlib.core.signals import interrupt_once
 
 INPUTS_MARKER = ".noxlib-inputs"
 # What `@session` takes beside nox's own arguments (noxlib/ci/cache.py `Declaration`).
-DECLARATION_KEYS = ("inputs", "env", "tools", "always_runs", "exclusive", "local", "cold_seconds")
+DECLARATION_KEYS = ("inputs", "env", "tools", "always_runs", "exclusive", "local", "cold_seconds", "skip_reason")
 _UNUSABLE: dict[type[BaseException], str] = {
     FileNotFoundError: "no record that its last install finished (a run stopped during it?)",
     IsADirectoryError: f"a directory in place of its record {INPUTS_MARKER}",

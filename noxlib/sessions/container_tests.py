@@ -22,12 +22,17 @@ NO_ENGINE = (
 )
 
 
+def skip_reason() -> str | None:
+    """Why the session skips here, or None; `nox -s ci` asks it too rather than start a nox only to skip."""
+    return NO_ENGINE if detect_runtime() is None else None
+
+
 def run(session: nox.Session) -> None:
     """Run the compose tests when an engine answers; skip in one line when none does."""
     if wants_help(list(session.posargs)):  # pytest's own help, before any engine is asked
         session.run("pytest", "--help")
         return
-    if detect_runtime() is None:
-        session.skip(NO_ENGINE)
+    if (reason := skip_reason()) is not None:
+        session.skip(reason)
     env = suite_tests.prepare_inner_runs(session)
     session.run("pytest", *(session.posargs or DEFAULT_ARGS), env={**env, "FR_SERVICES": "compose"})

@@ -311,3 +311,45 @@ def test_an_interrupt_swallowed_inside_the_gate_still_ends_the_run(tmp_path, sig
     )  # fmt: skip
     assert result.returncode == code, result.stderr
     assert result.stdout.splitlines() == ["swallowed"], result.stdout + result.stderr
+
+
+LOST_IN_A_FINALISER_SCRIPT = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    sys.path.insert(0, {repo!r})
+    from noxlib.core.signals import interrupt_once, raise_if_lost
+
+    class Finaliser:
+        def __del__(self):
+            os.kill(os.getpid(), int(sys.argv[1]))
+            time.sleep(0.5)  # the handler runs here, where Python only prints what it raises
+
+    with interrupt_once():
+        try:
+            Finaliser()  # dropped at once: the interrupt is raised inside __del__ and lost
+            print("lost", flush=True)
+            for _ in range(300):  # a scheduler's wait loop (ci's), 30 s
+                raise_if_lost()
+                time.sleep(0.1)
+            print("waited to the end", flush=True)
+        finally:
+            print("cleanup done", flush=True)
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("sig", "code"),
+    [(signal.SIGINT, -signal.SIGINT), (signal.SIGTERM, 143)],
+)
+def test_an_interrupt_lost_in_a_finaliser_ends_the_loop_that_outlives_it(tmp_path, sig, code):
+    """Ctrl+C in `ci`'s live view was once raised in a WeakSet callback, printed, and dropped: ci ran on."""
+    script = tmp_path / "lost.py"
+    script.write_text(LOST_IN_A_FINALISER_SCRIPT.format(repo=str(REPO)))
+    result = subprocess.run(
+        [sys.executable, str(script), str(int(sig))],
+        capture_output=True, text=True, timeout=60, preexec_fn=_terminal_signals, check=False,
+    )  # fmt: skip
+    assert "Exception ignored" in result.stderr, result.stderr  # the way it was lost
+    assert result.returncode == code, result.stderr
+    assert result.stdout.splitlines() == ["lost", "cleanup done"], result.stdout + result.stderr

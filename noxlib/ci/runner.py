@@ -47,7 +47,7 @@ from noxlib.core import processes
 from noxlib.core.errors import UserError
 from noxlib.core.json_store import JsonFile
 from noxlib.core.paths import REPO_ROOT
-from noxlib.core.signals import Terminated, interrupt_once, signals_deferred
+from noxlib.core.signals import Terminated, interrupt_once, raise_if_lost, signals_deferred
 
 SHARD_TAG = "shard"
 # Sessions that GitHub runs in their own job after the matrix (they need its artifacts).
@@ -273,6 +273,7 @@ def run_plan(noxfile: Path, plan: list[str], *, jobs: int, cache: CiCache | None
     view = ci_progress.start_view(plan, expected_seconds(plan, noxfile.parent), jobs=jobs, live=live)
     try:
         while pending or running:
+            raise_if_lost()
             for signature in list(pending):
                 if waits[signature] - outcomes.keys():
                     continue

@@ -110,6 +110,18 @@ def interrupt_once() -> Iterator[None]:
         _GATE.uninstall()
 
 
+def raise_if_lost() -> None:
+    """Raise again an interrupt that was raised but never arrived, for a loop that outlives it.
+
+    A signal's exception is raised wherever the main thread is; in a weakref callback or a
+    `__del__` Python only prints it ("Exception ignored in …") and goes on, and a scheduler's
+    wait loop would then run to its end (seen: Ctrl+C in `ci`'s live view was lost in a WeakSet
+    callback). A loop that is still polling after the gate raised knows it was lost.
+    """
+    if _GATE.raised and _GATE.received is not None and not _GATE.deferring:
+        raise interrupt_for(_GATE.received)
+
+
 # The name the lifecycle has always used.
 terminate_as_interrupt = interrupt_once
 

@@ -122,10 +122,6 @@ def raise_if_lost() -> None:
         raise interrupt_for(_GATE.received)
 
 
-# The name the lifecycle has always used.
-terminate_as_interrupt = interrupt_once
-
-
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
     """Cleanup must finish: a signal arriving during it is raised only after it, and only once."""

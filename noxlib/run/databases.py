@@ -107,11 +107,6 @@ class DatabaseJanitor:
             )
 
     # ----- queries -------------------------------------------------------------------------
-    def list_databases(self) -> list[str]:
-        with self._connect() as connection:
-            rows = connection.execute("SELECT datname FROM pg_database ORDER BY datname").fetchall()
-        return [row[0] for row in rows]
-
     def _is_ready_template(self, connection: psycopg.Connection, name: str) -> bool:
         row = connection.execute("SELECT datistemplate FROM pg_database WHERE datname = %s", (name,)).fetchone()
         return bool(row and row[0])

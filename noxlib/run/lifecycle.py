@@ -25,7 +25,7 @@ from noxlib.core.paths import BACKEND_DIR, REPO_ROOT, state_dir
 from noxlib.core.phases import Log, Phases
 from noxlib.core.processes import adopt_orphans, stop_descendants_with_env
 from noxlib.core.redaction import redacting
-from noxlib.core.signals import signals_deferred, terminate_as_interrupt
+from noxlib.core.signals import interrupt_once, signals_deferred
 from noxlib.names.namespace import (
     get_namespace,
     get_worker_db_name,
@@ -95,7 +95,7 @@ def isolated_run(
 
     Test runs use it with their xdist worker count; `boot` and `smoke` with none.
     """
-    with terminate_as_interrupt():
+    with interrupt_once():
         adopt_orphans()  # xdist workers orphaned by a killed pytest stay ours to stop
         namespace = run_namespace(namespace_suffix)
         with leased_services("test", namespace, log=log) as service_lease:

@@ -210,7 +210,7 @@ def run_dev(session: nox.Session, *, frontend: bool) -> None:
     """Services (kept for the next run), the dev database migrated, uvicorn --reload; Ctrl+C stops the apps only."""
     from noxlib.core import node
     from noxlib.core.paths import state_dir
-    from noxlib.core.signals import terminate_as_interrupt
+    from noxlib.core.signals import interrupt_once
     from noxlib.run import buckets, lifecycle
     from noxlib.run.databases import ensure_database
     from noxlib.run.service_leases import leased_services
@@ -223,7 +223,7 @@ def run_dev(session: nox.Session, *, frontend: bool) -> None:
         node.ensure_node_modules(FRONTEND_DIR, purpose="the frontend", log=session.log, ignore_scripts=False)
     namespace = lifecycle.run_namespace()
     with (
-        terminate_as_interrupt(),
+        interrupt_once(),
         leased_services("dev", namespace, keep=True, log=session.log) as service_lease,
     ):
         urls = service_lease.urls

@@ -297,18 +297,23 @@ SWALLOWING_SCRIPT = textwrap.dedent(
 )
 
 
+def run_script(tmp_path: Path, script: str, sig: int) -> subprocess.CompletedProcess[str]:
+    """Run one of the gate's scripts with `sig` as its argument, the way a terminal starts it."""
+    path = tmp_path / "gate_script.py"
+    path.write_text(script.format(repo=str(REPO)))
+    return subprocess.run(
+        [sys.executable, str(path), str(int(sig))],
+        capture_output=True, text=True, timeout=60, preexec_fn=_terminal_signals, check=False,
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("sig", "code"),
     [(signal.SIGINT, -signal.SIGINT), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
 )
 def test_an_interrupt_swallowed_inside_the_gate_still_ends_the_run(tmp_path, sig, code):
     """A SIGHUP during `nox -s test` once ended "successful": nox dropped the interrupt because pytest exited 0."""
-    script = tmp_path / "swallow.py"
-    script.write_text(SWALLOWING_SCRIPT.format(repo=str(REPO)))
-    result = subprocess.run(
-        [sys.executable, str(script), str(int(sig))],
-        capture_output=True, text=True, timeout=60, preexec_fn=_terminal_signals, check=False,
-    )  # fmt: skip
+    result = run_script(tmp_path, SWALLOWING_SCRIPT, sig)
     assert result.returncode == code, result.stderr
     assert result.stdout.splitlines() == ["swallowed"], result.stdout + result.stderr
 
@@ -344,12 +349,7 @@ LOST_IN_A_FINALISER_SCRIPT = textwrap.dedent(
 )
 def test_an_interrupt_lost_in_a_finaliser_ends_the_loop_that_outlives_it(tmp_path, sig, code):
     """Ctrl+C in `ci`'s live view was once raised in a WeakSet callback, printed, and dropped: ci ran on."""
-    script = tmp_path / "lost.py"
-    script.write_text(LOST_IN_A_FINALISER_SCRIPT.format(repo=str(REPO)))
-    result = subprocess.run(
-        [sys.executable, str(script), str(int(sig))],
-        capture_output=True, text=True, timeout=60, preexec_fn=_terminal_signals, check=False,
-    )  # fmt: skip
+    result = run_script(tmp_path, LOST_IN_A_FINALISER_SCRIPT, sig)
     assert "Exception ignored" in result.stderr, result.stderr  # the way it was lost
     assert result.returncode == code, result.stderr
     assert result.stdout.splitlines() == ["lost", "cleanup done"], result.stdout + result.stderr

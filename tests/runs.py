@@ -21,7 +21,7 @@ import psutil
 import psycopg
 import pytest
 
-from noxlib.ci.runner import nested_nox_env
+from noxlib.ci.listing import nested_nox_env
 from noxlib.names.namespace import get_s3_bucket, get_test_db_name, sanitize_namespace
 from noxlib.run import buckets, service_leases
 from noxlib.run.leases import LeaseRegistry

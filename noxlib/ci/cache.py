@@ -118,6 +118,15 @@ def _tool_version(tool: str) -> str:
     return f"{tool}: unknown"
 
 
+def file_digest(path: Path) -> bytes:
+    """A file's content hash; a fixed marker when it cannot be read (deleted but still in the
+    index, or a directory in a file's place), so that change is seen too."""
+    try:
+        return hashlib.sha256(path.read_bytes()).digest()
+    except OSError:
+        return b"<unreadable>"
+
+
 class InputSnapshot:
     """The checkout as one `ci` run hashes it: each file list, file and tool version read once.
 
@@ -146,10 +155,7 @@ class InputSnapshot:
 
     def digest(self, path_name: str) -> bytes:
         if path_name not in self._digests:
-            try:
-                self._digests[path_name] = hashlib.sha256((self.root / path_name).read_bytes()).digest()
-            except OSError:  # deleted but still in the index, or a directory in a file's place
-                self._digests[path_name] = b"<unreadable>"
+            self._digests[path_name] = file_digest(self.root / path_name)
         return self._digests[path_name]
 
     def tool_version(self, tool: str) -> str:

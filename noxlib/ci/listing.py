@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import noxlib
+from noxlib.ci.cache import file_digest
 from noxlib.core.errors import UserError
 from noxlib.core.json_store import JsonFile
 
@@ -69,10 +70,7 @@ def listing_key(noxfile: Path) -> str:
     sources = [noxfile, noxfile.parent / "pyproject.toml", *sorted(package.rglob("*.py"))]
     for path in sources:
         digest.update(str(path).encode(errors="surrogateescape") + b"\0")
-        try:
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-        except OSError:
-            digest.update(b"<unreadable>")
+        digest.update(file_digest(path))
     return digest.hexdigest()
 
 

@@ -38,10 +38,7 @@ from noxlib.ci import logs as ci_logs
 from noxlib.ci import progress as ci_progress
 from noxlib.ci.arguments import parser_for
 from noxlib.ci.cache import CiCache, cache_disabled, declaration
-from noxlib.ci.listing import VENV_VARIABLES as VENV_VARIABLES
-from noxlib.ci.listing import SessionEntry, ci_sessions
-from noxlib.ci.listing import nested_nox_env as nested_nox_env
-from noxlib.ci.listing import nox_command as nox_command
+from noxlib.ci.listing import SessionEntry, ci_sessions, nested_nox_env, nox_command
 from noxlib.ci.progress import Outcome, summary
 from noxlib.core import processes
 from noxlib.core.errors import UserError

@@ -20,7 +20,7 @@ from pathlib import Path
 import nox
 
 from noxlib.ci import bytecode
-from noxlib.ci.runner import VENV_VARIABLES, nested_nox_env, nox_command
+from noxlib.ci.listing import VENV_VARIABLES, nested_nox_env, nox_command
 from noxlib.core.errors import UserError
 from noxlib.core.paths import REPO_ROOT
 from noxlib.sessions.bench_figures import Figure, labelled, output_of, timed

@@ -29,7 +29,7 @@ import re
 import nox
 
 from noxlib.ci.arguments import wants_help
-from noxlib.ci.runner import VENV_VARIABLES
+from noxlib.ci.listing import VENV_VARIABLES
 from noxlib.core.paths import NOX_DIR, REPO_ROOT
 from noxlib.sessions.backend_tests import recording_durations, shard_args
 

@@ -1,19 +1,4 @@
-#!/usr/bin/env -S uv run --script
-# /// script
-# requires-python = ">=3.12"
-# dependencies = [
-#   "nox>=2026.10.20,<2027",
-#   "fasteners>=0.19",
-#   "filelock>=3.16",
-#   "psutil>=7.0",
-#   "psycopg[binary]>=3.2",
-#   "boto3>=1.35",
-#   "redis>=5.0",
-#   "rich>=13.7",
-#   "docker>=7.2",
-#   "cryptography>=44",
-# ]
-# ///
+#!/usr/bin/env -S uvx nox -f
 """Finance Report's development sessions. `nox -l` lists them; docs/development.md explains them.
 
 Each session is a sentence; the logic lives in noxlib/. Tags say where a session runs:
@@ -31,6 +16,12 @@ import nox
 
 # nox imports this file by path; noxlib sits beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from noxlib.core.nox_environment import run_nox_with_noxlib
+
+# `uvx nox` has nox alone: nox starts again in `.nox/_noxlib`, which uv builds from uv.lock under
+# its own lock, so first runs side by side never break it (noxlib/core/nox_environment.py).
+run_nox_with_noxlib(Path(__file__).resolve())
+
 from noxlib.ci.bytecode import keep_bytecode
 
 # Before anything else is imported: with PYTHONDONTWRITEBYTECODE set, every run would compile
@@ -409,5 +400,5 @@ def compose_test(session: nox.Session) -> None:
 
 
 if __name__ == "__main__":
-    # `./noxfile.py -s lint`: uv reads the PEP 723 block above and runs nox with it.
+    # `python noxfile.py -s lint` (`./noxfile.py` runs `uvx nox -f noxfile.py`).
     nox.main()

@@ -390,7 +390,7 @@ def older_pyenv_python() -> str:
 
 @pytest.mark.journey_backend
 def test_an_older_default_python_gets_a_line_and_a_documented_fix(tmp_path):
-    """`uvx nox` with only 3.11 around: nox stops before the noxfile runs, so docs_check finds its line in the docs."""
+    """`uvx nox` with only 3.11 around: one line before any session, which docs_check finds in the docs."""
     # A cache of its own: uvx would otherwise reuse a nox environment it built earlier with 3.12
     # (as `.ci/run` does), which a machine with only 3.11 never has. Kept in the suite's envdir
     # between runs (it only ever holds what uvx made with the older Python), so a warm run does
@@ -398,7 +398,8 @@ def test_an_older_default_python_gets_a_line_and_a_documented_fix(tmp_path):
     older = older_pyenv_python()
     cache = Path(ENVDIR) / f"uv-cache-python-{older}"
     env = nox_env(PYENV_VERSION=older, UV_PYTHON_DOWNLOADS="never", UV_CACHE_DIR=str(cache))
-    env.pop("NOX_SCRIPT_MODE")  # the script mode is the journey: `uvx nox` reads the noxfile's PEP 723 block
+    env.pop("NOX_SCRIPT_MODE")  # what a terminal has
+    env.pop("FR_NOX_ENVIRONMENT", None)
     # A person's shell: the system directories and pyenv's shims, nothing else. Whatever ran this
     # test put its own Python 3.12 environments first on PATH (uvx's nox, the session venvs), and
     # uv would find 3.12 there; a machine with only 3.11 has none of them.
@@ -410,10 +411,11 @@ def test_an_older_default_python_gets_a_line_and_a_documented_fix(tmp_path):
         (tools / program).symlink_to(shutil.which(program) or program)
     shims = str(Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "shims")
     env["PATH"] = os.pathsep.join(dict.fromkeys([str(tools), shims, "/usr/local/bin", "/usr/bin", "/bin"]))
-    # A fresh clone's envdir: a script environment built earlier with 3.12 would be reused.
+    # A fresh clone: nox's environment (.nox/_noxlib) built earlier with 3.12 would be reused.
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, timeout=120)
     result = subprocess.run(
-        ["uvx", "nox", "--envdir", str(tmp_path / "nox"), "-l"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=600, check=False,
+        ["uvx", "nox", "-l"], cwd=clone, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode != 0, output

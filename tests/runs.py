@@ -60,6 +60,12 @@ def nox_env(**extra: str) -> dict[str, str]:
     return dict(nested_nox_env(), **extra)
 
 
+def fresh_clone(target: Path) -> Path:
+    """A clone of this checkout's commit at `target`: only what is committed, as a newcomer gets it."""
+    subprocess.run(["git", "clone", "--quiet", str(REPO), str(target)], check=True, timeout=120)
+    return target
+
+
 def nox_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "nox", "--envdir", str(ENVDIR), "-R", *args]
 

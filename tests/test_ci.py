@@ -175,7 +175,7 @@ def ci_command(repo: Path, *args: str) -> list[str]:
 
 def ci_env(**env: str) -> dict[str, str]:
     environ = {k: v for k, v in os.environ.items() if k not in ("CI", "VIRTUAL_ENV")}
-    return dict(environ, **env, NOX_SCRIPT_MODE="none")
+    return dict(environ, **env)
 
 
 def start_ci(repo: Path, *args: str, **env: str) -> subprocess.Popen[str]:
@@ -380,7 +380,7 @@ def test_every_ci_session_declares_its_inputs_and_every_tracked_file_is_one():
     """The cheap half of `nox -s audit_inputs`, on this repository: no file escapes every session."""
     result = subprocess.run(
         [sys.executable, "-m", "nox", "-f", str(REPO / "noxfile.py"), "-s", "audit_inputs", "--", "--no-trace"],
-        cwd=REPO, env=dict(os.environ, NOX_SCRIPT_MODE="none"), capture_output=True, text=True, check=False,
+        cwd=REPO, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "every tracked file is a ci session's input" in result.stdout + result.stderr
@@ -403,7 +403,7 @@ def test_the_audit_names_a_read_outside_the_declared_inputs_and_a_file_nobody_cl
     (repo / "docs" / "read-notes").write_text("x")
     result = subprocess.run(
         [sys.executable, "-m", "nox", "-f", str(repo / "noxfile.py"), "-s", "audit_inputs", "--", "docs"],
-        cwd=repo, env={**os.environ, "NOX_SCRIPT_MODE": "none"}, capture_output=True, text=True, check=False,
+        cwd=repo, capture_output=True, text=True, check=False,
     )  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
@@ -587,8 +587,7 @@ def noxfile_declarations() -> dict[str, dict]:
         "print(json.dumps({name: dataclasses.asdict(d) for name, d in DECLARED.items()}, default=lambda _: None))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, env=dict(os.environ, NOX_SCRIPT_MODE="none"),
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
     return json.loads(result.stdout.splitlines()[-1])
 

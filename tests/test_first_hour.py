@@ -21,7 +21,7 @@ import pytest
 from noxlib.names.namespace import get_dev_bucket, get_s3_bucket
 from noxlib.sessions import docs as docs_session
 from noxlib.smoke import cli as smoke
-from tests.runs import ENVDIR, REPO, nox_env
+from tests.runs import ENVDIR, REPO, fresh_clone, nox_env
 
 # It reads README and docs: docs_check runs it, so a docs edit re-runs it. What it runs in the
 # clone is the suite's own (`nox -l`, `--help`, the env-key script); `dev` and `boot` themselves
@@ -33,9 +33,7 @@ WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh clone of this checkout's commit: only what is committed, as a new team member gets it."""
-    target = tmp_path_factory.mktemp("first-hour") / "finance-report"
-    subprocess.run(["git", "clone", "--quiet", str(REPO), str(target)], check=True, timeout=120)
-    return target
+    return fresh_clone(tmp_path_factory.mktemp("first-hour") / "finance-report")
 
 
 def nox_in(clone: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

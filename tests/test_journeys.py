@@ -40,6 +40,7 @@ from tests.runs import (
     ENVDIR,
     NO_PYTHON_312,
     REPO,
+    fresh_clone,
     nox_command,
     nox_env,
     run_nox,
@@ -398,8 +399,6 @@ def test_an_older_default_python_gets_a_line_and_a_documented_fix(tmp_path):
     older = older_pyenv_python()
     cache = Path(ENVDIR) / f"uv-cache-python-{older}"
     env = nox_env(PYENV_VERSION=older, UV_PYTHON_DOWNLOADS="never", UV_CACHE_DIR=str(cache))
-    env.pop("NOX_SCRIPT_MODE")  # what a terminal has
-    env.pop("FR_NOX_ENVIRONMENT", None)
     # A person's shell: the system directories and pyenv's shims, nothing else. Whatever ran this
     # test put its own Python 3.12 environments first on PATH (uvx's nox, the session venvs), and
     # uv would find 3.12 there; a machine with only 3.11 has none of them.
@@ -412,8 +411,7 @@ def test_an_older_default_python_gets_a_line_and_a_documented_fix(tmp_path):
     shims = str(Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "shims")
     env["PATH"] = os.pathsep.join(dict.fromkeys([str(tools), shims, "/usr/local/bin", "/usr/bin", "/bin"]))
     # A fresh clone: nox's environment (.nox/_noxlib) built earlier with 3.12 would be reused.
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, timeout=120)
+    clone = fresh_clone(tmp_path / "clone")
     result = subprocess.run(
         ["uvx", "nox", "-l"], cwd=clone, env=env, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip

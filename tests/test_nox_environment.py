@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,40 +20,29 @@ from pathlib import Path
 
 import pytest
 
-from noxlib.ci.listing import VENV_VARIABLES
 from noxlib.core import nox_environment
-from tests.runs import REPO
+from tests.runs import REPO, fresh_clone, nox_env
 
 pytestmark = pytest.mark.slow
 # Start offsets (s) of four first runs in one clone: together, and while the first builds.
 OFFSETS = (0.0, 0.05, 0.2, 0.5)
 
 
+def uv() -> str:
+    if found := nox_environment.find_uv():
+        return found
+    pytest.skip("uv is not installed")
+
+
 def uvx() -> list[str]:
-    """uvx as the person has it: uv sets `UV` for what it runs (this suite runs under `uvx nox`)."""
-    if uv := os.environ.get("UV") or shutil.which("uv"):
-        return [uv, "tool", "run", "nox"]
-    if found := shutil.which("uvx"):
-        return [found, "nox"]
-    pytest.skip("neither uv nor uvx is installed")
-
-
-def terminal_env(**extra: str) -> dict[str, str]:
-    """A terminal's environment: no venv of ours, no script-mode override, no marker of a re-run."""
-    dropped = (*VENV_VARIABLES, "NOX_SCRIPT_MODE", nox_environment.STARTED)
-    return {key: value for key, value in os.environ.items() if key not in dropped} | extra
-
-
-def fresh_clone(tmp_path: Path, name: str) -> Path:
-    target = tmp_path / name
-    subprocess.run(["git", "clone", "--quiet", str(REPO), str(target)], check=True, timeout=120)
-    return target
+    """uvx as the person types it: `uv tool run nox`."""
+    return [uv(), "tool", "run", "nox"]
 
 
 def list_sessions(clone: Path, delay: float = 0.0) -> subprocess.CompletedProcess[str]:
     time.sleep(delay)
     return subprocess.run(
-        [*uvx(), "-l"], cwd=clone, env=terminal_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [*uvx(), "-l"], cwd=clone, env=nox_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, timeout=600, check=False,
     )  # fmt: skip
 
@@ -65,7 +53,7 @@ def assert_lists(run: subprocess.CompletedProcess[str], what: str) -> None:
 
 
 def test_four_first_runs_side_by_side_all_list_and_leave_the_clone_working(tmp_path: Path) -> None:
-    clone = fresh_clone(tmp_path, "together")
+    clone = fresh_clone(tmp_path / "together")
     with ThreadPoolExecutor(max_workers=len(OFFSETS)) as pool:
         runs = list(pool.map(lambda delay: list_sessions(clone, delay), OFFSETS))
     for offset, run in zip(OFFSETS, runs, strict=True):
@@ -77,10 +65,10 @@ def test_four_first_runs_side_by_side_all_list_and_leave_the_clone_working(tmp_p
 
 def test_a_first_run_killed_while_its_environment_is_built_leaves_nothing_trusted(tmp_path: Path) -> None:
     """SIGKILL to the whole first run (uv included) once uv has begun; the next run repairs it."""
-    clone = fresh_clone(tmp_path, "killed")
+    clone = fresh_clone(tmp_path / "killed")
     environment = clone / nox_environment.ENVIRONMENT
     first = subprocess.Popen(
-        [*uvx(), "-l"], cwd=clone, env=terminal_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [*uvx(), "-l"], cwd=clone, env=nox_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
     try:
@@ -97,15 +85,12 @@ def test_a_first_run_killed_while_its_environment_is_built_leaves_nothing_truste
 def test_an_interpreter_without_noxlibs_libraries_after_the_build_says_so_in_one_line(tmp_path: Path) -> None:
     """The re-run nox still lacking a library (a tampered environment) stops with one line, no loop."""
     venv = tmp_path / "nox-alone"
-    uv = os.environ.get("UV") or shutil.which("uv")
-    if uv is None:
-        pytest.skip("uv is not installed")
-    subprocess.run([uv, "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=120)
-    install = [uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python")]
+    subprocess.run([uv(), "venv", "-q", "--python", sys.executable, str(venv)], check=True, timeout=120)
+    install = [uv(), "pip", "install", "-q", "--python", str(venv / "bin" / "python")]
     subprocess.run([*install, f"nox=={importlib.metadata.version('nox')}"], check=True, timeout=300)
     run = subprocess.run(
         [str(venv / "bin" / "python"), "-m", "nox", "--noxfile", str(REPO / "noxfile.py"), "-l"],
-        cwd=REPO, env=terminal_env(**{nox_environment.STARTED: "1"}), capture_output=True, text=True, timeout=120,
+        cwd=REPO, env=nox_env(**{nox_environment.STARTED: "1"}), capture_output=True, text=True, timeout=120,
         check=False,
     )  # fmt: skip
     assert run.returncode != 0

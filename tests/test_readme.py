@@ -23,7 +23,7 @@ ROW = re.compile(r"^\| `(?P<name>[^`]+)` \| (?P<description>.*?) \| (?P<tags>[^|
 def listed_sessions() -> dict[str, tuple[str, str]]:
     result = subprocess.run(
         [sys.executable, "-m", "nox", "-f", str(REPO / "noxfile.py"), "-k", "not __no_such_session__", "-l", "--json"],
-        cwd=REPO, env=dict(os.environ, NOX_SCRIPT_MODE="none"), capture_output=True, text=True, check=True,
+        cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
     sessions: dict[str, tuple[str, str]] = {}
     for entry in json.loads(result.stdout):
@@ -75,7 +75,7 @@ def documented_examples() -> list[tuple[str, str, list[str]]]:
 def listed_names() -> set[str]:
     result = subprocess.run(
         [sys.executable, "-m", "nox", "-f", str(REPO / "noxfile.py"), "-k", "not __no_such_session__", "-l", "--json"],
-        cwd=REPO, env=dict(os.environ, NOX_SCRIPT_MODE="none"), capture_output=True, text=True, check=True,
+        cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
     entries = json.loads(result.stdout)
     return {entry["session"] for entry in entries} | {entry["name"] for entry in entries}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -99,12 +98,11 @@ def test_every_session_nox_lists_declares_what_it_takes_and_help_stops_before_it
     """`dev -- --help` started the app (13 minutes until interrupted): no session may run its body for --help."""
     listed = subprocess.run(
         [sys.executable, "-m", "nox", "-k", "not __no_such_session__", "-l", "--json"],
-        cwd=REPO, env=dict(os.environ, NOX_SCRIPT_MODE="none"), capture_output=True, text=True, check=True,
+        cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
     names = {entry["name"] for entry in json.loads(listed.stdout)}
     result = subprocess.run(
-        [sys.executable, "-c", HELP_OF_EVERY_SESSION], cwd=REPO, env=dict(os.environ, NOX_SCRIPT_MODE="none"),
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-c", HELP_OF_EVERY_SESSION], cwd=REPO, capture_output=True, text=True, check=True,
     )  # fmt: skip
     declared = json.loads(result.stdout.splitlines()[-1])
     assert set(declared) == names, "every listed session is declared through noxlib's @session"

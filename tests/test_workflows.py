@@ -57,11 +57,10 @@ PINNED_USES = re.compile(r"^\s*(?:-\s+)?uses:\s*(?P<ref>\S+)(?P<comment>\s+#.*)?
 
 
 def _nox(*args: str) -> subprocess.CompletedProcess[str]:
-    # The test runs inside an environment that has the noxfile's dependencies: no re-exec.
+    # The test runs inside an environment that has noxlib's libraries: nox uses it as it is.
     return subprocess.run(
         [sys.executable, "-m", "nox", "--noxfile", str(ROOT / "noxfile.py"), *args],
         cwd=ROOT,
-        env={**os.environ, "NOX_SCRIPT_MODE": "none"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -444,7 +443,7 @@ def test_the_pre_commit_hooks_run_sessions_and_tags_that_exist():
     listed = json.loads(
         subprocess.run(
             [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-k", "not __none__", "-l", "--json"],
-            cwd=ROOT, env=dict(os.environ, NOX_SCRIPT_MODE="none"), capture_output=True, text=True, check=True,
+            cwd=ROOT, capture_output=True, text=True, check=True,
         ).stdout
     )  # fmt: skip
     names = {entry["name"] for entry in listed}

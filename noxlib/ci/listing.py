@@ -42,9 +42,8 @@ def nox_command(noxfile: Path, *args: str) -> list[str]:
 
 def nested_nox_env() -> dict[str, str]:
     """The environment for a nox started from inside nox (ci, bench, the suite's tests)."""
-    env = {key: value for key, value in os.environ.items() if key not in VENV_VARIABLES}
-    # The parent already runs in the noxfile's script environment: no second re-exec.
-    return dict(env, NOX_SCRIPT_MODE="none")
+    # The parent runs with noxlib's libraries, so the child nox uses them as they are (no re-exec).
+    return {key: value for key, value in os.environ.items() if key not in VENV_VARIABLES}
 
 
 def list_sessions(noxfile: Path) -> list[SessionEntry]:
@@ -63,7 +62,7 @@ def listing_key(noxfile: Path) -> str:
     """A hash of everything the list depends on (see the module's docstring)."""
     digest = hashlib.sha256(f"{LISTING_FORMAT}\n{sys.executable}\n{sys.version}\n".encode())
     digest.update(f"nox {importlib.metadata.version('nox')}\n".encode())
-    for key in sorted(name for name in os.environ if name.startswith("NOX") and name != "NOX_SCRIPT_MODE"):
+    for key in sorted(name for name in os.environ if name.startswith("NOX")):
         digest.update(f"{key}={os.environ[key]}\n".encode())
     # The noxlib this process imported: a test's noxfile elsewhere imports this checkout's.
     package = Path(noxlib.__file__).parent

@@ -19,26 +19,38 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import nox.project
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 GROUP = "noxlib"
 ENVIRONMENT = Path(".nox") / "_noxlib"
-MINIMUM_PYTHON = (3, 12)
 # Set for the nox started in the environment: one that still lacks a library says so, never loops.
 STARTED = "FR_NOX_ENVIRONMENT"
 
 
+def find_uv() -> str | None:
+    """uv sets `UV` for the processes it runs (uvx nox); otherwise look on PATH."""
+    return os.environ.get("UV") or shutil.which("uv")
+
+
+def requires_python(pyproject: dict[str, Any]) -> str:
+    """The project's `requires-python` (pyproject.toml says it once, for uv and for us)."""
+    return str(pyproject["project"]["requires-python"])
+
+
 def unmet(root: Path) -> list[str]:
     """What of the `noxlib` group (and the Python it needs) this interpreter lacks."""
-    if sys.version_info < MINIMUM_PYTHON:
-        return [f"python>={'.'.join(map(str, MINIMUM_PYTHON))}"]
     pyproject = nox.project.load_toml(root / "pyproject.toml")
+    if platform.python_version() not in SpecifierSet(requires_python(pyproject)):
+        return [f"python{requires_python(pyproject)}"]
     lacking = []
     for line in nox.project.dependency_groups(pyproject, GROUP):
         requirement = Requirement(line)
@@ -63,7 +75,7 @@ def run_nox_with_noxlib(noxfile: Path) -> None:
         return
     if os.environ.get(STARTED):
         raise SystemExit(f"nox: {ENVIRONMENT} still lacks {', '.join(lacking)}; delete it and run again.")
-    uv = os.environ.get("UV") or shutil.which("uv")
+    uv = find_uv()
     if not uv:
         raise SystemExit("nox: this noxfile needs uv to build its environment; install it (pip install uv).")
     environment = root / ENVIRONMENT
@@ -77,7 +89,7 @@ def run_nox_with_noxlib(noxfile: Path) -> None:
     if result.returncode in (-2, 130):
         raise SystemExit(130)
     if result.returncode != 0:
-        wanted = f">={'.'.join(map(str, MINIMUM_PYTHON))}"
+        wanted = requires_python(nox.project.load_toml(root / "pyproject.toml"))
         found = subprocess.run([uv, "python", "find", wanted], capture_output=True, check=False).returncode == 0
         if not found:  # the line nox's own script mode gave, which the docs' troubleshooting explains
             raise SystemExit(f"No Python satisfies \"requires-python\": '{wanted}'")

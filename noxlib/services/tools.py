@@ -7,13 +7,13 @@ may rebuild. They go into one venv per pinned requirement set, under the user's 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from noxlib.core.errors import UserError
+from noxlib.core.nox_environment import find_uv
 from noxlib.core.paths import REPO_ROOT, state_dir
 from noxlib.names.namespace import short_hash
 
@@ -21,8 +21,8 @@ SERVICES_GROUP = "services"
 
 
 def uv_executable() -> str:
-    """uv sets `UV` for the processes it runs (uvx nox); otherwise look on PATH."""
-    candidate = os.environ.get("UV") or shutil.which("uv")
+    """uv as the noxfile found it (`UV`, which uv sets for what it runs, or PATH)."""
+    candidate = find_uv()
     if not candidate:
         raise UserError("uv is not installed; install it (pip install uv) and run again.")
     return candidate

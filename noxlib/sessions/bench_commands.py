@@ -74,8 +74,8 @@ def warm_and_cached_ci(runs: int) -> list[Figure]:
 
 
 def developer_env(session: nox.Session) -> dict[str, str]:
-    """What a terminal has: no venv of ours on PATH or in the environment, no script-mode override."""
-    env = {key: value for key, value in os.environ.items() if key not in (*VENV_VARIABLES, "NOX_SCRIPT_MODE")}
+    """What a terminal has: no venv of ours on PATH or in the environment."""
+    env = {key: value for key, value in os.environ.items() if key not in VENV_VARIABLES}
     env = bytecode.as_the_person_set_it(env)
     env.pop("NOX_CURRENT_SESSION", None)
     ours = str(Path(session.bin))

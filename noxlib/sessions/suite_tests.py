@@ -85,7 +85,7 @@ def prepare_inner_runs(session: nox.Session) -> dict[str, str | None]:
     envdir.mkdir(parents=True, exist_ok=True)
     session.run(
         "nox", "--envdir", str(envdir), "--reuse-venv", "yes", "-s", "test", "--install-only",
-        env={**clean, "NOX_SCRIPT_MODE": "none"},
+        env=clean,
     )  # fmt: skip
     return {"FR_SUITE_NOX_ENVDIR": str(envdir)}
 

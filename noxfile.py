@@ -400,5 +400,5 @@ def compose_test(session: nox.Session) -> None:
 
 
 if __name__ == "__main__":
-    # `python noxfile.py -s lint` (`./noxfile.py` runs `uvx nox -f noxfile.py`).
+    # `python noxfile.py -s lint` with a Python that has nox; `./noxfile.py` is `uvx nox -f noxfile.py`.
     nox.main()

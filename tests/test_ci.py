@@ -556,11 +556,11 @@ def test_one_job_runs_one_session_at_a_time(order_repo):
     assert result.returncode == 0, result.stdout
 
 
-# ----- start order: the longest session first ------------------------------------------------
+# ----- start order: the quick checks, then the longest session first ----------------------------
 def test_the_longest_expected_session_starts_first_and_the_table_keeps_plan_order(repo):
     """With one job the start order is the run order: env_keys (longest on record) goes first."""
     (repo / ".nox").mkdir()
-    (repo / ".nox" / ci.DURATIONS_NAME).write_text('{"env_keys": 90.0, "lint": 5.0, "docs": "hand-edited"}')
+    (repo / ".nox" / ci.DURATIONS_NAME).write_text('{"env_keys": 90.0, "lint": 15.0, "docs": "hand-edited"}')
     result = run_ci(repo, "--no-cache", "-j", "1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert runs(repo) == ["env_keys", "lint", "docs"]
@@ -569,6 +569,16 @@ def test_the_longest_expected_session_starts_first_and_the_table_keeps_plan_orde
     recorded = json.loads((repo / ".nox" / ci.DURATIONS_NAME).read_text())
     assert set(recorded) == {"lint", "docs", "env_keys"}
     assert all(isinstance(seconds, float) for seconds in recorded.values())
+
+
+def test_quick_checks_on_record_start_before_the_long_sessions(repo):
+    """A lint error after a one-line change shows in seconds, not after the tests' minutes."""
+    (repo / ".nox").mkdir()
+    recorded = {"env_keys": 90.0, "lint": ci.QUICK_SECONDS, "docs": 0.5}
+    (repo / ".nox" / ci.DURATIONS_NAME).write_text(json.dumps(recorded))
+    result = run_ci(repo, "--no-cache", "-j", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert runs(repo) == ["docs", "lint", "env_keys"]
 
 
 def test_a_fresh_checkout_starts_the_sessions_that_take_minutes_first(tmp_path, declared):

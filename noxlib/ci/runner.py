@@ -55,6 +55,8 @@ REPORT_TAG = "report"
 CLEANUP_TIMEOUT = 60.0
 # How long each session took in this checkout's last ci runs: the order in which they start.
 DURATIONS_NAME = "ci-durations.json"
+# A session that took at most this long in the last run is a quick check: it starts first.
+QUICK_SECONDS = 10.0
 
 
 def _job_count(value: str) -> int:
@@ -139,13 +141,19 @@ def durations_file(root: Path) -> JsonFile:
 
 
 def start_order(plan: list[str], root: Path) -> list[str]:
-    """Longest expected session first (on record, else its declared `cold_seconds`), ties in plan order.
+    """The quick checks on record first (the quickest first), then the longest first; ties in plan order.
 
-    With N jobs the run ends when its last session does; started last, the longest one would
-    run alone at the end while the other cores idle (longest-processing-time-first scheduling).
+    A session that took at most QUICK_SECONDS last time starts before the rest: a lint or type
+    error after a one-line change shows in seconds, not after the minutes the tests take, and
+    together they cost the run's end a few seconds. Then, with N jobs, the run ends when its last
+    session does; started last, the longest one would run alone at the end while the other cores
+    idle (longest-processing-time-first). A fresh clone has no record: its order is the declared
+    `cold_seconds`, longest first (each session's venv is built then, so none is quick).
     """
+    with durations_file(root).locked() as recorded:
+        quick = {name for name in plan if 0 < _seconds(recorded.get(name)) <= QUICK_SECONDS}
     expected = expected_seconds(plan, root)
-    return sorted(plan, key=lambda name: -expected[name])
+    return sorted(plan, key=lambda name: (0, expected[name]) if name in quick else (1, -expected[name]))
 
 
 def expected_seconds(plan: list[str], root: Path) -> dict[str, float]:

@@ -143,6 +143,9 @@ def test_the_docs_show_examples_for_the_everyday_sessions():
     assert {"dev", "test", "ci", "smoke", "docs", "down", "boot", "env_keys"} <= names
 
 
+# On one xdist worker: each worker would otherwise start its own `nox -l` and `pytest --help`
+# (cached per process), which cost more than all the examples' checks together.
+@pytest.mark.xdist_group("documented_commands")
 @pytest.mark.parametrize(
     ("document", "name", "args"),
     [pytest.param(*example, id=f"{example[0]}: nox -s {example[1]} {' '.join(example[2])}".strip())

@@ -385,7 +385,8 @@ def journeys_selection(session: nox.Session) -> None:
 )  # fmt: skip
 def docs_check(session: nox.Session) -> None:
     """Check README and docs against the tool: the session table, every documented command and fix."""
-    suite_tests.run(session, suite_tests.DOCS_CHECKS)
+    # In-process checks: one xdist worker per CPU (docs_check 8.1 s instead of 10.4 s on 2 cores).
+    suite_tests.run(session, suite_tests.DOCS_CHECKS, workers_per_cpu=1)
 
 
 @session(

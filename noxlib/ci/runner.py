@@ -55,7 +55,7 @@ REPORT_TAG = "report"
 CLEANUP_TIMEOUT = 60.0
 # How long each session took in this checkout's last ci runs: the order in which they start.
 DURATIONS_NAME = "ci-durations.json"
-# A session that took at most this long in the last run is a quick check: it starts first.
+# A session expected to take at most this long is a quick check: it starts first.
 QUICK_SECONDS = 10.0
 
 
@@ -141,18 +141,17 @@ def durations_file(root: Path) -> JsonFile:
 
 
 def start_order(plan: list[str], root: Path) -> list[str]:
-    """The quick checks on record first (the quickest first), then the longest first; ties in plan order.
+    """The quick checks first (the quickest first), then the longest first; ties in plan order.
 
-    A session that took at most QUICK_SECONDS last time starts before the rest: a lint or type
+    A session expected to take at most QUICK_SECONDS starts before the rest: a lint or type
     error after a one-line change shows in seconds, not after the minutes the tests take, and
     together they cost the run's end a few seconds. Then, with N jobs, the run ends when its last
     session does; started last, the longest one would run alone at the end while the other cores
-    idle (longest-processing-time-first). A fresh clone has no record: its order is the declared
-    `cold_seconds`, longest first (each session's venv is built then, so none is quick).
+    idle (longest-processing-time-first). A fresh clone has no record, so nothing is quick (an
+    unknown session counts 0 s, a declared `cold_seconds` is minutes): the longest declared first.
     """
-    with durations_file(root).locked() as recorded:
-        quick = {name for name in plan if 0 < _seconds(recorded.get(name)) <= QUICK_SECONDS}
     expected = expected_seconds(plan, root)
+    quick = {name for name in plan if 0 < expected[name] <= QUICK_SECONDS}
     return sorted(plan, key=lambda name: (0, expected[name]) if name in quick else (1, -expected[name]))
 
 

@@ -43,10 +43,6 @@ CLEANUP_SECONDS = 45.0
 # browser, so one worker per CPU left a third of the CPUs idle (measured on 2 cores). Each
 # worker starts services of its own (tests/conftest.py), so the count is capped.
 MAX_WORKERS = 12
-# The docs checks run in-process and wait on little: there a worker's start-up (~1 s of CPU to
-# import pytest, its plugins and noxlib) is most of what a second worker per CPU costs. One per
-# CPU: docs_check took 8.1 s and 10 CPU-seconds instead of 10.4 s and 15 (2 cores, warm).
-DOCS_WORKERS_PER_CPU = 1
 # GitHub's noxlib_test jobs: each about a quarter of the suite's ~300 s on a 2-core runner.
 SHARD_COUNT = 4
 DURATIONS_FILE = REPO_ROOT / "tests" / "test_durations.json"
@@ -94,18 +90,29 @@ def prepare_inner_runs(session: nox.Session) -> dict[str, str | None]:
     return {"FR_SUITE_NOX_ENVDIR": str(envdir)}
 
 
-def pytest_args(selection: list[str], posargs: list[str], shard: str | None = None) -> list[str]:
-    """The session's selection (posargs replace it), on two workers a CPU (docs checks: one), and the shard's part."""
-    workers = default_workers(DOCS_WORKERS_PER_CPU if selection == DOCS_CHECKS else 2)
-    args = list(posargs) or ["-n", str(workers), "--dist", "loadgroup", *selection]
+def pytest_args(
+    selection: list[str], posargs: list[str], shard: str | None = None, *, workers_per_cpu: int = 2
+) -> list[str]:
+    """The session's selection (posargs replace it), on `workers_per_cpu` workers a CPU, and the shard's part."""
+    args = list(posargs) or ["-n", str(default_workers(workers_per_cpu)), "--dist", "loadgroup", *selection]
     return [*args, *shard_args(shard, DURATIONS_FILE)] if shard else args
 
 
-def run(session: nox.Session, selection: list[str], shard: str | None = None, *, frontend: bool = False) -> None:
+def run(
+    session: nox.Session,
+    selection: list[str],
+    shard: str | None = None,
+    *,
+    frontend: bool = False,
+    workers_per_cpu: int = 2,
+) -> None:
     """pytest over the selection, with time to clean up after Ctrl+C.
 
     `frontend`: the tests run the checkout's frontend side by side, so its node_modules are
     installed once before they start (noxlib/sessions/frontend.py `install`).
+    `workers_per_cpu`: two for tests that mostly wait on a nested run, a server or a browser;
+    one for checks that run in-process, where a second worker's start-up (~1 s of CPU to import
+    pytest, its plugins and noxlib) costs more than it saves.
     """
     if wants_help(list(session.posargs)):  # pytest's own help, before any venv or service is prepared
         session.run("pytest", "--help")
@@ -120,5 +127,5 @@ def run(session: nox.Session, selection: list[str], shard: str | None = None, *,
     records = posargs == ["--store-durations"] and selection == NOXLIB_TESTS and shard is None
     with contextlib.ExitStack() as stack:
         recording = stack.enter_context(recording_durations(DURATIONS_FILE)) if records else []
-        args = pytest_args(selection, [] if records else posargs, shard)
+        args = pytest_args(selection, [] if records else posargs, shard, workers_per_cpu=workers_per_cpu)
         session.run("pytest", *args, *recording, env=env, interrupt_timeout=CLEANUP_SECONDS)

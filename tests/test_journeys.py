@@ -106,11 +106,19 @@ def get_json(url: str) -> dict:
 
 
 def app_processes(branch: str) -> list[str]:
-    """Live uvicorn/next/npm/nox processes of the run started with BRANCH_NAME=`branch`."""
+    """Live uvicorn/next/npm/nox processes of the run started with BRANCH_NAME=`branch` by this worker.
+
+    The worker's state directory (FR_CACHE_DIR, tests/conftest.py) tells them apart from the same
+    journey of a suite run in another checkout: its worker has the same id, so the same branch.
+    """
+    ours = {"BRANCH_NAME": branch, "FR_CACHE_DIR": os.environ["FR_CACHE_DIR"]}
     found = []
     for process in psutil.process_iter():
         try:
-            if process.status() == psutil.STATUS_ZOMBIE or process.environ().get("BRANCH_NAME") != branch:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            environ = process.environ()
+            if any(environ.get(key) != value for key, value in ours.items()):
                 continue
             command = " ".join(process.cmdline())
         except (psutil.NoSuchProcess, psutil.AccessDenied):

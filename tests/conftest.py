@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -91,12 +92,26 @@ def _inside_a_lifecycle_run() -> bool:
     return "TEST_NAMESPACE" in os.environ
 
 
+def _ending_signals_act_as_ctrl_c() -> None:
+    """In the process that tidies up: SIGTERM and a closed terminal (SIGHUP) raise KeyboardInterrupt.
+
+    It stops every worker's services in `pytest_unconfigure`; killed outright by `nox -s ci`'s
+    SIGTERM (or a CI runner's), it left them running. Not in xdist workers: they ignore SIGINT,
+    and an ignored signal is inherited by every process they start (services, nested runs).
+    """
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.default_int_handler)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if _inside_a_lifecycle_run():
         return
     state = _enterable_dir(_suite_state_dir())
     if hasattr(config, "workerinput"):
         state = _worker_state_dir(state, config.workerinput["workerid"])
+    else:
+        _ending_signals_act_as_ctrl_c()
     os.environ["FR_CACHE_DIR"] = str(state)
     os.environ["FR_SERVICES"] = "native"
     for key in ("BRANCH_NAME", "WORKSPACE_ID", "DATABASE_URL"):

@@ -4,8 +4,9 @@
 hand-kept table went stale (a module was missing from it), so this hook reads noxlib with `ast` —
 every import, the lazy ones inside functions too — and renders one table per room (sub-package:
 its docstring, each module's first docstring line and size) and a flowchart of the arrows
-between rooms. The build fails when an import runs upward against `ROOMS`' order or two modules
-import each other in a circle: the layout is checked on every docs build, not only drawn.
+between rooms. The build fails when an import runs upward against `ROOMS`' order, two modules
+import each other in a circle or a module grows past 400 lines: the layout is checked on every
+docs build (and by tests/test_architecture.py), not only drawn.
 Read, not imported: a hook must not run the modules it documents.
 """
 
@@ -14,21 +15,28 @@ from __future__ import annotations
 import ast
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mkdocs.config.defaults import MkDocsConfig
-from mkdocs.exceptions import PluginError
-from mkdocs.structure.files import Files
-from mkdocs.structure.pages import Page
+if TYPE_CHECKING:  # mkdocs only when the hook runs in a build: tests/test_architecture.py reads the rules bare
+    from mkdocs.config.defaults import MkDocsConfig
+    from mkdocs.structure.files import Files
+    from mkdocs.structure.pages import Page
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOXLIB = REPO_ROOT / "noxlib"
 PLACEHOLDER = "<!-- noxlib-rooms -->"
 # Top to bottom: a room imports only rooms below it. env_keys stands apart (it imports none).
 ROOMS = ("sessions", "smoke", "ci", "run", "services", "names", "core", "env_keys")
+# A module past this holds more than one concern: split it, and its room says which.
+MAX_MODULE_LINES = 400
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+class LayoutError(ValueError):
+    """noxlib's layout breaks a rule; the message lists every break, one a line."""
+
+
+def module_name(path: Path, root: Path = NOXLIB) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
@@ -89,9 +97,13 @@ def first_line(path: Path) -> str:
 
 
 def render(root: Path = NOXLIB) -> str:
-    modules = {module_name(path): path for path in sorted(root.rglob("*.py"))}
+    modules = {module_name(path, root): path for path in sorted(root.rglob("*.py"))}
     edges = imports(modules)
     problems = [f"import circle: {' ↔ '.join(group)}" for group in circles(edges)]
+    sizes = {name: len(path.read_text(encoding="utf-8").splitlines()) for name, path in modules.items()}
+    problems += [
+        f"{name}: {size} lines, over {MAX_MODULE_LINES}" for name, size in sizes.items() if size > MAX_MODULE_LINES
+    ]
     arrows: dict[tuple[str, str], int] = defaultdict(int)
     for source, targets in edges.items():
         for target in targets:
@@ -106,22 +118,19 @@ def render(root: Path = NOXLIB) -> str:
     stray = [name for name in modules if name.count(".") == 1 and room_of(name) not in ROOMS]
     problems += [f"{name}: a module outside every room (put it in one of {', '.join(ROOMS)})" for name in stray]
     if problems:
-        raise PluginError("noxlib's layout:\n  " + "\n  ".join(problems))
+        raise LayoutError("noxlib's layout:\n  " + "\n  ".join(problems))
     lines = ["```mermaid", "flowchart TD"]
     lines += [f"    {source} --> {target}" for (source, target) in sorted(arrows)]
     lines += ["```", ""]
-    total = sum(len(path.read_text(encoding="utf-8").splitlines()) for path in modules.values())
+    total = sum(sizes.values())
     for room in ROOMS:
         members = sorted(name for name in modules if room_of(name) == room and name != f"noxlib.{room}")
         package = modules[f"noxlib.{room}"]
-        size = sum(len(modules[name].read_text(encoding="utf-8").splitlines()) for name in members)
+        size = sum(sizes[name] for name in members)
         lines += [f"### `{room}/` — {size} lines", "", first_line(package), "", "| Module | What it holds | Lines |"]
         lines += ["| --- | --- | --- |"]
         for name in members:
-            path = modules[name]
-            lines.append(
-                f"| `{path.name}` | {first_line(path)} | {len(path.read_text(encoding='utf-8').splitlines())} |"
-            )
+            lines.append(f"| `{modules[name].name}` | {first_line(modules[name])} | {sizes[name]} |")
         lines.append("")
     lines.append(f"*{len(modules)} modules, {total} lines; generated from noxlib's imports and docstrings.*")
     return "\n".join(lines)
@@ -131,4 +140,9 @@ def on_page_markdown(markdown: str, page: Page, config: MkDocsConfig, files: Fil
     """Replace the placeholder with the rooms and their arrows."""
     if PLACEHOLDER not in markdown:
         return markdown
-    return markdown.replace(PLACEHOLDER, render())
+    from mkdocs.exceptions import PluginError
+
+    try:
+        return markdown.replace(PLACEHOLDER, render())
+    except LayoutError as error:
+        raise PluginError(str(error)) from None

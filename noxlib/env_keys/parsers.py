@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from noxlib.env_keys.model import (
     BACKEND_DIR,
@@ -27,9 +27,6 @@ from noxlib.env_keys.model import (
     SettingsField,
     SettingsUnavailableError,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def display_path(path: Path, root: Path) -> str:

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from noxlib.env_keys.model import Missing, Report, RuleResult
-
-if TYPE_CHECKING:
-    pass
 
 
 def format_report(report: Report, *, diff: bool = False, fix: bool = False) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from noxlib.env_keys.model import (
     COMPOSE_FILE,
@@ -33,9 +32,6 @@ from noxlib.env_keys.parsers import (
     read_compose,
     read_dockerfile_args,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 def _env_example_snippet(settings_field: SettingsField | None, key: str) -> str:

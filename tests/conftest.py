@@ -152,7 +152,33 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     for native in (NativeServices(directory / "native") for directory in directories):
         if native.running():
             native.stop()
+    _stop_what_tests_left(state)
     shutil.rmtree(state, ignore_errors=True)
+
+
+def _stop_what_tests_left(state: Path) -> None:
+    """Name and stop every process still carrying the run's state directory, before it goes.
+
+    Each process a test starts inherits FR_CACHE_DIR (the run's directory, or its worker's in
+    it), and by now every worker has ended and every service stopped: one still alive was
+    leaked by a test. Left running, it held its databases, and at its end wrote its lease back
+    into a directory this run had already removed (an empty `gwN/leases.json` under /var/tmp).
+    """
+    import psutil
+
+    from noxlib.core.processes import stop_processes
+
+    left = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            value = process.environ().get("FR_CACHE_DIR", "")
+            mine = value == str(state) or value.startswith(f"{state}{os.sep}")
+            if mine and process.pid != os.getpid() and process.status() != psutil.STATUS_ZOMBIE:
+                left.append(process)
+    for process in left:
+        with contextlib.suppress(psutil.Error):
+            print(f"\nnote: a test left pid {process.pid} running ({' '.join(process.cmdline())[:160]}); stopping it")
+    stop_processes(left, timeout=10)
 
 
 # Holds a lease on the worker's services until its stdin closes (the worker ended, or died).

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    import psutil
+
     from noxlib.run.lifecycle import IsolatedRun
     from noxlib.services import ServiceBackend, ServiceUrls
     from noxlib.sessions.stack import RunningApp
@@ -156,25 +158,37 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shutil.rmtree(state, ignore_errors=True)
 
 
-def _stop_what_tests_left(state: Path) -> None:
-    """Name and stop every process still carrying the run's state directory, before it goes.
+def processes_of_run(state: Path) -> list[psutil.Process]:
+    """Live processes, other than this one, of the suite run whose state directory is `state`.
 
-    Each process a test starts inherits FR_CACHE_DIR (the run's directory, or its worker's in
-    it), and by now every worker has ended and every service stopped: one still alive was
-    leaked by a test. Left running, it held its databases, and at its end wrote its lease back
-    into a directory this run had already removed (an empty `gwN/leases.json` under /var/tmp).
+    What its tests start inherits FR_CACHE_DIR (the run's directory, or its worker's in it);
+    its services (PostgreSQL and Redis start without it) run in it or name it on their command
+    line. The directory's name holds the controller's PID: no other run's process matches.
+    """
+    import psutil
+
+    found = []
+    for process in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            places = [process.environ().get("FR_CACHE_DIR", ""), process.cwd(), *process.cmdline()]
+            mine = any(place == str(state) or f"{state}{os.sep}" in place for place in places)
+            if mine and process.pid != os.getpid() and process.status() != psutil.STATUS_ZOMBIE:
+                found.append(process)
+    return found
+
+
+def _stop_what_tests_left(state: Path) -> None:
+    """Name and stop every process of the run still alive once its services stopped, before its directory goes.
+
+    By now every worker has ended and every service stopped: a process still alive was leaked
+    by a test. Left running, it held its databases and could write its lease back into the
+    directory removed next (the likely source of an empty `gwN/leases.json` under /var/tmp).
     """
     import psutil
 
     from noxlib.core.processes import stop_processes
 
-    left = []
-    for process in psutil.process_iter():
-        with contextlib.suppress(psutil.Error):
-            value = process.environ().get("FR_CACHE_DIR", "")
-            mine = value == str(state) or value.startswith(f"{state}{os.sep}")
-            if mine and process.pid != os.getpid() and process.status() != psutil.STATUS_ZOMBIE:
-                left.append(process)
+    left = processes_of_run(state)
     for process in left:
         with contextlib.suppress(psutil.Error):
             print(f"\nnote: a test left pid {process.pid} running ({' '.join(process.cmdline())[:160]}); stopping it")

@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from noxlib.core.processes import stop_processes
-from tests.conftest import SUITE_PREFIX, _record_ports_of_its_own
+from tests.conftest import SUITE_PREFIX, _record_ports_of_its_own, processes_of_run
 from tests.runs import _terminal_signals
 
 pytestmark = pytest.mark.slow
@@ -61,24 +61,6 @@ def start_nested_run(tmp_path: Path, state: Path, source: str) -> subprocess.Pop
     )  # fmt: skip
 
 
-def belonging_to(state: Path) -> list[psutil.Process]:
-    """Live processes of the run whose state directory is `state`.
-
-    Those its tests start carry it as FR_CACHE_DIR; its services (which PostgreSQL and Redis
-    start without it) run in it or name it on their command line.
-    """
-    found = []
-    for process in psutil.process_iter():
-        try:
-            places = [process.environ().get("FR_CACHE_DIR", ""), process.cwd(), *process.cmdline()]
-            mine = any(place == str(state) or f"{state}/" in place for place in places)
-            if mine and process.status() != psutil.STATUS_ZOMBIE:
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
-
-
 def names(found: list[psutil.Process]) -> list[str]:
     return [f"{process.pid} {process.name()}" for process in found]
 
@@ -94,7 +76,7 @@ def nested_state() -> Iterator[Path]:
     state.mkdir(mode=0o755)
     _record_ports_of_its_own(state / "native")
     yield state
-    stop_processes(belonging_to(state), timeout=10)
+    stop_processes(processes_of_run(state), timeout=10)
     shutil.rmtree(state, ignore_errors=True)
 
 
@@ -109,7 +91,7 @@ def test_a_process_a_test_leaves_running_is_named_and_stopped_with_the_run(tmp_p
     pid, state = (tmp_path / "record").read_text().split()
     assert state == str(nested_state)
     assert f"note: a test left pid {pid} running" in output
-    assert names(belonging_to(nested_state)) == []
+    assert names(processes_of_run(nested_state)) == []
     assert not nested_state.exists()
 
 
@@ -124,7 +106,7 @@ def test_a_run_ended_by_a_signal_stops_its_services(tmp_path, nested_state, sign
             assert run.poll() is None, run.stdout.read() if run.stdout else ""
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        started = {process.name() for process in belonging_to(nested_state)}
+        started = {process.name() for process in processes_of_run(nested_state)}
         assert {"postgres", "redis-server", "weed"} <= started, started
         os.kill(run.pid, signum)
         output, _ = run.communicate(timeout=120)
@@ -132,5 +114,5 @@ def test_a_run_ended_by_a_signal_stops_its_services(tmp_path, nested_state, sign
         if run.poll() is None:
             os.killpg(run.pid, signal.SIGKILL)
     assert run.returncode != 0, output
-    assert names(belonging_to(nested_state)) == [], output
+    assert names(processes_of_run(nested_state)) == [], output
     assert not nested_state.exists()
